@@ -1,0 +1,177 @@
+/**
+ * The `check` driver: for every node, read its certificates over one SSH session and probe its
+ * endpoints, in bounded parallel. A node that fails becomes an entry in `errors`, never a crash.
+ */
+import type { Duplex } from 'node:stream';
+import { expiryOf, type CertStatus, type Clock } from '../certs/expiry.js';
+import { inspectCertificate } from '../certs/inspect.js';
+import type { Inventory, InventoryNode, Role } from '../inventory/types.js';
+import type { ProfileSet } from '../profiles/profile.js';
+import { sourcesFor, type CheckRunbook } from '../runbook/check-sources.js';
+import type { Connector, NodeSession } from '../transport/session.js';
+import { errorMessage } from '../util/errors.js';
+import { mapLimit } from '../util/limit.js';
+import { servedCertificate } from './probe.js';
+import { checkScript, parseCheckOutput, type ReadItem } from './remote-script.js';
+
+export interface CertificateEntry {
+  node: string;
+  role: Role;
+  source: 'file' | 'kubeconfig' | 'endpoint';
+  path?: string;
+  endpoint?: string;
+  subject: string;
+  issuer: string;
+  serial: string;
+  isCA: boolean;
+  notBefore: string;
+  notAfter: string;
+  daysLeft: number;
+  status: CertStatus;
+}
+
+export interface CheckError {
+  node: string;
+  message: string;
+}
+
+export interface CheckReport {
+  cluster: string;
+  checkedAt: string;
+  warnDays: number;
+  certificates: CertificateEntry[];
+  errors: CheckError[];
+}
+
+/** What `check` will do on one node; `--dry-run` prints this and connects to nothing. */
+export interface NodeCheckPlan {
+  node: InventoryNode;
+  rootShell: string;
+  script: string;
+  endpoints: Array<{ host: string; port: number }>;
+}
+
+export function planCheck(inv: Inventory, profiles: ProfileSet, runbook: CheckRunbook): NodeCheckPlan[] {
+  return inv.nodes.map((node) => {
+    const profile = profiles.get(node.os);
+    const sources = sourcesFor(runbook, node.role, profile, inv.externalEtcd);
+    return {
+      node,
+      rootShell: profile.rootShell,
+      script: checkScript(sources),
+      endpoints: sources.ports.map((port) => ({ host: node.host, port })),
+    };
+  });
+}
+
+export interface CheckDeps {
+  connector: Connector;
+  clock: Clock;
+  concurrency: number;
+  warnDays: number;
+  probeTimeoutMs?: number;
+  /** Opens a stream to node:port through its jump host; absent means connect directly. */
+  tunnel?: (node: InventoryNode, port: number) => Promise<Duplex>;
+}
+
+export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: CheckDeps): Promise<CheckReport> {
+  const now = deps.clock.now();
+  const certificates: CertificateEntry[] = [];
+  const errors: CheckError[] = [];
+
+  const entry = (node: InventoryNode, source: CertificateEntry['source'], where: { path?: string; endpoint?: string }, pem: string | Buffer): CertificateEntry => {
+    const info = inspectCertificate(pem);
+    const { status, daysLeft } = expiryOf(info.notBefore, info.notAfter, now, deps.warnDays);
+    return {
+      node: node.name,
+      role: node.role,
+      source,
+      ...where,
+      subject: info.subject,
+      issuer: info.issuer,
+      serial: info.serial,
+      isCA: info.isCA,
+      notBefore: info.notBefore.toISOString(),
+      notAfter: info.notAfter.toISOString(),
+      daysLeft,
+      status,
+    };
+  };
+
+  const readNode = async (plan: NodeCheckPlan) => {
+    const { node } = plan;
+    let session: NodeSession | undefined;
+    try {
+      session = await deps.connector.connect(node);
+      const res = await session.exec(plan.rootShell, { stdin: plan.script });
+      if (res.code !== 0) {
+        errors.push({ node: node.name, message: `reading certificates as root failed (exit ${res.code ?? res.signal}): ${firstLine(res.stderr) || 'no error output'}${sudoHint(res.stderr)}` });
+        return;
+      }
+      const parsed = parseCheckOutput(res.stdout);
+      if (!parsed.complete) errors.push({ node: node.name, message: 'the certificate read was cut short; some files may be missing from this report' });
+      for (const item of parsed.items) collect(node, item);
+    } catch (err) {
+      errors.push({ node: node.name, message: errorMessage(err).replace(new RegExp(`^${node.name}: `), '') });
+    } finally {
+      await session?.close().catch(() => {});
+    }
+  };
+
+  const collect = (node: InventoryNode, item: ReadItem) => {
+    if (item.kind === 'missing') {
+      errors.push({ node: node.name, message: `expected certificate file ${item.path} is missing` });
+      return;
+    }
+    if (item.kind === 'file' && item.pems.length === 0) {
+      errors.push({ node: node.name, message: `${item.path} holds no PEM certificate` });
+      return;
+    }
+    item.pems.forEach((pem, i) => {
+      const path = i === 0 ? item.path : `${item.path}[${i}]`;
+      try {
+        certificates.push(entry(node, item.kind, { path }, pem));
+      } catch (err) {
+        errors.push({ node: node.name, message: `${path}: not a parsable certificate (${errorMessage(err)})` });
+      }
+    });
+  };
+
+  const probe = async (node: InventoryNode, host: string, port: number) => {
+    const endpoint = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    try {
+      const stream = node.ssh.jumpHost && deps.tunnel ? await deps.tunnel(node, port) : undefined;
+      const der = await servedCertificate({ host, port, timeoutMs: deps.probeTimeoutMs ?? 5000, ...(stream ? { stream } : {}) });
+      certificates.push(entry(node, 'endpoint', { endpoint }, der));
+    } catch (err) {
+      errors.push({ node: node.name, message: `endpoint ${endpoint}: ${errorMessage(err)}` });
+    }
+  };
+
+  const jobs: Array<() => Promise<void>> = [
+    ...plans.map((p) => () => readNode(p)),
+    ...plans.flatMap((p) => p.endpoints.map((e) => () => probe(p.node, e.host, e.port))),
+  ];
+  await mapLimit(jobs, deps.concurrency, (job) => job());
+
+  const order = new Map(inv.nodes.map((n, i) => [n.name, i]));
+  certificates.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0) || a.daysLeft - b.daysLeft || (a.path ?? a.endpoint ?? '').localeCompare(b.path ?? b.endpoint ?? ''));
+  errors.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0) || a.message.localeCompare(b.message));
+  return { cluster: inv.cluster, checkedAt: now.toISOString(), warnDays: deps.warnDays, certificates, errors };
+}
+
+/** 0 all ok, 1 something expiring, 2 something expired or not yet valid, 3 something unchecked. */
+export function checkExitCode(report: CheckReport): number {
+  if (report.errors.length > 0) return 3;
+  if (report.certificates.some((c) => c.status === 'expired' || c.status === 'not-yet-valid')) return 2;
+  if (report.certificates.some((c) => c.status === 'expiring')) return 1;
+  return 0;
+}
+
+function firstLine(s: string): string {
+  return s.split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
+}
+
+function sudoHint(stderr: string): string {
+  return /password is required|a terminal is required/.test(stderr) ? ' (rotate-certs needs passwordless sudo for the SSH user)' : '';
+}

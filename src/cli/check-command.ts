@@ -1,0 +1,64 @@
+/** `rotate-certs check`: wiring only; the work is in check/run.ts. */
+import { systemClock, type Clock } from '../certs/expiry.js';
+import { checkExitCode, planCheck, runCheck, type NodeCheckPlan } from '../check/run.js';
+import type { InventoryNode } from '../inventory/types.js';
+import { ProfileSet } from '../profiles/profile.js';
+import { renderCheck, type OutputFormat } from '../report/check-output.js';
+import { loadCheckRunbook } from '../runbook/check-sources.js';
+import { SshConnector } from '../transport/ssh.js';
+import type { Connector } from '../transport/session.js';
+import { shq } from '../util/shell.js';
+import type { CliIo } from './io.js';
+import { inventoryFromFlags, type InventoryFlags } from './options.js';
+
+export interface CheckFlags extends InventoryFlags {
+  output: OutputFormat;
+  warnDays: number;
+  concurrency: number;
+  dryRun?: boolean;
+}
+
+export interface CheckEnv {
+  connector?: Connector;
+  clock?: Clock;
+}
+
+export async function checkCommand(flags: CheckFlags, io: CliIo, env: CheckEnv = {}): Promise<number> {
+  const inv = inventoryFromFlags(flags, io.cwd);
+  const plans = planCheck(inv, new ProfileSet(), loadCheckRunbook());
+  if (flags.dryRun) {
+    io.out(renderCheckDryRun(plans));
+    return 0;
+  }
+  const connector = env.connector ?? new SshConnector();
+  const report = await runCheck(inv, plans, {
+    connector,
+    clock: env.clock ?? systemClock,
+    concurrency: flags.concurrency,
+    warnDays: flags.warnDays,
+  });
+  io.out(renderCheck(report, flags.output, io.color));
+  return checkExitCode(report);
+}
+
+export function sshCommandLine(node: InventoryNode): string {
+  const s = node.ssh;
+  const parts = ['ssh'];
+  if (s.port !== 22) parts.push('-p', String(s.port));
+  if (s.identityFile) parts.push('-i', shq(s.identityFile));
+  if (s.jumpHost) parts.push('-J', `${s.jumpHost.user}@${s.jumpHost.host}${s.jumpHost.port === 22 ? '' : `:${s.jumpHost.port}`}`);
+  parts.push(`${s.user}@${node.host}`);
+  return parts.join(' ');
+}
+
+/** Every command `check` would run, per node; reads and connects to nothing. */
+export function renderCheckDryRun(plans: NodeCheckPlan[]): string {
+  const out: string[] = ['# rotate-certs check --dry-run: nothing was contacted. Each node gets one root script on standard input.'];
+  for (const p of plans) {
+    out.push('', `## ${p.node.name} (${p.node.role}, ${p.node.os})`);
+    out.push(`${sshCommandLine(p.node)} ${p.rootShell} <<'ROTATE_CERTS'`);
+    out.push(p.script.trimEnd(), 'ROTATE_CERTS');
+    for (const e of p.endpoints) out.push(`# then read the certificate served at ${e.host}:${e.port} (TLS handshake only)`);
+  }
+  return `${out.join('\n')}\n`;
+}

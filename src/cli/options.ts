@@ -1,0 +1,37 @@
+/** Shared flag parsing: each turns a bad value into a UsageError naming the flag. */
+import { isAbsolute, join } from 'node:path';
+import { inventoryPathForCluster, DNS_LABEL, loadInventory } from '../inventory/load.js';
+import type { Inventory } from '../inventory/types.js';
+import { UsageError } from '../util/errors.js';
+
+export function intFlag(flag: string, min: number, max: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value)) throw new UsageError(`${flag} expects a whole number, got ${JSON.stringify(value)}`);
+    const n = Number(value);
+    if (n < min || n > max) throw new UsageError(`${flag} must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+}
+
+export function choiceFlag<T extends string>(flag: string, choices: readonly T[]) {
+  return (value: string): T => {
+    if (!(choices as readonly string[]).includes(value)) throw new UsageError(`${flag} must be one of ${choices.join(', ')}, got ${JSON.stringify(value)}`);
+    return value as T;
+  };
+}
+
+export interface InventoryFlags {
+  inventory?: string;
+  cluster?: string;
+}
+
+/** `--inventory FILE` or `--cluster NAME` (./NAME/rotate-certs.yaml); exactly one. */
+export function inventoryFromFlags(flags: InventoryFlags, cwd: string): Inventory {
+  if (flags.inventory && flags.cluster) throw new UsageError('give --inventory or --cluster, not both');
+  if (flags.cluster) {
+    if (!DNS_LABEL.test(flags.cluster)) throw new UsageError(`--cluster ${JSON.stringify(flags.cluster)} is not a cluster name (a DNS label)`);
+    return loadInventory(inventoryPathForCluster(flags.cluster, cwd));
+  }
+  if (!flags.inventory) throw new UsageError('no inventory: give --inventory FILE or --cluster NAME (reads ./NAME/rotate-certs.yaml)');
+  return loadInventory(isAbsolute(flags.inventory) ? flags.inventory : join(cwd, flags.inventory));
+}

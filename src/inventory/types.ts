@@ -1,0 +1,48 @@
+/** The validated inventory: every node with its role, OS and resolved SSH settings. */
+
+export const ROLES = ['etcd', 'control-plane', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const OS_NAMES = ['ubuntu', 'rhel', 'bottlerocket'] as const;
+export type OsName = (typeof OS_NAMES)[number];
+
+export type HostKeyPolicy = 'strict' | 'accept-new';
+
+export interface JumpHost {
+  user: string;
+  host: string;
+  port: number;
+}
+
+export interface SshSettings {
+  user: string;
+  port: number;
+  /** Absolute path; absent means use the ssh-agent at SSH_AUTH_SOCK. */
+  identityFile?: string;
+  /** Absolute path. */
+  knownHostsFile: string;
+  hostKeyPolicy: HostKeyPolicy;
+  jumpHost?: JumpHost;
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+}
+
+export interface InventoryNode {
+  name: string;
+  host: string;
+  role: Role;
+  os: OsName;
+  ssh: SshSettings;
+}
+
+export interface Inventory {
+  cluster: string;
+  /** The inventory file, absolute. */
+  file: string;
+  /** Absolute path of the management cluster's kubeconfig, when given. */
+  kubeconfig?: string;
+  /** True when the inventory lists etcd nodes (etcd outside the control plane). */
+  externalEtcd: boolean;
+  /** In runbook order: etcd, then control plane, then workers. */
+  nodes: InventoryNode[];
+}

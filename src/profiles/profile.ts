@@ -1,0 +1,84 @@
+/**
+ * OS profiles: how each OS spells what the runbooks ask for (paths now, command templates as the
+ * runbooks grow). Files live in os-profiles/<os>.yaml and are validated at load.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { OsName } from '../inventory/types.js';
+import { InputFileError } from '../util/errors.js';
+import { PACKAGE_ROOT } from '../util/package-root.js';
+import { SAFE_ABS_PATH } from '../util/shell.js';
+import { obj, oneOf, opt, parseYaml, record, req, str } from '../util/yaml-schema.js';
+import { OS_NAMES } from '../inventory/types.js';
+
+/** Paths every profile must name; runbooks refer to them as {{name}}. */
+export const PATH_KEYS = ['etcdPki', 'kubePki', 'kubeconfigDir', 'manifestsDir', 'kubeletPki', 'kubeletConf'] as const;
+export type PathKey = (typeof PATH_KEYS)[number];
+
+/** Plain names (no slash) a profile must give, also usable as {{name}}. */
+export const NAME_KEYS = ['etcdClientPair'] as const;
+export type NameKey = (typeof NAME_KEYS)[number];
+
+export interface OsProfile {
+  os: OsName;
+  file: string;
+  /** The command that runs a root script sent on its standard input. */
+  rootShell: string;
+  vars: Record<PathKey | NameKey, string>;
+  commands: Record<string, string>;
+}
+
+const absPath = str({ pattern: SAFE_ABS_PATH, patternHelp: 'an absolute path of letters, digits, ".", "_", "-" and "/"' });
+const plainName = str({ pattern: /^[A-Za-z0-9._-]+$/, patternHelp: 'a file base name (letters, digits, ".", "_", "-")' });
+
+const pathsShape = Object.fromEntries(PATH_KEYS.map((k) => [k, req(absPath)])) as Record<PathKey, ReturnType<typeof req<string>>>;
+const namesShape = Object.fromEntries(NAME_KEYS.map((k) => [k, req(plainName)])) as Record<NameKey, ReturnType<typeof req<string>>>;
+
+const schema = obj({
+  os: req(oneOf(OS_NAMES)),
+  description: opt(str()),
+  rootShell: req(str({ pattern: /^[A-Za-z0-9 ._/-]+$/, patternHelp: 'a plain command such as "sudo -n bash -s"' })),
+  paths: req(obj(pathsShape)),
+  names: req(obj(namesShape)),
+  commands: opt(record(str(), { pattern: /^[a-z][A-Za-z0-9-]*$/, patternHelp: 'a command key (camelCase or kebab-case)' })),
+});
+
+export function parseProfile(text: string, file: string): OsProfile {
+  const { value } = parseYaml(text, file, schema);
+  return {
+    os: value.os,
+    file,
+    rootShell: value.rootShell,
+    vars: { ...(value.paths as Record<PathKey, string>), ...(value.names as Record<NameKey, string>) },
+    commands: value.commands ?? {},
+  };
+}
+
+export const PROFILES_DIR = join(PACKAGE_ROOT, 'os-profiles');
+
+export function loadProfile(os: OsName, dir = PROFILES_DIR): OsProfile {
+  const file = join(dir, `${os}.yaml`);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new InputFileError(`OS profile ${file} is missing: reinstall rotate-certs or add the file`);
+  }
+  const profile = parseProfile(text, file);
+  if (profile.os !== os) throw new InputFileError(`${file}: declares os: ${profile.os}, expected ${os}`);
+  return profile;
+}
+
+/** Loads each profile once. */
+export class ProfileSet {
+  private readonly cache = new Map<OsName, OsProfile>();
+  constructor(private readonly dir = PROFILES_DIR) {}
+  get(os: OsName): OsProfile {
+    let p = this.cache.get(os);
+    if (!p) {
+      p = loadProfile(os, this.dir);
+      this.cache.set(os, p);
+    }
+    return p;
+  }
+}

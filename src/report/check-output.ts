@@ -1,0 +1,86 @@
+/** Renders a CheckReport as a table, JSON, or Prometheus text. Pure. */
+import { styleText } from 'node:util';
+import { commonName } from '../certs/inspect.js';
+import type { CertificateEntry, CheckReport } from '../check/run.js';
+
+export const OUTPUT_FORMATS = ['table', 'json', 'prometheus'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+export function renderJson(report: CheckReport): string {
+  return `${JSON.stringify(report, null, 2)}\n`;
+}
+
+type Paint = (style: 'red' | 'yellow' | 'green' | 'bold' | 'dim', text: string) => string;
+const noPaint: Paint = (_s, t) => t;
+export const ansiPaint: Paint = (s, t) => styleText(s, t);
+
+const where = (c: CertificateEntry) => (c.source === 'endpoint' ? `https://${c.endpoint}` : c.source === 'kubeconfig' ? `${c.path} (embedded)` : (c.path ?? ''));
+
+export function renderTable(report: CheckReport, paint: Paint = noPaint): string {
+  const out: string[] = [];
+  const header = ['STATUS', 'DAYS', 'EXPIRES', 'CERTIFICATE', 'SUBJECT'];
+  const byNode = new Map<string, CertificateEntry[]>();
+  for (const c of report.certificates) byNode.set(c.node, [...(byNode.get(c.node) ?? []), c]);
+  const rows = report.certificates.map((c) => [c.status, String(c.daysLeft), c.notAfter.slice(0, 10), where(c), `${commonName(c.subject) ?? c.subject}${c.isCA ? ' (CA)' : ''}`]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (cells: string[]) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ');
+  out.push(`Cluster ${report.cluster}: ${report.certificates.length} certificates checked at ${report.checkedAt} (warn at ${report.warnDays} days)`);
+  let i = 0;
+  for (const [node, certs] of byNode) {
+    const role = certs[0]?.role ?? '';
+    out.push('', paint('bold', `${node} (${role})`), paint('dim', fmt(header)));
+    for (const c of certs) {
+      const line = fmt(rows[i++] ?? []);
+      out.push(c.status === 'ok' ? line : paint(c.status === 'expiring' ? 'yellow' : 'red', line));
+    }
+  }
+  if (report.errors.length > 0) {
+    out.push('', paint('bold', 'Could not check:'));
+    for (const e of report.errors) out.push(paint('red', `  ${e.node}: ${e.message}`));
+  }
+  const counts = (s: string) => report.certificates.filter((c) => c.status === s).length;
+  out.push('', `Summary: ${counts('ok')} ok, ${counts('expiring')} expiring, ${counts('expired')} expired, ${counts('not-yet-valid')} not yet valid, ${report.errors.length} errors`);
+  return `${out.join('\n')}\n`;
+}
+
+function label(v: string): string {
+  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
+}
+
+/** Metric names of x509-certificate-exporter, so its alert rules and dashboards apply. */
+export function renderPrometheus(report: CheckReport): string {
+  const labelsOf = (c: CertificateEntry) =>
+    [
+      ['cluster', report.cluster],
+      ['node', c.node],
+      ['role', c.role],
+      ['source', c.source],
+      ['path', c.source === 'endpoint' ? (c.endpoint ?? '') : (c.path ?? '')],
+      ['subject_CN', commonName(c.subject) ?? ''],
+      ['issuer_CN', commonName(c.issuer) ?? ''],
+      ['serial_number', c.serial],
+    ]
+      .map(([k, v]) => `${k}=${label(v ?? '')}`)
+      .join(',');
+  const seconds = (iso: string) => Math.floor(Date.parse(iso) / 1000);
+  const metric = (name: string, help: string, value: (c: CertificateEntry) => number) => [
+    `# HELP ${name} ${help}`,
+    `# TYPE ${name} gauge`,
+    ...report.certificates.map((c) => `${name}{${labelsOf(c)}} ${value(c)}`),
+  ];
+  const lines = [
+    ...metric('x509_cert_not_after', 'Certificate NotAfter as a Unix timestamp in seconds', (c) => seconds(c.notAfter)),
+    ...metric('x509_cert_not_before', 'Certificate NotBefore as a Unix timestamp in seconds', (c) => seconds(c.notBefore)),
+    ...metric('x509_cert_expired', '1 if the certificate has expired, else 0', (c) => (c.status === 'expired' ? 1 : 0)),
+    '# HELP x509_read_errors Certificates or endpoints that could not be read',
+    '# TYPE x509_read_errors gauge',
+    `x509_read_errors{cluster=${label(report.cluster)}} ${report.errors.length}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export function renderCheck(report: CheckReport, format: OutputFormat, color: boolean): string {
+  if (format === 'json') return renderJson(report);
+  if (format === 'prometheus') return renderPrometheus(report);
+  return renderTable(report, color ? ansiPaint : noPaint);
+}

@@ -1,0 +1,115 @@
+/**
+ * known_hosts lookup and recording, as OpenSSH does it: plain and hashed (|1|salt|hash) host
+ * fields, [host]:port for non-22 ports, wildcards and negation, and @revoked markers.
+ */
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export type HostKeyVerdict = 'match' | 'mismatch' | 'unknown' | 'revoked';
+
+interface Entry {
+  marker?: string;
+  hosts: string;
+  keyType: string;
+  blob: Buffer;
+}
+
+/** The name OpenSSH looks a host up under: "host" on port 22, "[host]:port" otherwise. */
+export function hostKeyName(host: string, port: number): string {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+
+/** "SHA256:..." as `ssh-keygen -l` prints it. */
+export function fingerprint(blob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** The key type named inside an SSH public key blob (a length-prefixed string). */
+export function keyTypeOf(blob: Buffer): string {
+  if (blob.length < 4) return 'unknown';
+  const len = blob.readUInt32BE(0);
+  return blob.subarray(4, 4 + len).toString('latin1');
+}
+
+function parse(text: string): Entry[] {
+  const out: Entry[] = [];
+  for (const rawLine of text.split('\n')) {
+    const line = rawLine.trim();
+    if (!line || line.startsWith('#')) continue;
+    const parts = line.split(/\s+/);
+    const marker = parts[0]?.startsWith('@') ? parts.shift() : undefined;
+    const [hosts, keyType, b64] = parts;
+    if (!hosts || !keyType || !b64) continue;
+    out.push({ ...(marker ? { marker } : {}), hosts, keyType, blob: Buffer.from(b64, 'base64') });
+  }
+  return out;
+}
+
+function globMatch(pattern: string, name: string): boolean {
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+  return re.test(name);
+}
+
+function hostsFieldMatches(field: string, name: string): boolean {
+  if (field.startsWith('|1|')) {
+    const [, , salt, hash] = field.split('|');
+    if (!salt || !hash) return false;
+    const mac = createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64');
+    return mac === hash;
+  }
+  let matched = false;
+  for (const pattern of field.split(',')) {
+    if (pattern.startsWith('!')) {
+      if (globMatch(pattern.slice(1), name)) return false;
+    } else if (globMatch(pattern, name)) {
+      matched = true;
+    }
+  }
+  return matched;
+}
+
+export class KnownHosts {
+  private constructor(
+    readonly file: string,
+    private entries: Entry[],
+  ) {}
+
+  static load(file: string): KnownHosts {
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    return new KnownHosts(file, parse(text));
+  }
+
+  /** Key types already recorded for this host, so the client can ask for those first. */
+  knownTypes(host: string, port: number): string[] {
+    const name = hostKeyName(host, port);
+    return [...new Set(this.entries.filter((e) => !e.marker && hostsFieldMatches(e.hosts, name)).map((e) => e.keyType))];
+  }
+
+  verify(host: string, port: number, blob: Buffer): HostKeyVerdict {
+    const name = hostKeyName(host, port);
+    const forHost = this.entries.filter((e) => hostsFieldMatches(e.hosts, name));
+    if (forHost.some((e) => e.marker === '@revoked' && e.blob.equals(blob))) return 'revoked';
+    const plain = forHost.filter((e) => !e.marker);
+    if (plain.some((e) => e.blob.equals(blob))) return 'match';
+    // Like OpenSSH, a different key of the same type is a changed key; a key of a type never
+    // seen for this host is only unknown.
+    const type = keyTypeOf(blob);
+    return plain.some((e) => e.keyType === type) ? 'mismatch' : 'unknown';
+  }
+
+  /** Appends the key (accept-new), creating the file 0600 and its folder 0700 when missing. */
+  record(host: string, port: number, blob: Buffer, hashed = false): void {
+    const name = hostKeyName(host, port);
+    let field = name;
+    if (hashed) {
+      const salt = randomBytes(20);
+      field = `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`;
+    }
+    const type = keyTypeOf(blob);
+    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+    const needsNewline = existsSync(this.file) && !/(^|\n)$/.test(readFileSync(this.file, 'utf8'));
+    appendFileSync(this.file, `${needsNewline ? '\n' : ''}${field} ${type} ${blob.toString('base64')}\n`, { mode: 0o600 });
+    this.entries.push({ hosts: field, keyType: type, blob });
+  }
+}

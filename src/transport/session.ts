@@ -1,0 +1,37 @@
+/** The narrow interface every remote effect goes through; ssh2 lives behind it. */
+import type { InventoryNode } from '../inventory/types.js';
+
+export interface ExecOptions {
+  /** Sent on the command's standard input, then closed. Root scripts travel this way. */
+  stdin?: string;
+  /** Kills the command and rejects with CommandTimeoutError when it runs longer. */
+  timeoutMs?: number;
+}
+
+export interface ExecResult {
+  /** null when the command died of a signal. */
+  code: number | null;
+  signal?: string;
+  stdout: string;
+  stderr: string;
+}
+
+export interface NodeSession {
+  readonly node: InventoryNode;
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  close(): Promise<void>;
+}
+
+/** Opens sessions; the SSH implementation and test doubles both satisfy it. */
+export interface Connector {
+  connect(node: InventoryNode): Promise<NodeSession>;
+}
+
+export class CommandTimeoutError extends Error {
+  constructor(
+    readonly command: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`command did not finish within ${Math.round(timeoutMs / 1000)} s`);
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * The ssh2 implementation of Connector: the only module that imports ssh2. One connection per
+ * node, reused for every command; host keys checked against known_hosts like OpenSSH does.
+ */
+import { readFileSync } from 'node:fs';
+import ssh2, { type Client as SshClient, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type { InventoryNode, JumpHost, SshSettings } from '../inventory/types.js';
+import { NodeError, errorMessage } from '../util/errors.js';
+import { fingerprint, keyTypeOf, KnownHosts } from './known-hosts.js';
+import { CommandTimeoutError, type Connector, type ExecOptions, type ExecResult, type NodeSession } from './session.js';
+
+// ssh2 is CommonJS: named imports of values do not survive ESM interop.
+const { Client, utils } = ssh2;
+type Client = SshClient;
+
+const ALGOS_BY_KEY_TYPE: Record<string, string[]> = {
+  'ssh-ed25519': ['ssh-ed25519'],
+  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
+};
+const DEFAULT_HOST_KEY_ALGOS = Object.values(ALGOS_BY_KEY_TYPE).flat();
+
+/** Asks for a key file's passphrase; the interactive flow plugs a prompt in here. */
+export type PassphraseSource = (identityFile: string) => Promise<string | undefined>;
+
+export interface SshConnectorOptions {
+  /** Defaults to ROTATE_CERTS_SSH_PASSPHRASE. */
+  passphrase?: PassphraseSource;
+  /** Defaults to SSH_AUTH_SOCK. */
+  agentSocket?: string;
+}
+
+interface Credentials {
+  privateKey?: Buffer;
+  passphrase?: string;
+  agent?: string;
+}
+
+export class SshConnector implements Connector {
+  private readonly knownHosts = new Map<string, KnownHosts>();
+  private readonly keys = new Map<string, Promise<Credentials>>();
+
+  constructor(private readonly opts: SshConnectorOptions = {}) {}
+
+  async connect(node: InventoryNode): Promise<NodeSession> {
+    const creds = await this.credentials(node.ssh);
+    let jump: Client | undefined;
+    let sock: ClientChannel | undefined;
+    if (node.ssh.jumpHost) {
+      const jh = node.ssh.jumpHost;
+      jump = await this.open(`jump host ${jh.host}`, jh.host, jh.port, jh.user, node.ssh, creds).catch((err: unknown) => {
+        throw new NodeError(node.name, `cannot reach jump host ${jh.user}@${jh.host}:${jh.port}: ${errorMessage(err)}`);
+      });
+      sock = await forward(jump, node.host, node.ssh.port).catch((err: unknown) => {
+        jump?.end();
+        throw new NodeError(node.name, `jump host ${jh.host} cannot open a channel to ${node.host}:${node.ssh.port}: ${errorMessage(err)}`);
+      });
+    }
+    try {
+      const client = await this.open(node.name, node.host, node.ssh.port, node.ssh.user, node.ssh, creds, sock);
+      return new SshSession(node, client, jump);
+    } catch (err) {
+      jump?.end();
+      throw new NodeError(node.name, errorMessage(err));
+    }
+  }
+
+  private hostsFile(settings: SshSettings): KnownHosts {
+    let kh = this.knownHosts.get(settings.knownHostsFile);
+    if (!kh) {
+      kh = KnownHosts.load(settings.knownHostsFile);
+      this.knownHosts.set(settings.knownHostsFile, kh);
+    }
+    return kh;
+  }
+
+  /** Reads and decrypts the identity file once per run; an agent is used when there is none. */
+  private credentials(settings: SshSettings): Promise<Credentials> {
+    const file = settings.identityFile;
+    const agent = this.opts.agentSocket ?? process.env.SSH_AUTH_SOCK;
+    if (!file) {
+      if (!agent) {
+        return Promise.reject(new NodeError('ssh', 'no identityFile in the inventory and no ssh-agent (SSH_AUTH_SOCK is not set)'));
+      }
+      return Promise.resolve({ agent });
+    }
+    let pending = this.keys.get(file);
+    if (!pending) {
+      pending = this.loadKey(file).then((c) => (agent ? { ...c, agent } : c));
+      this.keys.set(file, pending);
+    }
+    return pending;
+  }
+
+  private async loadKey(file: string): Promise<Credentials> {
+    let data: Buffer;
+    try {
+      data = readFileSync(file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new NodeError('ssh', `cannot read identity file ${file}: ${code === 'ENOENT' ? 'no such file' : code}`);
+    }
+    const plain = utils.parseKey(data);
+    if (!(plain instanceof Error)) return { privateKey: data };
+    if (!/encrypted|passphrase/i.test(plain.message)) {
+      throw new NodeError('ssh', `identity file ${file} is not a private key ssh2 can read: ${plain.message}`);
+    }
+    const passphrase = await (this.opts.passphrase ?? envPassphrase)(file);
+    if (!passphrase) {
+      throw new NodeError('ssh', `identity file ${file} is encrypted: set ROTATE_CERTS_SSH_PASSPHRASE or run interactively`);
+    }
+    const parsed = utils.parseKey(data, passphrase);
+    if (parsed instanceof Error) throw new NodeError('ssh', `wrong passphrase for identity file ${file}`);
+    return { privateKey: data, passphrase };
+  }
+
+  private open(
+    label: string,
+    host: string,
+    port: number,
+    username: string,
+    settings: SshSettings,
+    creds: Credentials,
+    sock?: ClientChannel,
+  ): Promise<Client> {
+    const kh = this.hostsFile(settings);
+    const known = kh.knownTypes(host, port).flatMap((t) => ALGOS_BY_KEY_TYPE[t] ?? []);
+    let refusal: string | undefined;
+    const config: ConnectConfig = {
+      host,
+      port,
+      username,
+      readyTimeout: settings.connectTimeoutMs,
+      keepaliveInterval: 15_000,
+      algorithms: { serverHostKey: [...new Set([...known, ...DEFAULT_HOST_KEY_ALGOS])] as never },
+      hostVerifier: (key: Buffer) => {
+        const verdict = kh.verify(host, port, key);
+        const fp = `${keyTypeOf(key)} ${fingerprint(key)}`;
+        if (verdict === 'match') return true;
+        if (verdict === 'unknown' && settings.hostKeyPolicy === 'accept-new') {
+          kh.record(host, port, key);
+          return true;
+        }
+        refusal =
+          verdict === 'mismatch'
+            ? `HOST KEY CHANGED for ${host}:${port} (now ${fp}); known_hosts ${kh.file} holds another key. Possible man-in-the-middle; if the node was rebuilt, remove the old entry with: ssh-keygen -R ${host} -f ${kh.file}`
+            : verdict === 'revoked'
+              ? `host key ${fp} of ${host} is marked @revoked in ${kh.file}`
+              : `unknown host key for ${host}:${port} (${fp}), not in ${kh.file}; verify it and add it, or set ssh.hostKeyPolicy: accept-new`;
+        return false;
+      },
+      ...(creds.privateKey ? { privateKey: creds.privateKey } : {}),
+      ...(creds.passphrase ? { passphrase: creds.passphrase } : {}),
+      ...(creds.agent ? { agent: creds.agent } : {}),
+      ...(sock ? { sock } : {}),
+    };
+    return new Promise((resolve, reject) => {
+      const client = new Client();
+      const onError = (err: Error & { level?: string; code?: string }) => {
+        client.end();
+        if (refusal) return reject(new Error(refusal));
+        reject(new Error(describeConnectError(err, label, host, port, username)));
+      };
+      client.once('ready', () => {
+        client.off('error', onError);
+        // Later transport errors surface through the failing exec.
+        client.on('error', () => {});
+        resolve(client);
+      });
+      client.once('error', onError);
+      client.connect(config);
+    });
+  }
+}
+
+function describeConnectError(err: Error & { level?: string; code?: string }, label: string, host: string, port: number, user: string): string {
+  const where = `${host}:${port}`;
+  if (err.level === 'client-authentication') return `ssh authentication as ${user} failed at ${where} (key not accepted)`;
+  if (err.code === 'ECONNREFUSED') return `connection refused by ${where} (is sshd running?)`;
+  if (err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') return `${where} is unreachable`;
+  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return `cannot resolve ${host}`;
+  if (/Timed out while waiting for handshake/.test(err.message)) return `timed out connecting to ${where}`;
+  return `ssh to ${label} (${where}) failed: ${err.message}`;
+}
+
+function envPassphrase(): Promise<string | undefined> {
+  return Promise.resolve(process.env.ROTATE_CERTS_SSH_PASSPHRASE || undefined);
+}
+
+function forward(jump: Client, host: string, port: number): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => {
+    jump.forwardOut('127.0.0.1', 0, host, port, (err, stream) => (err ? reject(err) : resolve(stream)));
+  });
+}
+
+class SshSession implements NodeSession {
+  private closed = false;
+
+  constructor(
+    readonly node: InventoryNode,
+    private readonly client: Client,
+    private readonly jump?: Client,
+  ) {
+    client.on('close', () => {
+      this.closed = true;
+    });
+  }
+
+  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    if (this.closed) return Promise.reject(new NodeError(this.node.name, 'the SSH connection was closed'));
+    const timeoutMs = opts.timeoutMs ?? this.node.ssh.commandTimeoutMs;
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (err, stream) => {
+        if (err) return reject(new NodeError(this.node.name, `cannot start a command: ${err.message}`));
+        const out: Buffer[] = [];
+        const errOut: Buffer[] = [];
+        let timedOut = false;
+        const timer = setTimeout(() => {
+          timedOut = true;
+          // OpenSSH honours signal requests; closing the channel ends it otherwise.
+          stream.signal('KILL');
+          stream.close();
+        }, timeoutMs);
+        stream.on('data', (d: Buffer) => out.push(d));
+        stream.stderr.on('data', (d: Buffer) => errOut.push(d));
+        stream.on('close', (code: number | null, signal?: string) => {
+          clearTimeout(timer);
+          if (timedOut) return reject(new CommandTimeoutError(command, timeoutMs));
+          resolve({
+            code: code ?? null,
+            ...(signal ? { signal } : {}),
+            stdout: Buffer.concat(out).toString('utf8'),
+            stderr: Buffer.concat(errOut).toString('utf8'),
+          });
+        });
+        if (opts.stdin !== undefined) stream.end(opts.stdin);
+        else stream.end();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.closed) {
+        this.jump?.end();
+        return resolve();
+      }
+      this.client.once('close', () => {
+        this.jump?.end();
+        resolve();
+      });
+      this.client.end();
+    });
+  }
+}
+
+export type { JumpHost };
