@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { checkExitCode, type CertificateEntry, type CheckReport } from '../../src/check/run.js';
+import { ansiPaint, renderJson, renderPrometheus, renderTable } from '../../src/report/check-output.js';
+
+const cert = (over: Partial<CertificateEntry>): CertificateEntry => ({
+  node: 'lab-cp-1',
+  role: 'control-plane',
+  source: 'file',
+  path: '/etc/kubernetes/pki/apiserver.crt',
+  subject: 'CN=kube-apiserver',
+  issuer: 'CN=kubernetes',
+  serial: '01',
+  isCA: false,
+  notBefore: '2025-11-26T00:00:00.000Z',
+  notAfter: '2026-11-26T00:00:00.000Z',
+  daysLeft: 100,
+  status: 'ok',
+  ...over,
+});
+
+const report: CheckReport = {
+  cluster: 'lab',
+  checkedAt: '2026-11-20T00:00:00.000Z',
+  warnDays: 30,
+  certificates: [
+    cert({ status: 'expiring', daysLeft: 5 }),
+    cert({ path: undefined, source: 'endpoint', endpoint: '10.0.0.21:6443', status: 'expired', daysLeft: -1 }),
+    cert({ node: 'lab-etcd-1', role: 'etcd', path: '/etc/etcd/pki/ca.crt', subject: 'CN=etcd-ca', isCA: true, daysLeft: 3000 }),
+    cert({ path: '/etc/kubernetes/admin.conf', source: 'kubeconfig', subject: 'CN=kubernetes-admin, O="a\\"b"' }),
+  ],
+  errors: [{ node: 'lab-md-1', message: 'connection refused by 10.0.0.31:22 (is sshd running?)' }],
+};
+
+describe('exit codes', () => {
+  const with_ = (statuses: CertificateEntry['status'][], errors = 0): CheckReport => ({
+    ...report,
+    certificates: statuses.map((status) => cert({ status })),
+    errors: Array.from({ length: errors }, () => ({ node: 'n', message: 'm' })),
+  });
+  it('0 ok, 1 expiring, 2 expired or not yet valid, 3 unchecked; the highest applies', () => {
+    expect(checkExitCode(with_(['ok']))).toBe(0);
+    expect(checkExitCode(with_(['ok', 'expiring']))).toBe(1);
+    expect(checkExitCode(with_(['expiring', 'expired']))).toBe(2);
+    expect(checkExitCode(with_(['not-yet-valid']))).toBe(2);
+    expect(checkExitCode(with_(['expired'], 1))).toBe(3);
+    expect(checkExitCode(with_([], 1))).toBe(3);
+  });
+});
+
+describe('renderers', () => {
+  it('JSON round-trips with the documented fields', () => {
+    const parsed = JSON.parse(renderJson(report)) as CheckReport;
+    expect(Object.keys(parsed)).toEqual(['cluster', 'checkedAt', 'warnDays', 'certificates', 'errors']);
+    expect(parsed.certificates[1]).toMatchObject({ source: 'endpoint', endpoint: '10.0.0.21:6443', status: 'expired' });
+  });
+
+  it('Prometheus text is well-formed exposition with exporter metric names', () => {
+    const text = renderPrometheus(report);
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\["\\n])*",?)*)\} (-?\d+(?:\.\d+)?)$/;
+    const names = new Set<string>();
+    for (const line of text.trimEnd().split('\n')) {
+      if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+      const m = sample.exec(line);
+      expect(m, line).not.toBeNull();
+      names.add(m![1]!);
+    }
+    expect([...names]).toEqual(['x509_cert_not_after', 'x509_cert_not_before', 'x509_cert_expired', 'x509_read_errors']);
+    expect(text).toContain(`x509_cert_not_after{cluster="lab",node="lab-cp-1",role="control-plane",source="file",path="/etc/kubernetes/pki/apiserver.crt",subject_CN="kube-apiserver",issuer_CN="kubernetes",serial_number="01"} ${Date.parse('2026-11-26T00:00:00Z') / 1000}`);
+    expect(text).toMatch(/x509_cert_expired\{[^}]*path="10\.0\.0\.21:6443"[^}]*\} 1/);
+    expect(text).toContain('x509_read_errors{cluster="lab"} 1');
+  });
+
+  it('the table groups by node, names sources, and colours only when asked', () => {
+    const plain = renderTable(report);
+    expect(plain).not.toMatch(/\x1b\[/);
+    const cpAt = plain.indexOf('lab-cp-1 (control-plane)');
+    const etcdAt = plain.indexOf('lab-etcd-1 (etcd)');
+    expect(cpAt).toBeGreaterThan(-1);
+    expect(etcdAt).toBeGreaterThan(cpAt);
+    expect(plain).toContain('https://10.0.0.21:6443');
+    expect(plain).toContain('/etc/kubernetes/admin.conf (embedded)');
+    expect(plain).toContain('etcd-ca (CA)');
+    expect(plain).toContain('lab-md-1: connection refused');
+    expect(plain).toContain('Summary: 2 ok, 1 expiring, 1 expired, 0 not yet valid, 1 errors');
+    const colored = renderTable(report, (s, t) => `<${s}>${t}`);
+    expect(colored).toMatch(/<yellow>expiring/);
+    expect(colored).toMatch(/<red>expired/);
+    expect(typeof ansiPaint('red', 'x')).toBe('string');
+  });
+});

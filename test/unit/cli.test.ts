@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { runCli } from '../../src/cli/program.js';
+import type { CliIo } from '../../src/cli/io.js';
+import type { Connector } from '../../src/transport/session.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
+
+async function run(args: string[]) {
+  let out = '';
+  let err = '';
+  const io: CliIo = { out: (t) => void (out += t), err: (t) => void (err += t), color: false, env: {}, cwd: PACKAGE_ROOT };
+  let contacted = 0;
+  const connector: Connector = {
+    connect: () => {
+      contacted++;
+      return Promise.reject(new Error('must not connect'));
+    },
+  };
+  const code = await runCli(args, io, { connector });
+  return { code, out, err, contacted };
+}
+
+const example = join('examples', 'lab', 'inventory.yaml');
+
+describe('rotate-certs CLI', () => {
+  it('check --dry-run prints each node\'s root script and contacts nothing', async () => {
+    const r = await run(['check', '--inventory', example, '--dry-run']);
+    expect(r.code).toBe(0);
+    expect(r.contacted).toBe(0);
+    expect(r.out).toContain('## lab-etcd-1 (etcd, ubuntu)');
+    expect(r.out).toContain("capv@198.51.100.11 sudo -n bash -s <<'ROTATE_CERTS'");
+    expect(r.out).toContain("ec2-user@198.51.100.32 sudo sheltie <<'ROTATE_CERTS'");
+    expect(r.out).toContain('rc_file /etc/etcd/pki/server.crt required');
+    expect(r.out).toContain('read the certificate served at 198.51.100.21:6443');
+  });
+
+  it.each([
+    [['check'], /no inventory: give --inventory FILE or --cluster NAME/],
+    [['check', '-i', example, '--output', 'xml'], /--output must be one of table, json, prometheus, got "xml"/],
+    [['check', '-i', example, '--warn-days', '-1'], /--warn-days expects a whole number/],
+    [['check', '-i', example, '--concurrency', '0'], /--concurrency must be between 1 and 256/],
+    [['check', '-i', example, '-c', 'lab'], /give --inventory or --cluster, not both/],
+    [['check', '--cluster', 'Bad;Name'], /is not a cluster name/],
+    [['check', '--cluster', 'nosuch'], /cannot read inventory .*nosuch\/rotate-certs\.yaml: no such file/],
+    [['check', '--bogus'], /unknown option '--bogus'/],
+    [['frobnicate'], /unknown command 'frobnicate'/],
+  ])('%j is a usage error (64) on one line, nothing contacted', async (args, message) => {
+    const r = await run(args);
+    expect(r.code).toBe(64);
+    expect(r.contacted).toBe(0);
+    expect(r.err).toMatch(message);
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
+  it('--help teaches: commands, flags, exit codes, examples', async () => {
+    const top = await run(['--help']);
+    expect(top.code).toBe(0);
+    expect(top.out).toContain('check');
+    const check = await run(['check', '--help']);
+    expect(check.code).toBe(0);
+    expect(check.out).toMatch(/--warn-days <days>/);
+    expect(check.out).toMatch(/Exit codes:/);
+    expect(check.out).toMatch(/Examples:/);
+  });
+});
