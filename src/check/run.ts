@@ -2,7 +2,6 @@
  * The `check` driver: for every node, read its certificates over one SSH session and probe its
  * endpoints, in bounded parallel. A node that fails becomes an entry in `errors`, never a crash.
  */
-import type { Duplex } from 'node:stream';
 import { expiryOf, type CertStatus, type Clock } from '../certs/expiry.js';
 import { inspectCertificate } from '../certs/inspect.js';
 import type { Inventory, InventoryNode, Role } from '../inventory/types.js';
@@ -70,8 +69,6 @@ export interface CheckDeps {
   concurrency: number;
   warnDays: number;
   probeTimeoutMs?: number;
-  /** Opens a stream to node:port through its jump host; absent means connect directly. */
-  tunnel?: (node: InventoryNode, port: number) => Promise<Duplex>;
 }
 
 export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: CheckDeps): Promise<CheckReport> {
@@ -140,7 +137,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
   const probe = async (node: InventoryNode, host: string, port: number) => {
     const endpoint = `${host.includes(':') ? `[${host}]` : host}:${port}`;
     try {
-      const stream = node.ssh.jumpHost && deps.tunnel ? await deps.tunnel(node, port) : undefined;
+      const stream = node.ssh.jumpHost && deps.connector.tunnel ? await deps.connector.tunnel(node, port) : undefined;
       const der = await servedCertificate({ host, port, timeoutMs: deps.probeTimeoutMs ?? 5000, ...(stream ? { stream } : {}) });
       certificates.push(entry(node, 'endpoint', { endpoint }, der));
     } catch (err) {
@@ -153,6 +150,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
     ...plans.flatMap((p) => p.endpoints.map((e) => () => probe(p.node, e.host, e.port))),
   ];
   await mapLimit(jobs, deps.concurrency, (job) => job());
+  await deps.connector.close?.();
 
   const order = new Map(inv.nodes.map((n, i) => [n.name, i]));
   certificates.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0) || a.daysLeft - b.daysLeft || (a.path ?? a.endpoint ?? '').localeCompare(b.path ?? b.endpoint ?? ''));

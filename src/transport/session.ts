@@ -1,4 +1,5 @@
 /** The narrow interface every remote effect goes through; ssh2 lives behind it. */
+import type { Duplex } from 'node:stream';
 import type { InventoryNode } from '../inventory/types.js';
 
 export interface ExecOptions {
@@ -25,6 +26,10 @@ export interface NodeSession {
 /** Opens sessions; the SSH implementation and test doubles both satisfy it. */
 export interface Connector {
   connect(node: InventoryNode): Promise<NodeSession>;
+  /** A byte stream to node:port through the node's jump host, for endpoint probes. */
+  tunnel?(node: InventoryNode, port: number): Promise<Duplex>;
+  /** Releases shared resources (jump-host connections). */
+  close?(): Promise<void>;
 }
 
 export class CommandTimeoutError extends Error {

@@ -41,30 +41,44 @@ interface Credentials {
 export class SshConnector implements Connector {
   private readonly knownHosts = new Map<string, KnownHosts>();
   private readonly keys = new Map<string, Promise<Credentials>>();
+  private readonly jumps = new Map<string, Promise<Client>>();
 
   constructor(private readonly opts: SshConnectorOptions = {}) {}
 
   async connect(node: InventoryNode): Promise<NodeSession> {
     const creds = await this.credentials(node.ssh);
-    let jump: Client | undefined;
-    let sock: ClientChannel | undefined;
-    if (node.ssh.jumpHost) {
-      const jh = node.ssh.jumpHost;
-      jump = await this.open(`jump host ${jh.host}`, jh.host, jh.port, jh.user, node.ssh, creds).catch((err: unknown) => {
-        throw new NodeError(node.name, `cannot reach jump host ${jh.user}@${jh.host}:${jh.port}: ${errorMessage(err)}`);
-      });
-      sock = await forward(jump, node.host, node.ssh.port).catch((err: unknown) => {
-        jump?.end();
-        throw new NodeError(node.name, `jump host ${jh.host} cannot open a channel to ${node.host}:${node.ssh.port}: ${errorMessage(err)}`);
-      });
-    }
+    const sock = node.ssh.jumpHost ? await this.tunnel(node, node.ssh.port) : undefined;
     try {
       const client = await this.open(node.name, node.host, node.ssh.port, node.ssh.user, node.ssh, creds, sock);
-      return new SshSession(node, client, jump);
+      return new SshSession(node, client);
     } catch (err) {
-      jump?.end();
       throw new NodeError(node.name, errorMessage(err));
     }
+  }
+
+  /** A stream to node:port through the node's jump host (one shared connection per jump host). */
+  async tunnel(node: InventoryNode, port: number): Promise<ClientChannel> {
+    const jh = node.ssh.jumpHost;
+    if (!jh) throw new NodeError(node.name, 'no jump host configured');
+    const key = `${jh.user}@${jh.host}:${jh.port}`;
+    let jump = this.jumps.get(key);
+    if (!jump) {
+      jump = this.credentials(node.ssh).then((creds) => this.open(`jump host ${jh.host}`, jh.host, jh.port, jh.user, node.ssh, creds));
+      this.jumps.set(key, jump);
+    }
+    const client = await jump.catch((err: unknown) => {
+      throw new NodeError(node.name, `cannot reach jump host ${key}: ${errorMessage(err)}`);
+    });
+    return forward(client, node.host, port).catch((err: unknown) => {
+      throw new NodeError(node.name, `jump host ${jh.host} cannot open a channel to ${node.host}:${port}: ${errorMessage(err)}`);
+    });
+  }
+
+  /** Ends the shared jump-host connections; node sessions are closed by their owners. */
+  async close(): Promise<void> {
+    const jumps = [...this.jumps.values()];
+    this.jumps.clear();
+    await Promise.all(jumps.map((j) => j.then((c) => c.end(), () => undefined)));
   }
 
   private hostsFile(settings: SshSettings): KnownHosts {
@@ -201,7 +215,6 @@ class SshSession implements NodeSession {
   constructor(
     readonly node: InventoryNode,
     private readonly client: Client,
-    private readonly jump?: Client,
   ) {
     client.on('close', () => {
       this.closed = true;
@@ -243,14 +256,8 @@ class SshSession implements NodeSession {
 
   close(): Promise<void> {
     return new Promise((resolve) => {
-      if (this.closed) {
-        this.jump?.end();
-        return resolve();
-      }
-      this.client.once('close', () => {
-        this.jump?.end();
-        resolve();
-      });
+      if (this.closed) return resolve();
+      this.client.once('close', () => resolve());
       this.client.end();
     });
   }

@@ -5,7 +5,7 @@ import { webcrypto } from 'node:crypto';
 import { expiryOf, DAY_MS } from '../../src/certs/expiry.js';
 import { commonName, inspectCertificate, pemCertificates } from '../../src/certs/inspect.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 let caPem = '';
