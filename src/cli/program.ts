@@ -5,10 +5,14 @@ import { ExitCode, UsageError } from '../util/errors.js';
 import { checkCommand, type CheckEnv, type CheckFlags } from './check-command.js';
 import type { CliIo } from './io.js';
 import { choiceFlag, intFlag } from './options.js';
+import { applyCommand, planCommand, rotateCommand, type ApplyFlags, type PlanFlags, type RotateEnv, type RotateFlags } from './rotate-commands.js';
 
 const VERSION = '0.1.0';
 
-export function buildProgram(io: CliIo, env: CheckEnv, setExit: (code: number) => void): Command {
+export type CliEnv = CheckEnv & RotateEnv;
+
+export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => void): Command {
+  const rotateEnv: RotateEnv = env;
   const program = new Command('rotate-certs')
     .description('Check and rotate the certificates of EKS Anywhere / kubeadm clusters over SSH, without needing the cluster API.')
     .version(VERSION, '-V, --version')
@@ -38,11 +42,67 @@ export function buildProgram(io: CliIo, env: CheckEnv, setExit: (code: number) =
       setExit(await checkCommand(flags, io, env));
     });
 
+  const scopeOptions = (cmd: Command) =>
+    cmd
+      .addOption(new Option('--only <part>', 'limit the run to etcd or control-plane').choices(['etcd', 'control-plane']))
+      .option('--nodes <names>', 'limit the run to these nodes (comma-separated names from the inventory)');
+  const stateOptions = (cmd: Command) =>
+    cmd
+      .option('--state-dir <dir>', 'where journals, locks and plan copies live (default ${XDG_STATE_HOME:-~/.local/state}/rotate-certs)')
+      .addOption(new Option('-w, --warn-days <days>', 'warn about CAs with this many days left or fewer').default(30).argParser(intFlag('--warn-days', 0, 3650)))
+      .addOption(new Option('--concurrency <n>', 'nodes read at once during pre-flight').default(16).argParser(intFlag('--concurrency', 1, 256)));
+  const applyOptions = (cmd: Command) =>
+    cmd
+      .option('-y, --yes', 'do not ask before changing the cluster (needed without a terminal)')
+      .addOption(new Option('--pod-timeout <seconds>', 'how long a static pod may take to stop or become ready').argParser(intFlag('--pod-timeout', 5, 3600)));
+  const exitText =
+    '\nExit codes:\n  0  rotation finished\n  1  a step failed; that node was restored and the run stopped\n  2  a step failed and the restore failed too: act now (see docs/troubleshooting.md)\n 64  bad usage, inventory, plan, runbook or profile (nothing changed)\n 69  pre-flight failed (nothing changed)\n 75  another run holds the cluster lock\n130  stopped by Ctrl-C at a safe point; --resume continues';
+
+  const plan = program
+    .command('plan')
+    .summary('write the rotation plan: per node, in order, the exact commands')
+    .description('Connects read-only, records the certificates it sees, and writes a plan that apply runs. With --dry-run it connects to nothing.')
+    .option('-i, --inventory <file>', 'inventory YAML')
+    .option('-c, --cluster <name>', 'read ./<name>/rotate-certs.yaml')
+    .option('-o, --out <file>', 'write the plan to this file (else print it)')
+    .option('--dry-run', 'print the commands without connecting to anything');
+  scopeOptions(plan);
+  stateOptions(plan);
+  plan.addHelpText('after', '\nExamples:\n  rotate-certs plan -i inventory.yaml --out plan.yaml\n  rotate-certs plan -i inventory.yaml --only etcd --dry-run').action(async (flags: PlanFlags) => {
+    setExit(await planCommand(flags, io, rotateEnv));
+  });
+
+  const apply = program
+    .command('apply')
+    .summary('run a plan file: backups, renewals, health gates, restore on failure')
+    .argument('<plan>', 'plan file written by rotate-certs plan --out')
+    .option('--resume', 'continue a run that stopped or failed: finished nodes are skipped, a node left part-way is restored and redone');
+  applyOptions(apply);
+  stateOptions(apply);
+  apply.addHelpText('after', exitText).action(async (planFile: string, flags: ApplyFlags) => {
+    setExit(await applyCommand(planFile, flags, io, rotateEnv));
+  });
+
+  const rotate = program
+    .command('rotate')
+    .summary('plan and apply in one go')
+    .option('-i, --inventory <file>', 'inventory YAML')
+    .option('-c, --cluster <name>', 'read ./<name>/rotate-certs.yaml')
+    .option('--dry-run', 'print every command per node in execution order and connect to nothing');
+  scopeOptions(rotate);
+  applyOptions(rotate);
+  stateOptions(rotate);
+  rotate
+    .addHelpText('after', `${exitText}\n\nExamples:\n  rotate-certs rotate -i inventory.yaml --dry-run\n  rotate-certs rotate --cluster mycluster --yes`)
+    .action(async (flags: RotateFlags) => {
+      setExit(await rotateCommand(flags, io, rotateEnv));
+    });
+
   return program;
 }
 
 /** Runs the CLI and returns the exit code; user mistakes become one line on stderr. */
-export async function runCli(argv: string[], io: CliIo, env: CheckEnv = {}): Promise<number> {
+export async function runCli(argv: string[], io: CliIo, env: CliEnv = {}): Promise<number> {
   let code: number = ExitCode.ok;
   const program = buildProgram(io, env, (c) => {
     code = c;

@@ -22,6 +22,8 @@ export type NameKey = (typeof NAME_KEYS)[number];
 export interface OsProfile {
   os: OsName;
   file: string;
+  /** Another profile whose commands this one inherits (its own keys win). */
+  extends?: OsName;
   /** The command that runs a root script sent on its standard input. */
   rootShell: string;
   vars: Record<PathKey | NameKey, string>;
@@ -36,6 +38,7 @@ const namesShape = Object.fromEntries(NAME_KEYS.map((k) => [k, req(plainName)]))
 
 const schema = obj({
   os: req(oneOf(OS_NAMES)),
+  extends: opt(oneOf(OS_NAMES)),
   description: opt(str()),
   rootShell: req(str({ pattern: /^[A-Za-z0-9 ._/-]+$/, patternHelp: 'a plain command such as "sudo -n bash -s"' })),
   paths: req(obj(pathsShape)),
@@ -48,6 +51,7 @@ export function parseProfile(text: string, file: string): OsProfile {
   return {
     os: value.os,
     file,
+    ...(value.extends ? { extends: value.extends } : {}),
     rootShell: value.rootShell,
     vars: { ...(value.paths as Record<PathKey, string>), ...(value.names as Record<NameKey, string>) },
     commands: value.commands ?? {},
@@ -56,23 +60,36 @@ export function parseProfile(text: string, file: string): OsProfile {
 
 export const PROFILES_DIR = join(PACKAGE_ROOT, 'os-profiles');
 
-export function loadProfile(os: OsName, dir = PROFILES_DIR): OsProfile {
-  const file = join(dir, `${os}.yaml`);
-  let text: string;
+function readProfileFile(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch {
     throw new InputFileError(`OS profile ${file} is missing: reinstall rotate-certs or add the file`);
   }
-  const profile = parseProfile(text, file);
+}
+
+const commonSchema = obj({ commands: req(record(str(), { pattern: /^[a-z][A-Za-z0-9-]*$/, patternHelp: 'a command key' })) });
+
+/** Commands every OS shares (os-profiles/common.yaml), with their source file for messages. */
+export function loadCommonCommands(dir = PROFILES_DIR): Record<string, string> {
+  const file = join(dir, 'common.yaml');
+  return parseYaml(readProfileFile(file), file, commonSchema).value.commands;
+}
+
+/** One profile with common.yaml's commands and those of the profile it extends merged in. */
+export function loadProfile(os: OsName, dir = PROFILES_DIR, seen: OsName[] = []): OsProfile {
+  const file = join(dir, `${os}.yaml`);
+  const profile = parseProfile(readProfileFile(file), file);
   if (profile.os !== os) throw new InputFileError(`${file}: declares os: ${profile.os}, expected ${os}`);
-  return profile;
+  if (seen.includes(os)) throw new InputFileError(`${file}: extends loops back to ${os} (${[...seen, os].join(' -> ')})`);
+  const inherited = profile.extends ? loadProfile(profile.extends, dir, [...seen, os]).commands : loadCommonCommands(dir);
+  return { ...profile, commands: { ...inherited, ...profile.commands } };
 }
 
 /** Loads each profile once. */
 export class ProfileSet {
   private readonly cache = new Map<OsName, OsProfile>();
-  constructor(private readonly dir = PROFILES_DIR) {}
+  constructor(readonly dir = PROFILES_DIR) {}
   get(os: OsName): OsProfile {
     let p = this.cache.get(os);
     if (!p) {

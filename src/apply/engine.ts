@@ -1,0 +1,249 @@
+/**
+ * Runs a plan: phase by phase, node by node (one at a time where the runbook says serial), step
+ * by step, journaling each step before and after. A failing step restores the node from its
+ * backup and stops the run. `resume` skips finished nodes and restores, then redoes, a node a
+ * previous run left part-way.
+ */
+import type { CertInfo } from '../certs/inspect.js';
+import { pemCertificates } from '../certs/inspect.js';
+import type { PlanNode, PlanPhase, PlanStep, Plan } from '../plan/types.js';
+import type { ProfileSet } from '../profiles/profile.js';
+import type { Inventory, InventoryNode } from '../inventory/types.js';
+import { renderScript } from '../runbook/template.js';
+import { CommandTimeoutError, type Connector, type NodeSession } from '../transport/session.js';
+import { errorMessage } from '../util/errors.js';
+import { runGate, type GateContext, type GateTimeouts } from './gates.js';
+import { progressOf, type Journal, type JournalEntry } from './journal.js';
+import type { Reporter } from './reporter.js';
+
+export interface ApplyDeps {
+  inventory: Inventory;
+  connector: Connector;
+  journal: Journal;
+  reporter: Reporter;
+  profiles: ProfileSet;
+  timeouts: GateTimeouts;
+  now(): number;
+  sleep(ms: number): Promise<void>;
+  /** Checked between steps: Ctrl-C stops at the next safe point. */
+  stopRequested(): boolean;
+}
+
+export interface StepFailure {
+  phase: string;
+  node: string;
+  step: string;
+  message: string;
+  restored: boolean;
+}
+
+export interface ApplyResult {
+  outcome: 'done' | 'failed' | 'stopped';
+  failure?: StepFailure;
+  /** Per control-plane node, how long its kube-apiserver did not answer. */
+  downtimeMs: Record<string, number>;
+  backups: Record<string, string[]>;
+  /** The etcd client pair read during the run; memory only. */
+  secrets: Record<string, string>;
+}
+
+export class StepError extends Error {}
+
+export class Applier {
+  private sessions = new Map<string, Promise<NodeSession>>();
+  private secrets: Record<string, string> = {};
+  private downtime: Record<string, number> = {};
+  private backups: Record<string, string[]> = {};
+
+  constructor(
+    private readonly plan: Plan,
+    private readonly deps: ApplyDeps,
+  ) {}
+
+  private session(name: string): Promise<NodeSession> {
+    let s = this.sessions.get(name);
+    if (!s) {
+      const node = this.deps.inventory.nodes.find((n) => n.name === name) as InventoryNode;
+      s = this.deps.connector.connect(node);
+      // A failed connection is retried on the next use rather than cached.
+      s.catch(() => this.sessions.delete(name));
+      this.sessions.set(name, s);
+    }
+    return s;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(all.map((p) => p.then((s) => s.close(), () => undefined)));
+    await this.deps.connector.close?.();
+  }
+
+  private journal(entry: Omit<JournalEntry, 't' | 'runId'>): void {
+    this.deps.journal.append({ runId: this.plan.runId, ...entry });
+  }
+
+  /** Runs one step; returns a one-line summary or throws StepError with the node's own words. */
+  private async runStep(node: PlanNode, step: PlanStep, gateState: GateContext): Promise<string> {
+    const session = await this.session(node.name);
+    if (step.gate) return runGate(step, { ...gateState, session });
+    const profile = this.deps.profiles.get(node.os);
+    const template = profile.commands[step.run as string] as string;
+    const scalars = Object.fromEntries(Object.entries(step.with).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    const script = renderScript(template, { ...node.vars, ...scalars }, this.secrets);
+    let res;
+    try {
+      res = await session.exec(node.rootShell, { stdin: script });
+    } catch (err) {
+      if (err instanceof CommandTimeoutError) throw new StepError(`${step.run} ${err.message}`);
+      throw new StepError(errorMessage(err).replace(new RegExp(`^${node.name}: `), ''));
+    }
+    if (res.code !== 0) {
+      const stderr = res.stderr.trim().split('\n').slice(-5).join(' | ');
+      throw new StepError(`command ${step.run} exited ${res.code ?? `on signal ${res.signal}`}: ${stderr || '(no error output)'}`);
+    }
+    if (step.capture === 'etcdClientPair') {
+      // Output holds a private key: parsed here, kept in memory, never returned or logged.
+      const cert = pemCertificates(res.stdout)[0];
+      const key = /-----BEGIN (?:EC |RSA )?PRIVATE KEY-----[\s\S]*?-----END (?:EC |RSA )?PRIVATE KEY-----/.exec(res.stdout)?.[0];
+      if (!cert || !key) throw new StepError('the etcd client pair could not be read (certificate or key missing)');
+      this.secrets.etcdClientCert = cert;
+      this.secrets.etcdClientKey = key;
+      return 'pair read into memory';
+    }
+    return res.stdout.trim().split('\n').slice(-1)[0] ?? '';
+  }
+
+  private newGateState(node: PlanNode): GateContext {
+    return {
+      // The session is filled in per step.
+      session: undefined as unknown as NodeSession,
+      node,
+      timeouts: this.deps.timeouts,
+      snapshot: new Map<string, CertInfo | undefined>(),
+      onDowntime: (ms) => {
+        this.downtime[node.name] = (this.downtime[node.name] ?? 0) + ms;
+      },
+      now: this.deps.now,
+      sleep: this.deps.sleep,
+    };
+  }
+
+  /** Runs a node's restore steps; true when they all passed. */
+  private async restore(phase: PlanPhase, node: PlanNode): Promise<boolean> {
+    if (!node.restore) return false;
+    const { reporter } = this.deps;
+    this.journal({ event: 'restore-start', phase: phase.phase, node: node.name, backups: node.backups });
+    const gate = this.newGateState(node);
+    for (const step of node.restore.steps) {
+      reporter.stepStart(node.name, step.id, step.title);
+      try {
+        reporter.stepDone(node.name, step.id, await this.runStep(node, step, gate));
+      } catch (err) {
+        const message = errorMessage(err);
+        reporter.stepFailed(node.name, step.id, message);
+        this.journal({ event: 'restore-failed', phase: phase.phase, node: node.name, step: step.id, message, backups: node.backups });
+        return false;
+      }
+    }
+    this.journal({ event: 'restore-done', phase: phase.phase, node: node.name, backups: node.backups });
+    return true;
+  }
+
+  async run(resume: boolean): Promise<ApplyResult> {
+    const { reporter } = this.deps;
+    const previous = resume ? this.deps.journal.entries(this.plan.runId) : [];
+    this.journal({ event: resume ? 'run-resume' : 'run-start' });
+    const result = (outcome: ApplyResult['outcome'], failure?: StepFailure): ApplyResult => ({
+      outcome,
+      ...(failure ? { failure } : {}),
+      downtimeMs: this.downtime,
+      backups: this.backups,
+      secrets: this.secrets,
+    });
+
+    for (const phase of this.plan.phases) {
+      reporter.phase(phase.title);
+      for (const node of phase.nodes) {
+        if (this.deps.stopRequested()) {
+          this.journal({ event: 'run-stopped', phase: phase.phase, node: node.name });
+          return result('stopped');
+        }
+        const progress = progressOf(previous, phase.phase, node.name);
+        const finished = node.steps.every((s) => progress.done.has(s.id)) && !progress.failed && !progress.cutOff;
+        if (finished) {
+          // Captures live in memory only: read them again, changing nothing.
+          for (const step of node.steps.filter((s) => s.capture)) await this.runStep(node, step, this.newGateState(node));
+          reporter.info(`${node.name}: ${phase.phase} already done in this run, skipped`);
+          continue;
+        }
+        const started = progress.done.size > 0 || progress.cutOff !== undefined || progress.failed !== undefined;
+        if (resume && started) {
+          const needsRestore = node.restore && progress.done.has(node.restore.after) && !(progress.failed && progress.restored);
+          if (needsRestore) {
+            reporter.info(`${node.name}: the last run stopped part-way (${progress.cutOff ?? progress.failed ?? 'between steps'}); restoring it before redoing ${phase.phase}`);
+            if (!(await this.restore(phase, node))) {
+              return result('failed', { phase: phase.phase, node: node.name, step: 'restore', message: 'restore before resuming failed', restored: false });
+            }
+          }
+        }
+        try {
+          const failure = await this.runNode(phase, node);
+          if (failure) return result('failed', failure);
+        } catch (err) {
+          if (err instanceof StopRequested) return result('stopped');
+          throw err;
+        }
+      }
+    }
+    this.journal({ event: 'run-done' });
+    return result('done');
+  }
+
+  private async runNode(phase: PlanPhase, node: PlanNode): Promise<StepFailure | undefined> {
+    const { reporter } = this.deps;
+    const gate = this.newGateState(node);
+    const done = new Set<string>();
+    for (const step of node.steps) {
+      if (this.deps.stopRequested() && done.size > 0) {
+        // Between two steps of a node: the journal says where, and --resume restores and redoes it.
+        this.journal({ event: 'run-stopped', phase: phase.phase, node: node.name, step: step.id, backups: node.backups });
+        throw new StopRequested(node.name, step.id);
+      }
+      reporter.stepStart(node.name, step.id, step.title);
+      this.journal({ event: 'step-start', phase: phase.phase, node: node.name, step: step.id, ...(typeof step.with.backup === 'string' ? { backups: [step.with.backup] } : {}) });
+      try {
+        const summary = await this.runStep(node, step, gate);
+        done.add(step.id);
+        if (typeof step.with.backup === 'string') this.backups[node.name] = [...new Set([...(this.backups[node.name] ?? []), step.with.backup])];
+        this.journal({ event: 'step-done', phase: phase.phase, node: node.name, step: step.id });
+        reporter.stepDone(node.name, step.id, summary);
+      } catch (err) {
+        const message = errorMessage(err);
+        reporter.stepFailed(node.name, step.id, message);
+        this.journal({ event: 'step-failed', phase: phase.phase, node: node.name, step: step.id, message });
+        let restored = false;
+        if (node.restore && done.has(node.restore.after)) {
+          reporter.warn(`${node.name}: ${step.id} failed; restoring the node from its backup`);
+          restored = await this.restore(phase, node);
+        } else if (step.effect === 'mutate' && node.restore) {
+          reporter.info(`${node.name}: nothing changed before ${step.id}; no restore needed`);
+          restored = true;
+        } else {
+          restored = true;
+        }
+        return { phase: phase.phase, node: node.name, step: step.id, message, restored };
+      }
+    }
+    return undefined;
+  }
+}
+
+export class StopRequested extends Error {
+  constructor(
+    readonly node: string,
+    readonly step: string,
+  ) {
+    super(`stopped before ${node} ${step}`);
+  }
+}

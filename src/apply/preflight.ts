@@ -1,0 +1,134 @@
+/**
+ * Pre-flight: read-only checks before a rotation changes anything. Every node reachable with
+ * working root; certificates as the plan saw them; CAs not expired; etcd healthy; room for the
+ * backups; clocks close to ours. Any failure means nothing is changed.
+ */
+import type { CheckReport } from '../check/run.js';
+import { runCheck, planCheck } from '../check/run.js';
+import type { Inventory } from '../inventory/types.js';
+import type { Plan, PlanFacts } from '../plan/types.js';
+import type { ProfileSet } from '../profiles/profile.js';
+import { loadCheckRunbook } from '../runbook/check-sources.js';
+import { renderDisplay, renderScript } from '../runbook/template.js';
+import { nodeVars } from '../plan/compile.js';
+import type { Connector } from '../transport/session.js';
+import { RotateCertsError, ExitCode, errorMessage } from '../util/errors.js';
+import { mapLimit } from '../util/limit.js';
+import type { Reporter } from './reporter.js';
+
+export class PreflightError extends RotateCertsError {
+  constructor(problems: string[]) {
+    super(`pre-flight failed, nothing was changed:\n  - ${problems.join('\n  - ')}`, ExitCode.unavailable);
+  }
+}
+
+export function factsFrom(report: CheckReport): PlanFacts {
+  const certificates: PlanFacts['certificates'] = {};
+  for (const c of report.certificates) {
+    if (c.source !== 'file' || !c.path) continue;
+    (certificates[c.node] ??= {})[c.path] = { serial: c.serial, notAfter: c.notAfter };
+  }
+  return { gatheredAt: report.checkedAt, certificates };
+}
+
+export async function gatherReport(inv: Inventory, profiles: ProfileSet, connector: Connector, warnDays: number, concurrency: number): Promise<CheckReport> {
+  return runCheck(inv, planCheck(inv, profiles, loadCheckRunbook()), { connector, clock: { now: () => new Date() }, concurrency, warnDays });
+}
+
+export interface PreflightInput {
+  plan: Plan;
+  inventory: Inventory;
+  profiles: ProfileSet;
+  connector: Connector;
+  reporter: Reporter;
+  warnDays: number;
+  concurrency: number;
+  /** On resume the certificates have legitimately changed since planning. */
+  compareFacts: boolean;
+}
+
+export async function preflight(input: PreflightInput): Promise<CheckReport> {
+  const { plan, inventory: inv, reporter } = input;
+  const problems: string[] = [];
+  const planNodes = new Set(plan.phases.flatMap((p) => p.nodes.map((n) => n.name)));
+  reporter.phase('Pre-flight (read-only)');
+
+  const report = await gatherReport(inv, input.profiles, input.connector, input.warnDays, input.concurrency);
+  for (const e of report.errors) {
+    if (planNodes.has(e.node) && !e.message.startsWith('endpoint ')) problems.push(`${e.node}: ${e.message}`);
+    else reporter.warn(`${e.node}: ${e.message}`);
+  }
+  for (const ca of report.certificates.filter((c) => c.isCA && c.source === 'file')) {
+    if (ca.status === 'expired' || ca.status === 'not-yet-valid') problems.push(`${ca.node}: CA ${ca.path} is ${ca.status}: rotate-certs cannot renew a CA; leaf certificates signed by it would not be trusted`);
+    else if (ca.status === 'expiring') reporter.warn(`${ca.node}: CA ${ca.path} expires in ${ca.daysLeft} days (${ca.notAfter}). rotate-certs cannot renew CAs; plan a CA rotation now.`);
+  }
+  if (input.compareFacts && plan.facts) {
+    const now = factsFrom(report).certificates;
+    for (const [node, files] of Object.entries(plan.facts.certificates)) {
+      if (!planNodes.has(node)) continue;
+      for (const [path, was] of Object.entries(files)) {
+        const is = now[node]?.[path];
+        if (is && is.serial !== was.serial) problems.push(`${node}: ${path} changed since the plan was made (serial ${was.serial} -> ${is.serial}); make a new plan`);
+      }
+    }
+  }
+
+  // Room for backups, clock skew: one read-only script per node of the plan.
+  const targets = inv.nodes.filter((n) => planNodes.has(n.name));
+  await mapLimit(targets, input.concurrency, async (node) => {
+    const profile = input.profiles.get(node.os);
+    const template = profile.commands.preflightFacts;
+    if (!template) return;
+    const vars = nodeVars(node, profile, plan.runId);
+    try {
+      const session = await input.connector.connect(node);
+      try {
+        const sentAt = Date.now();
+        const res = await session.exec(profile.rootShell, { stdin: renderScript(template, vars, {}) });
+        if (res.code !== 0) {
+          problems.push(`${node.name}: pre-flight facts failed: ${res.stderr.trim() || renderDisplay(template, vars).split('\n')[0]}`);
+          return;
+        }
+        for (const line of res.stdout.split('\n')) {
+          const clock = /^clock=(\d+)$/.exec(line);
+          if (clock) {
+            const skew = Math.abs(Number(clock[1]) * 1000 - (sentAt + Date.now()) / 2);
+            if (skew > 300_000) problems.push(`${node.name}: its clock is ${Math.round(skew / 1000)} s away from this machine's; fix time sync first, or renewed certificates may be not yet valid elsewhere`);
+            else if (skew > 30_000) reporter.warn(`${node.name}: clock skew ${Math.round(skew / 1000)} s`);
+          }
+          const free = /^free=(\S+) (\d+) (\d+)$/.exec(line);
+          if (free && Number(free[2]) < Number(free[3]) + 1024) problems.push(`${node.name}: no room to back up ${free[1]}: needs ${free[3]} KiB plus 1 MiB, ${free[2]} KiB free`);
+        }
+      } finally {
+        await session.close();
+      }
+    } catch (err) {
+      problems.push(`${node.name}: ${errorMessage(err).replace(new RegExp(`^${node.name}: `), '')}`);
+    }
+  });
+
+  // etcd health before touching it: a cluster that is already unhealthy must not lose a member.
+  const etcdNode = inv.externalEtcd ? inv.nodes.find((n) => n.role === 'etcd') : undefined;
+  if (etcdNode && plan.phases.some((p) => p.phase === 'etcd' || p.phase === 'control-plane')) {
+    const profile = input.profiles.get(etcdNode.os);
+    const template = profile.commands.etcdHealth;
+    if (template) {
+      try {
+        const session = await input.connector.connect(etcdNode);
+        try {
+          const res = await session.exec(profile.rootShell, { stdin: renderScript(template, nodeVars(etcdNode, profile, plan.runId), {}) });
+          if (res.code !== 0) problems.push(`etcd is not healthy (checked from ${etcdNode.name}): ${res.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+          else reporter.info(`etcd healthy (checked from ${etcdNode.name})`);
+        } finally {
+          await session.close();
+        }
+      } catch (err) {
+        problems.push(`etcd health from ${etcdNode.name}: ${errorMessage(err)}`);
+      }
+    }
+  }
+
+  if (problems.length > 0) throw new PreflightError(problems);
+  reporter.info(`pre-flight ok: ${report.certificates.length} certificates read from ${inv.nodes.length} nodes`);
+  return report;
+}

@@ -1,0 +1,254 @@
+/** `plan`, `apply`, `rotate` and `restore`: wiring over plan/compile and apply/engine. */
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { confirm } from '@inquirer/prompts';
+import { Applier, type ApplyResult } from '../apply/engine.js';
+import { DEFAULT_TIMEOUTS, type GateTimeouts } from '../apply/gates.js';
+import { defaultStateDir, Journal } from '../apply/journal.js';
+import { factsFrom, gatherReport, preflight } from '../apply/preflight.js';
+import { plainReporter, type Reporter } from '../apply/reporter.js';
+import type { CheckReport } from '../check/run.js';
+import { loadInventory } from '../inventory/load.js';
+import type { Inventory } from '../inventory/types.js';
+import { compilePlan, newRunId, planDigest, sha256 } from '../plan/compile.js';
+import { readPlan, writePlan } from '../plan/file.js';
+import { renderPlanText } from '../plan/print.js';
+import type { Plan, Scope } from '../plan/types.js';
+import { ProfileSet } from '../profiles/profile.js';
+import { loadRotationRunbooks } from '../runbook/runbook.js';
+import { SshConnector } from '../transport/ssh.js';
+import type { Connector } from '../transport/session.js';
+import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
+import type { CliIo } from './io.js';
+import { inventoryFromFlags, type InventoryFlags } from './options.js';
+
+export interface RotateEnv {
+  connector?: Connector;
+  timeouts?: Partial<GateTimeouts>;
+  /** Ctrl-C: the CLI sets this; apply stops at the next safe point. */
+  stopRequested?: () => boolean;
+  interactive?: boolean;
+}
+
+export interface ScopeFlags {
+  only?: 'etcd' | 'control-plane';
+  nodes?: string;
+}
+
+export interface CommonRotateFlags extends InventoryFlags, ScopeFlags {
+  stateDir?: string;
+  warnDays: number;
+  concurrency: number;
+}
+
+export const ApplyExit = {
+  done: 0,
+  failedRestored: 1,
+  failedNotRestored: 2,
+  stopped: 130,
+} as const;
+
+function scopeOf(flags: ScopeFlags): Scope {
+  const nodes = flags.nodes
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return { ...(flags.only ? { only: flags.only } : {}), ...(nodes && nodes.length > 0 ? { nodes } : {}) };
+}
+
+function makePlan(inv: Inventory, scope: Scope, runId: string, createdAt: string): Plan {
+  return compilePlan({
+    inventory: inv,
+    inventoryDigest: sha256(readFileSync(inv.file, 'utf8')),
+    runbooks: loadRotationRunbooks(),
+    profiles: new ProfileSet(),
+    runId,
+    createdAt,
+    scope,
+  });
+}
+
+function stateDirOf(flags: { stateDir?: string }, io: CliIo): string {
+  if (!flags.stateDir) return defaultStateDir(io.env);
+  return isAbsolute(flags.stateDir) ? flags.stateDir : join(io.cwd, flags.stateDir);
+}
+
+function reporterFor(io: CliIo): Reporter {
+  return plainReporter((l) => io.err(l));
+}
+
+// ---- plan ----
+
+export interface PlanFlags extends CommonRotateFlags {
+  out?: string;
+  dryRun?: boolean;
+}
+
+export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
+  const inv = inventoryFromFlags(flags, io.cwd);
+  const now = new Date();
+  const plan = makePlan(inv, scopeOf(flags), newRunId(now), now.toISOString());
+  if (flags.dryRun) {
+    io.out(renderPlanText(plan, { full: true, header: '# rotate-certs plan --dry-run: nothing was contacted; facts are not gathered.' }));
+    return 0;
+  }
+  const connector = env.connector ?? new SshConnector();
+  const report = await gatherReport(inv, new ProfileSet(), connector, flags.warnDays, flags.concurrency);
+  for (const e of report.errors) io.err(`warning: ${e.node}: ${e.message}\n`);
+  const withFacts: Plan = { ...plan, facts: factsFrom(report) };
+  const out = flags.out ? (isAbsolute(flags.out) ? flags.out : join(io.cwd, flags.out)) : undefined;
+  if (out) {
+    writePlan(out, withFacts);
+    io.out(renderPlanText(withFacts, { full: false }));
+    io.out(`\nPlan written to ${out}. Review it, then: rotate-certs apply ${flags.out}\n`);
+  } else {
+    io.out(renderPlanText(withFacts, { full: true }));
+  }
+  return report.errors.length > 0 ? 3 : 0;
+}
+
+// ---- apply / rotate ----
+
+export interface ApplyFlags {
+  yes?: boolean;
+  resume?: boolean;
+  stateDir?: string;
+  warnDays: number;
+  concurrency: number;
+  podTimeout?: number;
+}
+
+async function confirmStart(plan: Plan, flags: { yes?: boolean }, io: CliIo, env: RotateEnv): Promise<void> {
+  if (flags.yes) return;
+  if (!env.interactive) throw new UsageError('refusing to change the cluster without confirmation: review the plan and pass --yes (no terminal to ask on)');
+  const nodes = plan.phases.reduce((n, p) => n + p.nodes.length, 0);
+  const ok = await confirm({ message: `Rotate certificates of cluster ${plan.cluster} (${plan.phases.length} phases, ${nodes} node steps)?`, default: false });
+  if (!ok) throw new RotateCertsError('cancelled; nothing was changed', ExitCode.ok);
+}
+
+function timeoutsOf(flags: ApplyFlags, env: RotateEnv): GateTimeouts {
+  return {
+    ...DEFAULT_TIMEOUTS,
+    ...(flags.podTimeout ? { podStopMs: flags.podTimeout * 1000, podStartMs: flags.podTimeout * 1000 } : {}),
+    ...env.timeouts,
+  };
+}
+
+/** Runs a plan already checked against the inventory; prints the report; returns the exit code. */
+async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io: CliIo, env: RotateEnv): Promise<number> {
+  const journal = new Journal(stateDirOf(flags, io), plan.cluster);
+  journal.lock(plan.runId);
+  // Keep the plan beside the journal so --resume and restore work after `rotate` too.
+  const planCopy = join(journal.dir, `plan-${plan.runId}.yaml`);
+  if (!existsSync(planCopy)) writePlan(planCopy, plan);
+  const reporter = reporterFor(io);
+  const connector = env.connector ?? new SshConnector();
+  const profiles = new ProfileSet();
+  let result: ApplyResult | undefined;
+  let before: CheckReport | undefined;
+  try {
+    if (flags.resume && !journal.runs().includes(plan.runId)) throw new UsageError(`--resume: the journal ${journal.file} has no run ${plan.runId}; run without --resume`);
+    if (!flags.resume && journal.entries(plan.runId).some((e) => e.event === 'run-start')) {
+      throw new UsageError(`plan ${plan.runId} was already applied (see ${journal.file}); use --resume to continue it, or make a new plan`);
+    }
+    before = await preflight({ plan, inventory: inv, profiles, connector, reporter, warnDays: flags.warnDays, concurrency: flags.concurrency, compareFacts: !flags.resume });
+    const applier = new Applier(plan, {
+      inventory: inv,
+      connector,
+      journal,
+      reporter,
+      profiles,
+      timeouts: timeoutsOf(flags, env),
+      now: () => Date.now(),
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      stopRequested: env.stopRequested ?? (() => false),
+    });
+    try {
+      result = await applier.run(Boolean(flags.resume));
+    } finally {
+      await applier.close();
+    }
+  } finally {
+    journal.unlock();
+  }
+
+  const after = await gatherReport(inv, profiles, connector, flags.warnDays, flags.concurrency).catch(() => undefined);
+  io.out(renderReport(plan, result, before, after, planCopy));
+  if (result.outcome === 'done') return ApplyExit.done;
+  if (result.outcome === 'stopped') return ApplyExit.stopped;
+  return result.failure?.restored ? ApplyExit.failedRestored : ApplyExit.failedNotRestored;
+}
+
+function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | undefined, after: CheckReport | undefined, planFile: string): string {
+  const out: string[] = [''];
+  if (result.outcome === 'done') out.push(`Rotation ${plan.runId} of cluster ${plan.cluster} finished.`);
+  else if (result.outcome === 'stopped') out.push(`Stopped at a safe point. Continue with: rotate-certs apply ${planFile} --resume`);
+  else {
+    const f = result.failure;
+    out.push(`Rotation FAILED on ${f?.node}, step ${f?.step}: ${f?.message}`);
+    out.push(f?.restored ? `${f.node} was restored from its backup; nodes after it were not touched.` : `${f?.node} could NOT be restored automatically: its backups are listed below; see docs/troubleshooting.md.`);
+    out.push(`Fix the cause, then continue with: rotate-certs apply ${planFile} --resume`);
+  }
+  const nodes = new Set(plan.phases.flatMap((p) => p.nodes.map((n) => n.name)));
+  if (before && after) {
+    out.push('', 'Certificates (old expiry -> new expiry):');
+    const old = new Map(before.certificates.filter((c) => c.source === 'file').map((c) => [`${c.node} ${c.path}`, c.notAfter]));
+    for (const c of after.certificates.filter((c) => c.source === 'file' && nodes.has(c.node) && !c.isCA)) {
+      const was = old.get(`${c.node} ${c.path}`);
+      const changed = was !== c.notAfter;
+      out.push(`  ${c.node} ${c.path}: ${was?.slice(0, 10) ?? '?'} -> ${c.notAfter.slice(0, 10)}${changed ? '' : ' (unchanged)'}`);
+    }
+  }
+  const backups = Object.entries(result.backups);
+  if (backups.length > 0) {
+    out.push('', 'Backups on the nodes:');
+    for (const [node, paths] of backups) out.push(`  ${node}: ${paths.join(', ')}`);
+  }
+  const downtime = Object.entries(result.downtimeMs);
+  if (downtime.length > 0) {
+    out.push('', 'kube-apiserver unavailable during its restart:');
+    for (const [node, ms] of downtime) out.push(`  ${node}: ${(ms / 1000).toFixed(1)} s`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** Checks that a plan still matches its inventory and this version's runbooks. */
+function verifyPlan(plan: Plan): Inventory {
+  let text: string;
+  try {
+    text = readFileSync(plan.inventory, 'utf8');
+  } catch {
+    throw new UsageError(`the plan's inventory ${plan.inventory} cannot be read`);
+  }
+  if (sha256(text) !== plan.inventoryDigest) throw new UsageError(`the inventory ${plan.inventory} changed since the plan was made; make a new plan`);
+  const inv = loadInventory(plan.inventory);
+  if (inv.cluster !== plan.cluster) throw new UsageError(`the plan is for cluster ${plan.cluster} but ${plan.inventory} describes ${inv.cluster}`);
+  const again = makePlan(inv, plan.scope, plan.runId, plan.createdAt);
+  const expected = planDigest({ ...again, ...(plan.facts ? { facts: plan.facts } : {}) });
+  if (expected !== plan.digest) throw new UsageError('the plan does not match what this rotate-certs would run from its inventory and runbooks (made by another version?); make a new plan');
+  return inv;
+}
+
+export async function applyCommand(planFile: string, flags: ApplyFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
+  const plan = readPlan(isAbsolute(planFile) ? planFile : join(io.cwd, planFile));
+  const inv = verifyPlan(plan);
+  if (!flags.resume) await confirmStart(plan, flags, io, env);
+  return execute(plan, inv, flags, io, env);
+}
+
+export interface RotateFlags extends CommonRotateFlags, ApplyFlags {
+  dryRun?: boolean;
+}
+
+export async function rotateCommand(flags: RotateFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
+  const inv = inventoryFromFlags(flags, io.cwd);
+  const now = new Date();
+  const plan = makePlan(inv, scopeOf(flags), newRunId(now), now.toISOString());
+  if (flags.dryRun) {
+    io.out(renderPlanText(plan, { full: true, header: '# rotate-certs rotate --dry-run: nothing was contacted. These commands would run, in this order.' }));
+    return 0;
+  }
+  if (flags.resume) throw new UsageError('rotate --resume: resume a run with rotate-certs apply PLAN --resume');
+  await confirmStart(plan, flags, io, env);
+  return execute({ ...plan, digest: planDigest(plan) }, inv, flags, io, env);
+}

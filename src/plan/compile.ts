@@ -1,0 +1,148 @@
+/**
+ * Compiles runbooks + OS profiles + inventory into a Plan. Pure: the same inputs give the same
+ * plan, which is how apply detects a plan edited by hand or made by another version.
+ */
+import { createHash } from 'node:crypto';
+import type { Inventory, InventoryNode } from '../inventory/types.js';
+import type { OsProfile, ProfileSet } from '../profiles/profile.js';
+import type { PhaseRunbook, RunbookStep, Topology, WithValue } from '../runbook/runbook.js';
+import { renderDisplay, templateNames } from '../runbook/template.js';
+import { UsageError } from '../util/errors.js';
+import type { Plan, PlanNode, PlanPhase, PlanStep, Scope } from './types.js';
+
+/** A runbook or profile that does not fit together: names the file and line to fix. */
+export class CompileError extends UsageError {}
+
+const PLACEHOLDER = /\{\{([A-Za-z][A-Za-z0-9]*)\}\}/g;
+
+/** Replaces {{name}} in a value (not a command): the result is data, quoted later. */
+function expand(value: string, vars: Record<string, string>, where: string): string {
+  return value.replace(PLACEHOLDER, (_m, name: string) => {
+    const v = vars[name];
+    if (v === undefined) throw new CompileError(`${where}: unknown variable {{${name}}} (known: ${Object.keys(vars).sort().join(', ')})`);
+    return v;
+  });
+}
+
+function stepWhere(step: RunbookStep): string {
+  return `${step.file}${step.line ? `:${step.line}` : ''}: step ${step.id}`;
+}
+
+/** Run ids name backup folders: sortable UTC time, no characters a shell cares about. */
+export function newRunId(now: Date): string {
+  return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+export function nodeVars(node: InventoryNode, profile: OsProfile, runId: string): Record<string, string> {
+  return { ...profile.vars, nodeName: node.name, host: node.host, runId };
+}
+
+function compileStep(step: RunbookStep, node: InventoryNode, profile: OsProfile, vars: Record<string, string>): PlanStep {
+  const where = stepWhere(step);
+  const resolved: Record<string, WithValue> = {};
+  for (const [k, v] of Object.entries(step.with)) {
+    resolved[k] = Array.isArray(v) ? v.map((x) => expand(x, vars, where)) : expand(v, vars, where);
+  }
+  const out: PlanStep = {
+    id: step.id,
+    title: step.title,
+    ...(step.why ? { why: step.why } : {}),
+    effect: step.effect,
+    with: resolved,
+    ...(step.capture ? { capture: step.capture } : {}),
+  };
+  if (step.gate) return { ...out, gate: step.gate };
+  const key = step.run as string;
+  const template = profile.commands[key];
+  if (template === undefined) {
+    throw new CompileError(`${where}: ${profile.file} has no command ${key}, so ${node.name} (${node.os}) cannot run this step`);
+  }
+  const scalars = Object.fromEntries(Object.entries(resolved).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  const all = { ...vars, ...scalars };
+  const missing = templateNames(template).vars.filter((n) => all[n] === undefined);
+  if (missing.length > 0) {
+    throw new CompileError(`${where}: command ${key} in ${profile.file} uses {{${missing.join('}}, {{')}}}, which neither the step's with nor the profile gives`);
+  }
+  return { ...out, run: key, command: renderDisplay(template, all) };
+}
+
+function applies(when: Topology | undefined, inv: Inventory): boolean {
+  return when === undefined || when === (inv.externalEtcd ? 'external-etcd' : 'stacked-etcd');
+}
+
+const PHASES_BY_ONLY: Record<NonNullable<Scope['only']>, string[]> = {
+  etcd: ['etcd'],
+  'control-plane': ['etcd-client-pair', 'control-plane'],
+};
+
+export interface CompileInput {
+  inventory: Inventory;
+  inventoryDigest: string;
+  runbooks: PhaseRunbook[];
+  profiles: ProfileSet;
+  runId: string;
+  createdAt: string;
+  scope: Scope;
+}
+
+export function compilePlan(input: CompileInput): Plan {
+  const { inventory: inv, scope } = input;
+  const named = new Set(scope.nodes ?? []);
+  for (const n of named) {
+    if (!inv.nodes.some((x) => x.name === n)) throw new UsageError(`--nodes: no node named ${n} in ${inv.file}`);
+  }
+  const phases: PlanPhase[] = [];
+  for (const rb of input.runbooks) {
+    if (!applies(rb.when, inv)) continue;
+    if (scope.only && !PHASES_BY_ONLY[scope.only].includes(rb.phase)) continue;
+    let targets = inv.nodes.filter((n) => rb.roles.includes(n.role));
+    // A phase that reads from one node picks the first, whichever nodes the user named.
+    if (rb.targets === 'first') targets = targets.slice(0, 1);
+    else if (named.size > 0) targets = targets.filter((n) => named.has(n.name));
+    if (targets.length === 0) continue;
+    const nodes: PlanNode[] = targets.map((node) => {
+      const profile = input.profiles.get(node.os);
+      const base = nodeVars(node, profile, input.runId);
+      const vars = { ...base };
+      for (const [k, v] of Object.entries(rb.vars)) vars[k] = expand(v, vars, `${rb.file}: vars.${k}`);
+      const steps = rb.steps.filter((s) => applies(s.when, inv)).map((s) => compileStep(s, node, profile, vars));
+      const restore = rb.restore ? { after: rb.restore.after, steps: rb.restore.steps.filter((s) => applies(s.when, inv)).map((s) => compileStep(s, node, profile, vars)) } : undefined;
+      const backups = [...new Set(steps.filter((s) => typeof s.with.backup === 'string').map((s) => s.with.backup as string))];
+      return { name: node.name, host: node.host, role: node.role, os: node.os, rootShell: profile.rootShell, vars, steps, ...(restore ? { restore } : {}), backups };
+    });
+    phases.push({ phase: rb.phase, title: rb.title, serial: rb.serial, nodes });
+  }
+  return {
+    kind: 'rotate-certs/plan',
+    version: 1,
+    cluster: inv.cluster,
+    inventory: inv.file,
+    inventoryDigest: input.inventoryDigest,
+    runId: input.runId,
+    createdAt: input.createdAt,
+    scope,
+    phases,
+  };
+}
+
+/** SHA-256 over the plan without its digest, in a stable key order. */
+export function planDigest(plan: Plan): string {
+  const { digest: _digest, ...rest } = plan;
+  return createHash('sha256').update(stableJson(rest)).digest('hex');
+}
+
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .sort()
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

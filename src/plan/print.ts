@@ -1,0 +1,45 @@
+/** The plan as text for people: per phase, per node, in execution order, every command. */
+import type { Plan, PlanNode, PlanStep } from './types.js';
+
+function withText(step: PlanStep): string {
+  return Object.entries(step.with)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : v}`)
+    .join(' ');
+}
+
+function stepLines(step: PlanStep, n: number, node: PlanNode, full: boolean): string[] {
+  const out = [`    ${String(n).padStart(2)}. ${step.id}: ${step.title}${step.effect === 'read' ? ' [read-only]' : ''}`];
+  if (step.why && full) out.push(`        why: ${step.why}`);
+  if (step.gate) out.push(`        gate ${step.gate} ${withText(step)}`.trimEnd());
+  if (step.command) {
+    if (full) {
+      out.push(`        ${node.rootShell} <<'ROTATE_CERTS'`);
+      for (const l of step.command.trimEnd().split('\n')) out.push(`        | ${l}`);
+      out.push(`        ROTATE_CERTS`);
+    } else {
+      out.push(`        run ${step.run}`);
+    }
+  }
+  return out;
+}
+
+export function renderPlanText(plan: Plan, opts: { full: boolean; header?: string }): string {
+  const out: string[] = [];
+  if (opts.header) out.push(opts.header);
+  out.push(`Plan ${plan.runId} for cluster ${plan.cluster} (inventory ${plan.inventory})`);
+  if (plan.scope.only || plan.scope.nodes) out.push(`Scope: ${plan.scope.only ? `only ${plan.scope.only}` : ''}${plan.scope.nodes ? ` nodes ${plan.scope.nodes.join(',')}` : ''}`.trim());
+  plan.phases.forEach((phase, i) => {
+    out.push('', `Phase ${i + 1}: ${phase.title}${phase.serial && phase.nodes.length > 1 ? ' (one node at a time, in this order)' : ''}`);
+    for (const node of phase.nodes) {
+      out.push(`  ${node.name} (${node.role}, ${node.os}, ${node.host})`);
+      node.steps.forEach((s, j) => out.push(...stepLines(s, j + 1, node, opts.full)));
+      if (node.restore && opts.full) {
+        out.push(`    on failure after ${node.restore.after}: restore, then stop the run`);
+        node.restore.steps.forEach((s, j) => out.push(...stepLines(s, j + 1, node, opts.full).map((l) => `  ${l}`)));
+      }
+      if (node.backups.length > 0) out.push(`    backups: ${node.backups.join(', ')}`);
+    }
+  });
+  if (plan.phases.length === 0) out.push('', 'Nothing to do in this scope.');
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,66 @@
+/** A rotation plan: per phase, per node, in order, each step with the exact command it runs. */
+import type { OsName, Role } from '../inventory/types.js';
+import type { Capture, Gate, WithValue } from '../runbook/runbook.js';
+
+export interface PlanStep {
+  id: string;
+  title: string;
+  why?: string;
+  effect: 'read' | 'mutate';
+  /** Command key and its rendered script, secrets shown as <redacted:name>. */
+  run?: string;
+  command?: string;
+  gate?: Gate;
+  with: Record<string, WithValue>;
+  capture?: Capture;
+}
+
+export interface PlanNode {
+  name: string;
+  host: string;
+  role: Role;
+  os: OsName;
+  rootShell: string;
+  /** Variables the commands were rendered with (paths, runId, runbook vars); no secrets. */
+  vars: Record<string, string>;
+  steps: PlanStep[];
+  /** Run when a step after `after` fails, then the run stops. */
+  restore?: { after: string; steps: PlanStep[] };
+  /** Backup paths this node's steps create, for the report and `restore`. */
+  backups: string[];
+}
+
+export interface PlanPhase {
+  phase: string;
+  title: string;
+  serial: boolean;
+  nodes: PlanNode[];
+}
+
+/** What was true when the plan was made; apply refuses when it no longer holds. */
+export interface PlanFacts {
+  gatheredAt: string;
+  /** node -> path -> certificate serial and expiry, as read at planning time. */
+  certificates: Record<string, Record<string, { serial: string; notAfter: string }>>;
+}
+
+export interface Scope {
+  only?: 'etcd' | 'control-plane';
+  nodes?: string[];
+}
+
+export interface Plan {
+  kind: 'rotate-certs/plan';
+  version: 1;
+  cluster: string;
+  /** Absolute path of the inventory the plan was made from, and its SHA-256. */
+  inventory: string;
+  inventoryDigest: string;
+  runId: string;
+  createdAt: string;
+  scope: Scope;
+  phases: PlanPhase[];
+  facts?: PlanFacts;
+  /** SHA-256 of everything above; a plan edited by hand no longer matches. */
+  digest?: string;
+}

@@ -1,0 +1,171 @@
+/**
+ * Phase runbooks (runbooks/<phase>.yaml): what to do on which nodes, in order, naming command
+ * keys that each OS profile spells, and built-in gates that observe instead of sleeping.
+ * Loading validates the files; a bad one is refused with its file, line and field.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
+import { ROLES, type Role } from '../inventory/types.js';
+import { InputFileError } from '../util/errors.js';
+import { PACKAGE_ROOT } from '../util/package-root.js';
+import { arr, bool, fail, lineOf, obj, oneOf, opt, parseYaml, record, req, str, type Validator } from '../util/yaml-schema.js';
+
+export const RUNBOOKS_DIR = join(PACKAGE_ROOT, 'runbooks');
+
+/** Built-in checks run from the admin machine (or by reading the node's certificates). */
+export const GATES = ['snapshot-certs', 'certs-renewed', 'endpoint-down', 'endpoint-serves', 'apiserver-ready'] as const;
+export type Gate = (typeof GATES)[number];
+
+/** What a step's captured output becomes: named secrets kept in memory only. */
+export const CAPTURES = ['etcdClientPair'] as const;
+export type Capture = (typeof CAPTURES)[number];
+
+export const TOPOLOGIES = ['external-etcd', 'stacked-etcd'] as const;
+export type Topology = (typeof TOPOLOGIES)[number];
+
+export type WithValue = string | string[];
+
+export interface RunbookStep {
+  id: string;
+  title: string;
+  why?: string;
+  run?: string;
+  gate?: Gate;
+  with: Record<string, WithValue>;
+  when?: Topology;
+  capture?: Capture;
+  /** read: changes nothing (gates, health checks); mutate: changes the node. */
+  effect: 'read' | 'mutate';
+  /** Where the step is written, for messages. */
+  file: string;
+  line?: number;
+}
+
+export interface PhaseRunbook {
+  phase: string;
+  title: string;
+  file: string;
+  roles: Role[];
+  when?: Topology;
+  serial: boolean;
+  targets: 'each' | 'first';
+  vars: Record<string, string>;
+  steps: RunbookStep[];
+  restore?: { after: string; steps: RunbookStep[] };
+}
+
+const ID = { pattern: /^[a-z][a-z0-9-]{0,40}$/, patternHelp: 'an id: lower-case letters, digits and "-"' };
+const withEntry: Validator<WithValue> = {
+  expects: 'a string, a number or a list of strings',
+  parse(node, ctx, path) {
+    if (isSeq(node)) return arr(str()).parse(node, ctx, path);
+    if (isScalar(node) && typeof node.value === 'number') return String(node.value);
+    return str().parse(node, ctx, path);
+  },
+};
+
+const stepSchema = obj(
+  {
+    id: req(str(ID)),
+    title: req(str()),
+    why: opt(str()),
+    run: opt(str({ pattern: /^[a-z][A-Za-z0-9-]*$/, patternHelp: 'a command key from the OS profiles' })),
+    gate: opt(oneOf(GATES)),
+    with: opt(record(withEntry, { pattern: /^[a-z][A-Za-z0-9]*$/, patternHelp: 'a variable name' })),
+    when: opt(oneOf(TOPOLOGIES)),
+    capture: opt(oneOf(CAPTURES)),
+    effect: opt(oneOf(['read', 'mutate'] as const)),
+  },
+  'a step: { id, title, run | gate }',
+);
+
+const schema = obj({
+  phase: req(str(ID)),
+  title: req(str()),
+  roles: req(arr(oneOf(ROLES), { min: 1 })),
+  when: opt(oneOf(TOPOLOGIES)),
+  serial: opt(bool()),
+  targets: opt(oneOf(['each', 'first'] as const)),
+  vars: opt(record(str(), { pattern: /^[a-z][A-Za-z0-9]*$/, patternHelp: 'a variable name' })),
+  steps: req(arr(stepSchema, { min: 1 })),
+  restore: opt(obj({ after: req(str(ID)), steps: req(arr(stepSchema, { min: 1 })) })),
+});
+
+function stepsAt(root: YamlNode, path: string[]): YamlNode[] {
+  const list = isMap(root) ? root.getIn(path, true) : undefined;
+  return isSeq(list) ? (list.items as YamlNode[]) : [];
+}
+
+export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
+  const { value, ctx, root } = parseYaml(text, file, schema);
+  const toSteps = (raw: typeof value.steps, nodes: YamlNode[], where: string): RunbookStep[] => {
+    const seen = new Set<string>();
+    return raw.map((s, i) => {
+      const node = nodes[i];
+      const field = `${where}[${i}]`;
+      if ((s.run === undefined) === (s.gate === undefined)) fail(ctx, node, field, 'a step needs exactly one of run (a command key) or gate (a built-in check)');
+      if (s.capture && !s.run) fail(ctx, node, `${field}.capture`, 'only a run step can capture output');
+      if (seen.has(s.id)) fail(ctx, node, `${field}.id`, `step id ${s.id} is used twice`);
+      seen.add(s.id);
+      const line = lineOf(node, ctx);
+      return {
+        id: s.id,
+        title: s.title,
+        ...(s.why ? { why: s.why } : {}),
+        ...(s.run ? { run: s.run } : {}),
+        ...(s.gate ? { gate: s.gate } : {}),
+        with: s.with ?? {},
+        ...(s.when ? { when: s.when } : {}),
+        ...(s.capture ? { capture: s.capture } : {}),
+        // Gates only look; commands change the node unless the runbook says they only read.
+        effect: s.effect ?? (s.gate ? 'read' : 'mutate'),
+        file,
+        ...(line !== undefined ? { line } : {}),
+      };
+    });
+  };
+  const steps = toSteps(value.steps, stepsAt(root, ['steps']), 'steps');
+  let restore: PhaseRunbook['restore'];
+  if (value.restore) {
+    const after = value.restore.after;
+    if (!steps.some((s) => s.id === after)) {
+      fail(ctx, isMap(root) ? (root.getIn(['restore', 'after'], true) as YamlNode) : undefined, 'restore.after', `no step with id ${after}`, `step ids: ${steps.map((s) => s.id).join(', ')}`);
+    }
+    restore = { after, steps: toSteps(value.restore.steps, stepsAt(root, ['restore', 'steps']), 'restore.steps') };
+  }
+  return {
+    phase: value.phase,
+    title: value.title,
+    file,
+    roles: value.roles,
+    ...(value.when ? { when: value.when } : {}),
+    serial: value.serial ?? false,
+    targets: value.targets ?? 'each',
+    vars: value.vars ?? {},
+    steps,
+    ...(restore ? { restore } : {}),
+  };
+}
+
+function readRunbookFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    throw new InputFileError(`runbook ${file} is missing: reinstall rotate-certs or add the file`);
+  }
+}
+
+const orderSchema = obj({ phases: req(arr(str(ID), { min: 1 })) });
+
+/** runbooks/rotate.yaml and the phase runbooks it names, in order. */
+export function loadRotationRunbooks(dir = RUNBOOKS_DIR): PhaseRunbook[] {
+  const indexFile = join(dir, 'rotate.yaml');
+  const { value } = parseYaml(readRunbookFile(indexFile), indexFile, orderSchema);
+  return value.phases.map((name) => {
+    const file = join(dir, `${name}.yaml`);
+    const rb = parsePhaseRunbook(readRunbookFile(file), file);
+    if (rb.phase !== name) throw new InputFileError(`${file}: declares phase: ${rb.phase}, but ${indexFile} names it ${name}`);
+    return rb;
+  });
+}
