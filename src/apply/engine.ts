@@ -13,6 +13,7 @@ import { renderScript } from '../runbook/template.js';
 import { CommandTimeoutError, type Connector, type NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
 import { runGate, type GateContext, type GateTimeouts } from './gates.js';
+import { kcpNotPaused, updateEtcdClientSecret, type ManagementContext } from './management.js';
 import { progressOf, type Journal, type JournalEntry } from './journal.js';
 import type { Reporter } from './reporter.js';
 
@@ -27,6 +28,8 @@ export interface ApplyDeps {
   sleep(ms: number): Promise<void>;
   /** Checked between steps: Ctrl-C stops at the next safe point. */
   stopRequested(): boolean;
+  /** Whether to replace a refused local kubeconfig with the renewed admin.conf. */
+  refreshKubeconfig(): Promise<boolean>;
 }
 
 export interface StepFailure {
@@ -86,7 +89,19 @@ export class Applier {
   /** Runs one step; returns a one-line summary or throws StepError with the node's own words. */
   private async runStep(node: PlanNode, step: PlanStep, gateState: GateContext): Promise<string> {
     const session = await this.session(node.name);
-    if (step.gate) return runGate(step, { ...gateState, session });
+    if (step.action === 'update-etcd-client-secret' || step.action === 'kcp-not-paused') {
+      const ctx: ManagementContext = {
+        inventory: this.deps.inventory,
+        node,
+        session,
+        secrets: this.secrets,
+        reporter: this.deps.reporter,
+        runId: this.plan.runId,
+        refreshKubeconfig: this.deps.refreshKubeconfig,
+      };
+      return step.action === 'update-etcd-client-secret' ? updateEtcdClientSecret(step, ctx) : kcpNotPaused(step, ctx);
+    }
+    if (step.action) return runGate(step, { ...gateState, session });
     const profile = this.deps.profiles.get(node.os);
     const template = profile.commands[step.run as string] as string;
     const scalars = Object.fromEntries(Object.entries(step.with).filter((e): e is [string, string] => typeof e[1] === 'string'));

@@ -89,7 +89,7 @@ function readyz(host: string, port: number, timeoutMs: number): Promise<string> 
 export async function runGate(step: PlanStep, ctx: GateContext): Promise<string> {
   const { node } = ctx;
   const probeMs = Math.min(5000, ctx.timeouts.endpointMs);
-  switch (step.gate) {
+  switch (step.action) {
     case 'snapshot-certs': {
       const dir = str(step.with.dir, 'dir');
       const certs = await readCerts(ctx.session, node.rootShell, list(step.with.files).map((f) => `${dir}/${f}`));
@@ -141,13 +141,13 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       const file = str(step.with.file, 'file');
       const expected = (await readCerts(ctx.session, node.rootShell, [file])).get(file);
       if (!expected) throw new GateError(`${file} is missing`);
-      const timeout = step.gate === 'apiserver-ready' ? ctx.timeouts.podStartMs : ctx.timeouts.endpointMs;
+      const timeout = step.action === 'apiserver-ready' ? ctx.timeouts.podStartMs : ctx.timeouts.endpointMs;
       await poll(ctx, timeout, `${node.host}:${port} to serve ${file} (serial ${expected.serial})`, async () => {
         const served = inspectCertificate(await servedCertificate({ host: node.host, port, timeoutMs: probeMs }));
         if (served.fingerprint !== expected.fingerprint) throw new Error(`still serving serial ${served.serial}`);
         return true;
       });
-      if (step.gate === 'endpoint-serves') return `serves serial ${expected.serial}`;
+      if (step.action === 'endpoint-serves') return `serves serial ${expected.serial}`;
       const body = await poll(ctx, timeout, `${node.host}:${port}/readyz to say ok`, async () => readyz(node.host, port, probeMs));
       if (ctx.downSince !== undefined) {
         ctx.onDowntime?.(ctx.now() - ctx.downSince);
@@ -156,6 +156,6 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       return `serves serial ${expected.serial}, /readyz ${body}`;
     }
     default:
-      throw new GateError(`unknown gate ${String(step.gate)}`);
+      throw new GateError(`unknown action ${String(step.action)}`);
   }
 }

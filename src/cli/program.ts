@@ -54,6 +54,7 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
   const applyOptions = (cmd: Command) =>
     cmd
       .option('-y, --yes', 'do not ask before changing the cluster (needed without a terminal)')
+      .option('--refresh-kubeconfig', "when the inventory's kubeconfig is refused, replace it with the renewed admin.conf (old one kept)")
       .addOption(new Option('--pod-timeout <seconds>', 'how long a static pod may take to stop or become ready').argParser(intFlag('--pod-timeout', 5, 3600)));
   const exitText =
     '\nExit codes:\n  0  rotation finished\n  1  a step failed; that node was restored and the run stopped\n  2  a step failed and the restore failed too: act now (see docs/troubleshooting.md)\n 64  bad usage, inventory, plan, runbook or profile (nothing changed)\n 69  pre-flight failed (nothing changed)\n 75  another run holds the cluster lock\n130  stopped by Ctrl-C at a safe point; --resume continues';

@@ -111,6 +111,7 @@ export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = 
 
 export interface ApplyFlags {
   yes?: boolean;
+  refreshKubeconfig?: boolean;
   resume?: boolean;
   stateDir?: string;
   warnDays: number;
@@ -162,6 +163,11 @@ async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io: CliIo,
       now: () => Date.now(),
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
       stopRequested: env.stopRequested ?? (() => false),
+      refreshKubeconfig: async () => {
+        if (flags.refreshKubeconfig) return true;
+        if (!env.interactive || flags.yes) return false;
+        return confirm({ message: `${inv.kubeconfig} was refused; replace it with the renewed admin.conf (the old one is kept)?`, default: true });
+      },
     });
     try {
       result = await applier.run(Boolean(flags.resume));

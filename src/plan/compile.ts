@@ -51,7 +51,7 @@ function compileStep(step: RunbookStep, node: InventoryNode, profile: OsProfile,
     with: resolved,
     ...(step.capture ? { capture: step.capture } : {}),
   };
-  if (step.gate) return { ...out, gate: step.gate };
+  if (step.action) return { ...out, action: step.action };
   const key = step.run as string;
   const template = profile.commands[key];
   if (template === undefined) {
@@ -71,8 +71,9 @@ function applies(when: Topology | undefined, inv: Inventory): boolean {
 }
 
 const PHASES_BY_ONLY: Record<NonNullable<Scope['only']>, string[]> = {
-  etcd: ['etcd'],
-  'control-plane': ['etcd-client-pair', 'control-plane'],
+  // The secret follows the etcd client pair, which both parts renew or install.
+  etcd: ['etcd', 'etcd-client-pair', 'management'],
+  'control-plane': ['etcd-client-pair', 'control-plane', 'management'],
 };
 
 export interface CompileInput {

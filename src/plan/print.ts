@@ -10,7 +10,7 @@ function withText(step: PlanStep): string {
 function stepLines(step: PlanStep, n: number, node: PlanNode, full: boolean): string[] {
   const out = [`    ${String(n).padStart(2)}. ${step.id}: ${step.title}${step.effect === 'read' ? ' [read-only]' : ''}`];
   if (step.why && full) out.push(`        why: ${step.why}`);
-  if (step.gate) out.push(`        gate ${step.gate} ${withText(step)}`.trimEnd());
+  if (step.action) out.push(`        action ${step.action} ${withText(step)}`.trimEnd());
   if (step.command) {
     if (full) {
       out.push(`        ${node.rootShell} <<'ROTATE_CERTS'`);

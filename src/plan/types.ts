@@ -1,6 +1,6 @@
 /** A rotation plan: per phase, per node, in order, each step with the exact command it runs. */
 import type { OsName, Role } from '../inventory/types.js';
-import type { Capture, Gate, WithValue } from '../runbook/runbook.js';
+import type { Action, Capture, WithValue } from '../runbook/runbook.js';
 
 export interface PlanStep {
   id: string;
@@ -10,7 +10,7 @@ export interface PlanStep {
   /** Command key and its rendered script, secrets shown as <redacted:name>. */
   run?: string;
   command?: string;
-  gate?: Gate;
+  action?: Action;
   with: Record<string, WithValue>;
   capture?: Capture;
 }

@@ -13,9 +13,13 @@ import { arr, bool, fail, lineOf, obj, oneOf, opt, parseYaml, record, req, str, 
 
 export const RUNBOOKS_DIR = join(PACKAGE_ROOT, 'runbooks');
 
-/** Built-in checks run from the admin machine (or by reading the node's certificates). */
-export const GATES = ['snapshot-certs', 'certs-renewed', 'endpoint-down', 'endpoint-serves', 'apiserver-ready'] as const;
-export type Gate = (typeof GATES)[number];
+/**
+ * Built-in actions, run from the admin machine: gates that observe (certificates read on the
+ * node, endpoints probed) and the management cluster's API calls.
+ */
+export const ACTIONS = ['snapshot-certs', 'certs-renewed', 'endpoint-down', 'endpoint-serves', 'apiserver-ready', 'update-etcd-client-secret', 'kcp-not-paused'] as const;
+export type Action = (typeof ACTIONS)[number];
+const MUTATING_ACTIONS = new Set<Action>(['update-etcd-client-secret']);
 
 /** What a step's captured output becomes: named secrets kept in memory only. */
 export const CAPTURES = ['etcdClientPair'] as const;
@@ -31,7 +35,7 @@ export interface RunbookStep {
   title: string;
   why?: string;
   run?: string;
-  gate?: Gate;
+  action?: Action;
   with: Record<string, WithValue>;
   when?: Topology;
   capture?: Capture;
@@ -71,13 +75,13 @@ const stepSchema = obj(
     title: req(str()),
     why: opt(str()),
     run: opt(str({ pattern: /^[a-z][A-Za-z0-9-]*$/, patternHelp: 'a command key from the OS profiles' })),
-    gate: opt(oneOf(GATES)),
+    action: opt(oneOf(ACTIONS)),
     with: opt(record(withEntry, { pattern: /^[a-z][A-Za-z0-9]*$/, patternHelp: 'a variable name' })),
     when: opt(oneOf(TOPOLOGIES)),
     capture: opt(oneOf(CAPTURES)),
     effect: opt(oneOf(['read', 'mutate'] as const)),
   },
-  'a step: { id, title, run | gate }',
+  'a step: { id, title, run | action }',
 );
 
 const schema = obj({
@@ -104,7 +108,7 @@ export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
     return raw.map((s, i) => {
       const node = nodes[i];
       const field = `${where}[${i}]`;
-      if ((s.run === undefined) === (s.gate === undefined)) fail(ctx, node, field, 'a step needs exactly one of run (a command key) or gate (a built-in check)');
+      if ((s.run === undefined) === (s.action === undefined)) fail(ctx, node, field, 'a step needs exactly one of run (a command key) or action (a built-in)');
       if (s.capture && !s.run) fail(ctx, node, `${field}.capture`, 'only a run step can capture output');
       if (seen.has(s.id)) fail(ctx, node, `${field}.id`, `step id ${s.id} is used twice`);
       seen.add(s.id);
@@ -114,12 +118,12 @@ export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
         title: s.title,
         ...(s.why ? { why: s.why } : {}),
         ...(s.run ? { run: s.run } : {}),
-        ...(s.gate ? { gate: s.gate } : {}),
+        ...(s.action ? { action: s.action } : {}),
         with: s.with ?? {},
         ...(s.when ? { when: s.when } : {}),
         ...(s.capture ? { capture: s.capture } : {}),
-        // Gates only look; commands change the node unless the runbook says they only read.
-        effect: s.effect ?? (s.gate ? 'read' : 'mutate'),
+        // Built-in actions only look unless declared otherwise; commands change the node unless the runbook says they only read.
+        effect: s.effect ?? (s.action ? (MUTATING_ACTIONS.has(s.action) ? 'mutate' : 'read') : 'mutate'),
         file,
         ...(line !== undefined ? { line } : {}),
       };
