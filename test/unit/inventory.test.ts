@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadInventory, parseInventory } from '../../src/inventory/load.js';
@@ -119,5 +119,6 @@ describe('inventory: every error names the file, the line and the field', () => 
     const f = join(dir, 'ok.yaml');
     writeFileSync(f, base);
     expect(loadInventory(f).file).toBe(f);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createHmac, generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fingerprint, hostKeyName, keyTypeOf, KnownHosts } from '../../src/transport/known-hosts.js';
@@ -14,6 +14,7 @@ function ed25519Blob(): Buffer {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-kh-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const a = ed25519Blob();
 const b = ed25519Blob();
 

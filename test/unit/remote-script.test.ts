@@ -1,7 +1,7 @@
 import 'reflect-metadata';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkScript, parseCheckOutput } from '../../src/check/remote-script.js';
@@ -13,6 +13,7 @@ const KEY = '-----BEGIN EC PRIVATE KEY-----\nSECRETKEYMATERIAL\n-----END EC PRIV
 
 describe('the check script, run by a real bash over real files', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rc-script-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   mkdirSync(join(dir, 'pki'));
   writeFileSync(join(dir, 'pki', 'server.crt'), `${CERT}\n`);
   writeFileSync(join(dir, 'pki', 'bundle.crt'), `${CERT}\n${CERT2}\n`);

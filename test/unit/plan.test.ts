@@ -1,0 +1,155 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseInventory } from '../../src/inventory/load.js';
+import { compilePlan, newRunId, planDigest } from '../../src/plan/compile.js';
+import { readPlan, serializePlan, writePlan } from '../../src/plan/file.js';
+import { renderPlanText } from '../../src/plan/print.js';
+import { ProfileSet } from '../../src/profiles/profile.js';
+import { loadRotationRunbooks, parsePhaseRunbook } from '../../src/runbook/runbook.js';
+import { renderDisplay, renderScript, templateNames } from '../../src/runbook/template.js';
+import { LoadError, UsageError } from '../../src/util/errors.js';
+import { Journal, progressOf } from '../../src/apply/journal.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'rc-plan-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const invText = `cluster: lab
+ssh: { user: capv, identityFile: id }
+etcd:
+  - { name: lab-etcd-1, host: 10.0.0.11 }
+  - { name: lab-etcd-2, host: 10.0.0.12 }
+controlPlane:
+  - { name: lab-cp-1, host: 10.0.0.21 }
+  - { name: lab-cp-2, host: 10.0.0.22 }
+workers:
+  - { name: lab-md-1, host: 10.0.0.31, os: bottlerocket }
+`;
+const inv = parseInventory(invText, join(dir, 'inv.yaml'));
+const compile = (scope = {}, inventory = inv) =>
+  compilePlan({ inventory, inventoryDigest: 'x', runbooks: loadRotationRunbooks(), profiles: new ProfileSet(), runId: '20261126T000000Z', createdAt: '2026-11-26T00:00:00.000Z', scope });
+
+describe('templates', () => {
+  it('quotes variables and redacts secrets everywhere but the script sent', () => {
+    const t = 'cp {{src}} {{dst}}\ncat <<EOF\n{{secret:key}}\nEOF';
+    expect(templateNames(t)).toEqual({ vars: ['src', 'dst'], secrets: ['key'] });
+    const vars = { src: '/etc/x', dst: "/tmp/it's here" };
+    expect(renderDisplay(t, vars)).toBe("cp /etc/x '/tmp/it'\\''s here'\ncat <<EOF\n<redacted:key>\nEOF");
+    expect(renderScript(t, vars, { key: 'SECRET' })).toContain('SECRET');
+    expect(() => renderScript(t, vars, {})).toThrow(/secret key is not available/);
+    expect(() => renderDisplay('{{nope}}', {})).toThrow(/unknown variable \{\{nope\}\}/);
+  });
+});
+
+describe('plan compile', () => {
+  it('orders phases and nodes as the runbook says: etcd one by one, then the pair, the control plane, the management cluster', () => {
+    const plan = compile();
+    expect(plan.phases.map((p) => [p.phase, p.serial, p.nodes.map((n) => n.name)])).toEqual([
+      ['etcd', true, ['lab-etcd-1', 'lab-etcd-2']],
+      ['etcd-client-pair', false, ['lab-etcd-1']],
+      ['control-plane', true, ['lab-cp-1', 'lab-cp-2']],
+      ['management', false, ['lab-cp-1']],
+    ]);
+    const etcd1 = plan.phases[0]!.nodes[0]!;
+    expect(etcd1.steps.map((s) => s.id)).toEqual(['snapshot', 'backup', 'clear', 'renew', 'verify-certs', 'health', 'serving']);
+    expect(etcd1.backups).toEqual(['/etc/etcd/pki.rotate-certs-20261126T000000Z']);
+    // The backup precedes the only step that deletes anything, and clear refuses without it.
+    const clear = etcd1.steps.find((s) => s.id === 'clear')!;
+    expect(clear.command).toContain('[ -d "$backup" ] || { echo "no backup at $backup: refusing to delete anything');
+    expect(etcd1.steps.find((s) => s.id === 'renew')!.command).toContain('etcdadm join phase certificates http://eks-a-etcd-dumb-url');
+  });
+
+  it('never puts secret text in a plan', () => {
+    const plan = compile();
+    const text = serializePlan(plan);
+    expect(text).toContain('<redacted:etcdClientKey>');
+    expect(text).not.toMatch(/PRIVATE KEY-----\n[A-Za-z0-9+/]/);
+  });
+
+  it('stacked etcd: no etcd phases, no etcd client pair step', () => {
+    const stacked = parseInventory(invText.replace(/etcd:\n(  - .*\n)+/, ''), join(dir, 'inv.yaml'));
+    const plan = compile({}, stacked);
+    expect(plan.phases.map((p) => p.phase)).toEqual(['control-plane', 'management']);
+    expect(plan.phases[0]!.nodes[0]!.steps.map((s) => s.id)).not.toContain('etcd-client');
+  });
+
+  it('scopes: --only and --nodes', () => {
+    expect(compile({ only: 'etcd' }).phases.map((p) => p.phase)).toEqual(['etcd', 'etcd-client-pair', 'management']);
+    expect(compile({ only: 'control-plane' }).phases.map((p) => p.phase)).toEqual(['etcd-client-pair', 'control-plane', 'management']);
+    const one = compile({ nodes: ['lab-cp-2'] });
+    expect(one.phases.find((p) => p.phase === 'control-plane')!.nodes.map((n) => n.name)).toEqual(['lab-cp-2']);
+    expect(one.phases.find((p) => p.phase === 'etcd')).toBeUndefined();
+    expect(() => compile({ nodes: ['nope'] })).toThrow(UsageError);
+  });
+
+  it('an OS without the spelling of a step is refused at compile, naming the profile', () => {
+    const br = parseInventory(invText.replace('{ name: lab-etcd-2, host: 10.0.0.12 }', '{ name: lab-etcd-2, host: 10.0.0.12, os: bottlerocket }'), join(dir, 'inv.yaml'));
+    expect(() => compile({}, br)).toThrow(/bottlerocket\.yaml has no command etcdadmCertificates, so lab-etcd-2 \(bottlerocket\) cannot run this step/);
+  });
+
+  it('the text plan lists every command per node in order', () => {
+    const text = renderPlanText(compile(), { full: true });
+    expect(text.indexOf('lab-etcd-1 (etcd')).toBeLessThan(text.indexOf('lab-etcd-2 (etcd'));
+    expect(text.indexOf('lab-etcd-2 (etcd')).toBeLessThan(text.indexOf('lab-cp-1 (control-plane'));
+    expect(text).toContain("sudo -n bash -s <<'ROTATE_CERTS'");
+    expect(text).toContain('kubeadm certs renew all');
+    expect(newRunId(new Date('2026-11-26T20:01:02.345Z'))).toBe('20261126T200102Z');
+  });
+});
+
+describe('plan files', () => {
+  it('round-trip, and refuse a plan edited by hand or not a plan at all', () => {
+    const plan = compile();
+    const file = join(dir, 'plan.yaml');
+    writePlan(file, plan);
+    expect(readPlan(file).digest).toBe(planDigest(plan));
+    writeFileSync(file, readFileSync(file, 'utf8').replace('kubeadm certs renew all', 'rm -rf /'));
+    expect(() => readPlan(file)).toThrow(/changed after it was made \(digest mismatch\)/);
+    writeFileSync(file, 'hello: world\n');
+    expect(() => readPlan(file)).toThrow(/not a rotate-certs plan/);
+    expect(() => readPlan(join(dir, 'missing.yaml'))).toThrow(/no such file/);
+  });
+});
+
+describe('runbook validation', () => {
+  const base = readFileSync(join(process.cwd(), 'runbooks', 'etcd.yaml'), 'utf8');
+  const err = (text: string) => {
+    try {
+      parsePhaseRunbook(text, 'etcd.yaml');
+    } catch (e) {
+      return e as LoadError;
+    }
+    throw new Error('expected an error');
+  };
+  it('names the file, line and field', () => {
+    expect(err(base.replace('    run: etcdadmCertificates', '    run: etcdadmCertificates\n    action: endpoint-down')).message).toMatch(/^etcd\.yaml:\d+: steps\[3\]: a step needs exactly one of run/);
+    expect(err(base.replace('action: endpoint-serves', 'action: sleep-20')).message).toMatch(/steps\[6\]\.action: expected one of snapshot-certs/);
+    expect(err(base.replace('    title: Back up the etcd PKI folder', '    title: Back up the etcd PKI folder\n    retries: 3')).message).toMatch(/steps\[1\]\.retries: unknown field/);
+    expect(err(base.replace('  after: backup', '  after: backupp')).message).toMatch(/restore\.after: no step with id backupp/);
+    expect(err(base.replace('  - id: clear', '  - id: backup')).message).toMatch(/step id backup is used twice/);
+  });
+});
+
+describe('journal', () => {
+  it('locks one run per cluster, takes over a dead holder, and reads progress', () => {
+    const j = new Journal(join(dir, 'state'), 'lab');
+    j.lock('r1');
+    const other = new Journal(join(dir, 'state'), 'lab');
+    expect(() => other.lock('r2')).toThrow(/another rotate-certs run holds the lock for cluster lab \(pid \d+/);
+    j.unlock();
+    other.lock('r2');
+    other.unlock();
+    writeFileSync(join(dir, 'state', 'lab', 'lock'), JSON.stringify({ pid: 999999, host: hostname(), runId: 'old', since: 'x' }));
+    j.lock('r3');
+    j.unlock();
+
+    j.append({ runId: 'r3', event: 'step-start', phase: 'etcd', node: 'n1', step: 'backup' });
+    j.append({ runId: 'r3', event: 'step-done', phase: 'etcd', node: 'n1', step: 'backup' });
+    j.append({ runId: 'r3', event: 'step-start', phase: 'etcd', node: 'n1', step: 'clear' });
+    const p = progressOf(j.entries('r3'), 'etcd', 'n1');
+    expect([...p.done]).toEqual(['backup']);
+    expect(p.cutOff).toBe('clear');
+    expect(j.runs()).toEqual(['r3']);
+  });
+});
