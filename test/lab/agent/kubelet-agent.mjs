@@ -1,0 +1,280 @@
+// Emulates, inside one control-plane node's namespaces, what the kubelet does with the
+// kube-apiserver static pod manifest, plus a tiny kube-apiserver over a shared JSON state file.
+// Plain ESM, node: builtins only. Env: LAB_NODE_NAME, LAB_NODE_IP, LAB_DIR, LAB_MANIFEST_DIR, LAB_POLL_MS.
+import { X509Certificate, createHash } from 'node:crypto';
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import { join } from 'node:path';
+
+const NODE = process.env.LAB_NODE_NAME ?? 'node';
+const IP = process.env.LAB_NODE_IP ?? '127.0.0.1';
+const LAB_DIR = process.env.LAB_DIR ?? '/tmp';
+const MANIFESTS = process.env.LAB_MANIFEST_DIR ?? '/etc/kubernetes/manifests';
+const POLL_MS = Number(process.env.LAB_POLL_MS ?? 250);
+const STATE = join(LAB_DIR, 'apiserver-state.json');
+const EVENTS = join(LAB_DIR, 'events.log');
+const ANONYMOUS = /^\/(livez|healthz|readyz|version)(\/|$)/;
+
+const log = (...a) => console.log(new Date().toISOString(), ...a);
+const event = (name) => appendFileSync(EVENTS, JSON.stringify({ t: Date.now(), time: new Date().toISOString(), node: NODE, event: name }) + '\n');
+
+/** @type {null | {server: import('node:https').Server, sockets: Set<import('node:net').Socket>, hash: string, etcd: {cert: X509Certificate, ca: X509Certificate} | {error: string}}} */
+let current = null;
+let busy = false;
+
+function flag(text, name) {
+  const m = new RegExp(`--${name}=(\\S+)`).exec(text);
+  return m ? m[1].replace(/^["']|["']$/g, '') : undefined;
+}
+
+/** Reads everything the pod needs at start, like a container does (never again while it runs). */
+function loadPod(text) {
+  const need = (n) => {
+    const v = flag(text, n);
+    if (!v) throw new Error(`manifest has no --${n}`);
+    return v;
+  };
+  const tls = { cert: readFileSync(need('tls-cert-file')), key: readFileSync(need('tls-private-key-file')), ca: readFileSync(need('client-ca-file')) };
+  let etcd;
+  try {
+    etcd = { cert: new X509Certificate(readFileSync(need('etcd-certfile'))), ca: new X509Certificate(readFileSync(need('etcd-cafile'))) };
+    readFileSync(need('etcd-keyfile'));
+  } catch (e) {
+    etcd = { error: String(e.message ?? e) };
+  }
+  return { tls, etcd, clientCa: new X509Certificate(tls.ca) };
+}
+
+function etcdProblem(etcd) {
+  if ('error' in etcd) return etcd.error;
+  const now = Date.now();
+  if (Date.parse(etcd.cert.validTo) < now) return 'etcd client certificate has expired';
+  if (Date.parse(etcd.cert.validFrom) > now) return 'etcd client certificate is not yet valid';
+  if (!etcd.cert.checkIssued(etcd.ca) || !etcd.cert.verify(etcd.ca.publicKey)) return 'etcd client certificate is not signed by the etcd CA';
+  return null;
+}
+
+async function startPod(text, hash) {
+  const pod = loadPod(text);
+  const sockets = new Set();
+  const server = createServer({ cert: pod.tls.cert, key: pod.tls.key, ca: pod.tls.ca, requestCert: true, rejectUnauthorized: false }, (req, res) =>
+    handle(req, res, pod).catch((e) => send(res, 500, status(500, 'InternalError', String(e)))),
+  );
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('tlsClientError', () => undefined);
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(6443, IP, () => resolve(undefined));
+  });
+  current = { server, sockets, hash, etcd: pod.etcd };
+  event('apiserver-start');
+  log('apiserver started');
+}
+
+async function stopPod() {
+  const c = current;
+  if (!c) return;
+  current = null;
+  await new Promise((resolve) => {
+    c.server.close(() => resolve(undefined));
+    c.server.closeAllConnections?.();
+    for (const s of c.sockets) s.destroy();
+  });
+  event('apiserver-stop');
+  log('apiserver stopped');
+}
+
+async function tick() {
+  if (busy) return;
+  busy = true;
+  try {
+    let text = null;
+    try {
+      text = readFileSync(join(MANIFESTS, 'kube-apiserver.yaml'), 'utf8');
+    } catch {
+      text = null;
+    }
+    if (text === null) {
+      if (current) await stopPod();
+      return;
+    }
+    const hash = createHash('sha256').update(text).digest('hex');
+    if (current && current.hash !== hash) await stopPod(); // the kubelet restarts a pod whose manifest changed
+    if (!current) {
+      try {
+        await startPod(text, hash);
+      } catch (e) {
+        log('apiserver failed to start (will retry):', String(e.message ?? e)); // like a crash-looping pod
+      }
+    }
+  } finally {
+    busy = false;
+  }
+}
+
+// ---------------------------------------------------------------- API
+
+function status(code, reason, message) {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+}
+
+function send(res, code, body, type = 'application/json') {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(code, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function readState() {
+  return JSON.parse(readFileSync(STATE, 'utf8'));
+}
+
+function writeState(s) {
+  const tmp = `${STATE}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(s, null, 2));
+  renameSync(tmp, STATE); // atomic: the other control-plane agents never read half a file
+}
+
+function mergePatch(target, patch) {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out = target && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+function body(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const t = Buffer.concat(chunks).toString('utf8');
+      if (!t) return resolve(undefined);
+      try {
+        resolve(JSON.parse(t));
+      } catch {
+        reject(Object.assign(new Error('request body is not JSON'), { http: 400 }));
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+const KINDS = {
+  secrets: { coll: 'secrets', kind: 'Secret', list: 'SecretList', apiVersion: 'v1', group: '' },
+  kubeadmcontrolplanes: { coll: 'kubeadmcontrolplanes', kind: 'KubeadmControlPlane', list: 'KubeadmControlPlaneList', apiVersion: 'controlplane.cluster.x-k8s.io/v1beta1', group: 'kubeadmcontrolplanes.controlplane.cluster.x-k8s.io' },
+  machines: { coll: 'machines', kind: 'Machine', list: 'MachineList', apiVersion: 'cluster.x-k8s.io/v1beta1', group: 'machines.cluster.x-k8s.io' },
+  nodes: { coll: 'nodes', kind: 'Node', list: 'NodeList', apiVersion: 'v1', group: '' },
+};
+
+function route(path) {
+  let m = /^\/api\/v1\/namespaces\/([^/]+)\/(secrets)(?:\/([^/]+))?$/.exec(path);
+  if (m) return { k: KINDS.secrets, ns: m[1], name: m[3] };
+  m = /^\/apis\/controlplane\.cluster\.x-k8s\.io\/v1beta1\/namespaces\/([^/]+)\/(kubeadmcontrolplanes)(?:\/([^/]+))?$/.exec(path);
+  if (m) return { k: KINDS.kubeadmcontrolplanes, ns: m[1], name: m[3] };
+  m = /^\/apis\/cluster\.x-k8s\.io\/v1beta1\/namespaces\/([^/]+)\/(machines)(?:\/([^/]+))?$/.exec(path);
+  if (m) return { k: KINDS.machines, ns: m[1], name: m[3] };
+  m = /^\/api\/v1\/nodes(?:\/([^/]+))?$/.exec(path);
+  if (m) return { k: KINDS.nodes, ns: undefined, name: m[1] };
+  return null;
+}
+
+async function handle(req, res, pod) {
+  const url = new URL(req.url ?? '/', `https://${IP}:6443`);
+  const path = url.pathname.replace(/\/+$/, '') || '/';
+  if (ANONYMOUS.test(path)) {
+    if (path.startsWith('/version')) return send(res, 200, { major: '1', minor: '28', gitVersion: 'v1.28.3-eks-1-28-9', platform: 'linux/amd64' });
+    if (path.startsWith('/readyz')) {
+      const p = etcdProblem(pod.etcd);
+      if (p) return send(res, 500, `[+]ping ok\n[+]log ok\n[-]etcd failed: ${p}\nreadyz check failed\n`, 'text/plain');
+    }
+    return send(res, 200, 'ok', 'text/plain');
+  }
+  const sock = req.socket;
+  const peer = sock.getPeerCertificate?.();
+  if (!sock.authorized || !peer || !peer.raw) return send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
+  // Node verified chain + dates against the client CA read at start; double-check validity dates now.
+  const cert = new X509Certificate(peer.raw);
+  if (Date.parse(cert.validTo) < Date.now()) return send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
+
+  // Without a working etcd client cert the apiserver cannot serve any object.
+  const p = etcdProblem(pod.etcd);
+  if (p) return send(res, 503, status(503, 'ServiceUnavailable', `etcdserver: request timed out (${p})`));
+
+  const r = route(path);
+  if (!r) return send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource'));
+  const method = req.method ?? 'GET';
+  const input = method === 'GET' ? undefined : await body(req).catch((e) => e);
+  if (input instanceof Error) return send(res, 400, status(400, 'BadRequest', input.message));
+  const s = readState();
+  const coll = (s[r.k.coll] ??= {});
+  const key = r.ns ? `${r.ns}/${r.name}` : r.name;
+  const notFound = () => send(res, 404, { ...status(404, 'NotFound', `${r.k.group || r.k.coll} "${r.name}" not found`), details: { name: r.name, kind: r.k.coll } });
+  const bump = (obj) => {
+    s.resourceVersion = (s.resourceVersion ?? 100) + 1;
+    obj.metadata = { ...(obj.metadata ?? {}), resourceVersion: String(s.resourceVersion) };
+    return obj;
+  };
+
+  if (!r.name) {
+    if (method === 'GET') {
+      const items = Object.entries(coll)
+        .filter(([k]) => !r.ns || k.startsWith(`${r.ns}/`))
+        .map(([, v]) => v);
+      return send(res, 200, { kind: r.k.list, apiVersion: r.k.apiVersion, metadata: { resourceVersion: String(s.resourceVersion ?? 100) }, items });
+    }
+    if (method === 'POST' && r.k === KINDS.secrets) {
+      const name = input?.metadata?.name;
+      if (!name) return send(res, 422, status(422, 'Invalid', 'metadata.name: Required value'));
+      if (coll[`${r.ns}/${name}`]) return send(res, 409, status(409, 'AlreadyExists', `secrets "${name}" already exists`));
+      const obj = bump({ apiVersion: 'v1', kind: 'Secret', ...input, metadata: { ...input.metadata, namespace: r.ns } });
+      coll[`${r.ns}/${name}`] = obj;
+      writeState(s);
+      return send(res, 201, obj);
+    }
+    return send(res, 405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
+  }
+
+  const existing = coll[key];
+  if (method === 'GET') return existing ? send(res, 200, existing) : notFound();
+  if (method === 'PUT' && r.k === KINDS.secrets) {
+    if (!existing) return notFound();
+    if (!input || typeof input !== 'object') return send(res, 400, status(400, 'BadRequest', 'empty body'));
+    const rvIn = input.metadata?.resourceVersion;
+    if (rvIn && rvIn !== existing.metadata?.resourceVersion) {
+      return send(res, 409, status(409, 'Conflict', `Operation cannot be fulfilled on secrets "${r.name}": the object has been modified; please apply your changes to the latest version and try again`));
+    }
+    const obj = bump({ ...input, apiVersion: 'v1', kind: 'Secret', metadata: { ...existing.metadata, ...(input.metadata ?? {}), name: r.name, namespace: r.ns } });
+    coll[key] = obj;
+    writeState(s);
+    return send(res, 200, obj);
+  }
+  if (method === 'PATCH' && (r.k === KINDS.secrets || r.k === KINDS.kubeadmcontrolplanes)) {
+    if (!existing) return notFound();
+    const ct = String(req.headers['content-type'] ?? '');
+    if (!/merge-patch\+json|strategic-merge-patch\+json/.test(ct)) return send(res, 415, status(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json`));
+    const obj = bump(mergePatch(existing, input ?? {}));
+    obj.metadata.name = existing.metadata.name;
+    coll[key] = obj;
+    writeState(s);
+    return send(res, 200, obj);
+  }
+  return send(res, 405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
+}
+
+// ---------------------------------------------------------------- main loop
+
+const timer = setInterval(() => void tick(), POLL_MS);
+void tick();
+const shutdown = async () => {
+  clearInterval(timer);
+  await stopPod();
+  process.exit(0);
+};
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+log(`kubelet-agent for ${NODE} watching ${MANIFESTS} every ${POLL_MS} ms`);

@@ -1,0 +1,298 @@
+#!/bin/bash
+# Runs once per node INSIDE its net + mount namespaces (overlays already mounted).
+# Inputs (env): NODE_NAME NODE_IP NODE_PREFIX NODE_ROLE NODE_OS NODE_USER LAB_DIR CA_DIR LAB_CERTS
+#               ETCD_IPS (space separated, empty = stacked) FIRST_CP (1|0) SHIM_DIR CLUSTER
+# Prints the node's ed25519 host public key on stdout as its last line.
+set -euo pipefail
+umask 022
+
+ip link set lo up
+ip addr add "$NODE_IP/$NODE_PREFIX" dev eth0
+ip link set eth0 up
+
+if [ "$NODE_OS" = bottlerocket ]; then
+  KDIR=/var/lib/kubeadm; KPKI=/var/lib/kubeadm/pki; EPKI=/var/lib/etcd/pki; ETCD_DATA=/var/lib/etcd/data; ECLIENT=server-etcd-client
+else
+  KDIR=/etc/kubernetes; KPKI=/etc/kubernetes/pki; EPKI=/etc/etcd/pki; ETCD_DATA=/var/lib/etcd; ECLIENT=apiserver-etcd-client
+fi
+STACKED=0; [ -z "${ETCD_IPS// /}" ] && STACKED=1
+
+mkdir -p /etc/rotate-certs-lab
+cat >/etc/rotate-certs-lab/node.env <<ENV
+NODE_NAME=$NODE_NAME
+NODE_IP=$NODE_IP
+NODE_ROLE=$NODE_ROLE
+NODE_OS=$NODE_OS
+NODE_USER=$NODE_USER
+LAB_DIR=$LAB_DIR
+CLUSTER=$CLUSTER
+KDIR=$KDIR
+KPKI=$KPKI
+EPKI=$EPKI
+ETCD_DATA=$ETCD_DATA
+STACKED=$STACKED
+ENV
+
+# Shims (kubeadm, etcdadm, sheltie, apiclient, ctr, systemctl) shadow nothing on the host: /usr/local/bin is an overlay.
+install -m 0755 "$SHIM_DIR"/* /usr/local/bin/
+. /usr/local/bin/rc-lab-lib.sh
+
+# The SSH user lives only in this node's overlay /etc.
+mkdir -p /var/home
+useradd -m -d "/var/home/$NODE_USER" -s /bin/bash "$NODE_USER"
+usermod -p '*' "$NODE_USER" # unlocked: with UsePAM no, a '!' password blocks pubkey login
+install -d -m 0700 -o "$NODE_USER" -g "$NODE_USER" "/var/home/$NODE_USER/.ssh"
+install -m 0600 -o "$NODE_USER" -g "$NODE_USER" "$LAB_DIR/id_ed25519.pub" "/var/home/$NODE_USER/.ssh/authorized_keys"
+echo "$NODE_USER ALL=(ALL) NOPASSWD:ALL" >"/etc/sudoers.d/$NODE_USER"
+chmod 0440 "/etc/sudoers.d/$NODE_USER"
+
+rm -f /etc/ssh/ssh_host_*
+ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
+cat >/etc/ssh/sshd_config <<CFG
+ListenAddress $NODE_IP
+Port 22
+HostKey /etc/ssh/ssh_host_ed25519_key
+UsePAM no
+PidFile none
+PermitRootLogin no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+MaxSessions 64
+MaxStartups 200
+LoginGraceTime 30
+PrintMotd no
+UseDNS no
+AcceptEnv LANG LC_*
+Subsystem sftp /usr/lib/openssh/sftp-server
+CFG
+mkdir -p /run/sshd /var/log
+
+# Certificate dates for the lab's mode; CAs (made by the harness) are always ten years.
+case $LAB_CERTS in
+  valid) START=$(rc_date '-1 hour'); END=$(rc_date '+365 days') ;;
+  expiring) START=$(rc_date '-363 days'); END=$(rc_date '+2 days') ;;
+  expired) START=$(rc_date '-400 days'); END=$(rc_date '-1 day') ;;
+  *) echo "bad LAB_CERTS $LAB_CERTS" >&2; exit 1 ;;
+esac
+issue() { rc_issue "$@" "$START" "$END"; }
+kconf() { rc_kubeconfig "$1" "$KPKI/ca.crt" "$KPKI/ca.key" "$2" "$3" "https://$NODE_IP:6443" "$CLUSTER" "$START" "$END"; }
+cpk() { install -m "$1" "$2" "$3"; }
+
+kubelet_conf() { # kubelet.conf pointing at the rotating client cert file, like kubeadm join leaves it
+  cat >"$KDIR/kubelet.conf" <<KC
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: $(base64 -w0 <"$CA_DIR/ca.crt")
+    server: https://${FIRST_CP_IP:-$NODE_IP}:6443
+  name: $CLUSTER
+contexts:
+- context:
+    cluster: $CLUSTER
+    user: system:node:$NODE_NAME
+  name: system:node:$NODE_NAME@$CLUSTER
+current-context: system:node:$NODE_NAME@$CLUSTER
+kind: Config
+preferences: {}
+users:
+- name: system:node:$NODE_NAME
+  user:
+    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem
+    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem
+KC
+  chmod 0600 "$KDIR/kubelet.conf"
+}
+
+if [ "$NODE_ROLE" = etcd ]; then
+  mkdir -p "$EPKI"
+  cpk 0644 "$CA_DIR/etcd-ca.crt" "$EPKI/ca.crt"; cpk 0600 "$CA_DIR/etcd-ca.key" "$EPKI/ca.key"
+  sans="DNS:$NODE_NAME,DNS:localhost,IP:$NODE_IP,IP:127.0.0.1"
+  issue "$EPKI/ca.crt" "$EPKI/ca.key" "$EPKI/server.crt" "$EPKI/server.key" "/CN=$NODE_NAME" peer "$sans"
+  issue "$EPKI/ca.crt" "$EPKI/ca.key" "$EPKI/peer.crt" "$EPKI/peer.key" "/CN=$NODE_NAME" peer "$sans"
+  issue "$EPKI/ca.crt" "$EPKI/ca.key" "$EPKI/etcdctl-etcd-client.crt" "$EPKI/etcdctl-etcd-client.key" "/O=system:masters/CN=etcdctl-etcd-client" client ''
+  if [ "${SHARED_ETCD_CLIENT:-0}" = 1 ]; then # the pair the control plane and the secret hold
+    cpk 0644 "$LAB_DIR/shared/apiserver-etcd-client.crt" "$EPKI/apiserver-etcd-client.crt"
+    cpk 0600 "$LAB_DIR/shared/apiserver-etcd-client.key" "$EPKI/apiserver-etcd-client.key"
+  else
+    issue "$EPKI/ca.crt" "$EPKI/ca.key" "$EPKI/apiserver-etcd-client.crt" "$EPKI/apiserver-etcd-client.key" "/O=system:masters/CN=apiserver-etcd-client" client ''
+  fi
+  install -d -m 0700 "$ETCD_DATA"
+fi
+
+if [ "$NODE_ROLE" = control-plane ]; then
+  mkdir -p "$KPKI/etcd" /etc/kubernetes/manifests
+  cpk 0644 "$CA_DIR/ca.crt" "$KPKI/ca.crt"; cpk 0600 "$CA_DIR/ca.key" "$KPKI/ca.key"
+  cpk 0644 "$CA_DIR/front-proxy-ca.crt" "$KPKI/front-proxy-ca.crt"; cpk 0600 "$CA_DIR/front-proxy-ca.key" "$KPKI/front-proxy-ca.key"
+  cpk 0600 "$CA_DIR/sa.key" "$KPKI/sa.key"; cpk 0644 "$CA_DIR/sa.pub" "$KPKI/sa.pub"
+  cpk 0644 "$CA_DIR/etcd-ca.crt" "$KPKI/etcd/ca.crt"
+  issue "$KPKI/ca.crt" "$KPKI/ca.key" "$KPKI/apiserver.crt" "$KPKI/apiserver.key" "/CN=kube-apiserver" server \
+    "DNS:$NODE_NAME,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1,IP:$NODE_IP,IP:127.0.0.1"
+  issue "$KPKI/ca.crt" "$KPKI/ca.key" "$KPKI/apiserver-kubelet-client.crt" "$KPKI/apiserver-kubelet-client.key" "/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client" client ''
+  issue "$KPKI/front-proxy-ca.crt" "$KPKI/front-proxy-ca.key" "$KPKI/front-proxy-client.crt" "$KPKI/front-proxy-client.key" "/CN=front-proxy-client" client ''
+  if [ "$STACKED" = 1 ]; then
+    # kubeadm-managed local etcd: its CA (with key) and certs live under pki/etcd.
+    cpk 0600 "$CA_DIR/etcd-ca.key" "$KPKI/etcd/ca.key"
+    esans="DNS:$NODE_NAME,DNS:localhost,IP:$NODE_IP,IP:127.0.0.1"
+    issue "$KPKI/etcd/ca.crt" "$KPKI/etcd/ca.key" "$KPKI/etcd/server.crt" "$KPKI/etcd/server.key" "/CN=$NODE_NAME" peer "$esans"
+    issue "$KPKI/etcd/ca.crt" "$KPKI/etcd/ca.key" "$KPKI/etcd/peer.crt" "$KPKI/etcd/peer.key" "/CN=$NODE_NAME" peer "$esans"
+    issue "$KPKI/etcd/ca.crt" "$KPKI/etcd/ca.key" "$KPKI/etcd/healthcheck-client.crt" "$KPKI/etcd/healthcheck-client.key" "/CN=kube-etcd-healthcheck-client" client ''
+    issue "$KPKI/etcd/ca.crt" "$KPKI/etcd/ca.key" "$KPKI/$ECLIENT.crt" "$KPKI/$ECLIENT.key" "/O=system:masters/CN=kube-apiserver-etcd-client" client ''
+    ETCD_SERVERS=https://127.0.0.1:2379
+  else
+    cpk 0644 "$LAB_DIR/shared/apiserver-etcd-client.crt" "$KPKI/$ECLIENT.crt"
+    cpk 0600 "$LAB_DIR/shared/apiserver-etcd-client.key" "$KPKI/$ECLIENT.key"
+    ETCD_SERVERS=$(for i in $ETCD_IPS; do printf 'https://%s:2379,' "$i"; done | sed 's/,$//')
+  fi
+  kconf "$KDIR/admin.conf" kubernetes-admin kubeadm:cluster-admins
+  kconf "$KDIR/controller-manager.conf" system:kube-controller-manager ''
+  kconf "$KDIR/scheduler.conf" system:kube-scheduler ''
+  [ "$FIRST_CP" = 1 ] && kconf "$KDIR/super-admin.conf" kubernetes-super-admin system:masters
+  kubelet_conf
+
+  M=/etc/kubernetes/manifests
+  IMG=public.ecr.aws/eks-distro/kubernetes
+  cat >$M/kube-apiserver.yaml <<Y
+apiVersion: v1
+kind: Pod
+metadata:
+  annotations:
+    kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: $NODE_IP:6443
+  labels:
+    component: kube-apiserver
+    tier: control-plane
+  name: kube-apiserver
+  namespace: kube-system
+spec:
+  containers:
+  - command:
+    - kube-apiserver
+    - --advertise-address=$NODE_IP
+    - --allow-privileged=true
+    - --authorization-mode=Node,RBAC
+    - --client-ca-file=$KPKI/ca.crt
+    - --enable-admission-plugins=NodeRestriction
+    - --enable-bootstrap-token-auth=true
+    - --etcd-cafile=$KPKI/etcd/ca.crt
+    - --etcd-certfile=$KPKI/$ECLIENT.crt
+    - --etcd-keyfile=$KPKI/$ECLIENT.key
+    - --etcd-servers=$ETCD_SERVERS
+    - --kubelet-client-certificate=$KPKI/apiserver-kubelet-client.crt
+    - --kubelet-client-key=$KPKI/apiserver-kubelet-client.key
+    - --kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname
+    - --proxy-client-cert-file=$KPKI/front-proxy-client.crt
+    - --proxy-client-key-file=$KPKI/front-proxy-client.key
+    - --requestheader-allowed-names=front-proxy-client
+    - --requestheader-client-ca-file=$KPKI/front-proxy-ca.crt
+    - --requestheader-extra-headers-prefix=X-Remote-Extra-
+    - --requestheader-group-headers=X-Remote-Group
+    - --requestheader-username-headers=X-Remote-User
+    - --secure-port=6443
+    - --service-account-issuer=https://kubernetes.default.svc.cluster.local
+    - --service-account-key-file=$KPKI/sa.pub
+    - --service-account-signing-key-file=$KPKI/sa.key
+    - --service-cluster-ip-range=10.96.0.0/12
+    - --tls-cert-file=$KPKI/apiserver.crt
+    - --tls-private-key-file=$KPKI/apiserver.key
+    image: $IMG/kube-apiserver:v1.28.3-eks-1-28-9
+    name: kube-apiserver
+  hostNetwork: true
+  priorityClassName: system-node-critical
+Y
+  cat >$M/kube-controller-manager.yaml <<Y
+apiVersion: v1
+kind: Pod
+metadata:
+  labels:
+    component: kube-controller-manager
+    tier: control-plane
+  name: kube-controller-manager
+  namespace: kube-system
+spec:
+  containers:
+  - command:
+    - kube-controller-manager
+    - --authentication-kubeconfig=$KDIR/controller-manager.conf
+    - --authorization-kubeconfig=$KDIR/controller-manager.conf
+    - --client-ca-file=$KPKI/ca.crt
+    - --cluster-signing-cert-file=$KPKI/ca.crt
+    - --cluster-signing-key-file=$KPKI/ca.key
+    - --kubeconfig=$KDIR/controller-manager.conf
+    - --requestheader-client-ca-file=$KPKI/front-proxy-ca.crt
+    - --root-ca-file=$KPKI/ca.crt
+    - --service-account-private-key-file=$KPKI/sa.key
+    - --use-service-account-credentials=true
+    image: $IMG/kube-controller-manager:v1.28.3-eks-1-28-9
+    name: kube-controller-manager
+  hostNetwork: true
+Y
+  cat >$M/kube-scheduler.yaml <<Y
+apiVersion: v1
+kind: Pod
+metadata:
+  labels:
+    component: kube-scheduler
+    tier: control-plane
+  name: kube-scheduler
+  namespace: kube-system
+spec:
+  containers:
+  - command:
+    - kube-scheduler
+    - --authentication-kubeconfig=$KDIR/scheduler.conf
+    - --authorization-kubeconfig=$KDIR/scheduler.conf
+    - --kubeconfig=$KDIR/scheduler.conf
+    image: $IMG/kube-scheduler:v1.28.3-eks-1-28-9
+    name: kube-scheduler
+  hostNetwork: true
+Y
+  if [ "$STACKED" = 1 ]; then
+    cat >$M/etcd.yaml <<Y
+apiVersion: v1
+kind: Pod
+metadata:
+  labels:
+    component: etcd
+    tier: control-plane
+  name: etcd
+  namespace: kube-system
+spec:
+  containers:
+  - command:
+    - etcd
+    - --advertise-client-urls=https://$NODE_IP:2379
+    - --cert-file=$KPKI/etcd/server.crt
+    - --client-cert-auth=true
+    - --data-dir=/var/lib/etcd
+    - --key-file=$KPKI/etcd/server.key
+    - --listen-client-urls=https://127.0.0.1:2379,https://$NODE_IP:2379
+    - --name=$NODE_NAME
+    - --peer-cert-file=$KPKI/etcd/peer.crt
+    - --peer-client-cert-auth=true
+    - --peer-key-file=$KPKI/etcd/peer.key
+    - --peer-trusted-ca-file=$KPKI/etcd/ca.crt
+    - --trusted-ca-file=$KPKI/etcd/ca.crt
+    image: public.ecr.aws/eks-distro/etcd-io/etcd:v3.5.9-eks-1-28-9
+    name: etcd
+  hostNetwork: true
+Y
+  fi
+  chmod 0644 $M/*.yaml
+else
+  # Workers and etcd nodes run a kubelet too: its kubeconfig and the cluster CA.
+  mkdir -p "$KPKI"
+  cpk 0644 "$CA_DIR/ca.crt" "$KPKI/ca.crt"
+  kubelet_conf
+fi
+
+# Every node's kubelet: dated client cert+key with the current symlink, and a self-signed serving cert.
+t=$(mktemp -d)
+issue "$CA_DIR/ca.crt" "$CA_DIR/ca.key" "$t/c.crt" "$t/c.key" "/O=system:nodes/CN=system:node:$NODE_NAME" client ''
+rc_kubelet_client_from "$t/c.crt" "$t/c.key"
+rm -rf "$t"
+issue self - /var/lib/kubelet/pki/kubelet.crt /var/lib/kubelet/pki/kubelet.key "/CN=$NODE_NAME@$(date +%s)" server "DNS:$NODE_NAME,IP:$NODE_IP"
+mkdir -p /var/log/containers /var/lib/rotate-certs-lab
+touch /var/lib/rotate-certs-lab/kubelet.active
+
+rc_tmp_done
+awk '{print $1" "$2}' /etc/ssh/ssh_host_ed25519_key.pub

@@ -1,0 +1,157 @@
+#!/bin/bash
+# Shared helpers for the lab's node setup and shims (sourced, not run). openssl only.
+# Node facts (name, ip, role, os, paths) are written by node-setup.sh to this file.
+RC_LAB_ENV=/etc/rotate-certs-lab/node.env
+# shellcheck disable=SC1090
+[ -f "$RC_LAB_ENV" ] && . "$RC_LAB_ENV"
+
+rc_date() { date -u -d "$1" +%Y%m%d%H%M%SZ; }
+
+# One scratch dir per shell (few forks per certificate matters: a node setup issues ~15).
+rc_tmp() {
+  if [ -z "${RC_TMP:-}" ] || [ ! -d "$RC_TMP" ]; then
+    RC_TMP=$(mktemp -d /tmp/rc-lab-tmp.XXXXXX)
+    printf '[ca]\ndefault_ca=c\n[c]\ndatabase=%s/index.txt\nnew_certs_dir=%s\ndefault_md=sha256\npolicy=p\nunique_subject=no\nserial=%s/serial\n[p]\ncommonName=optional\norganizationName=optional\n' "$RC_TMP" "$RC_TMP" "$RC_TMP" >"$RC_TMP/cnf"
+  fi
+  : >"$RC_TMP/index.txt"
+}
+rc_tmp_done() { [ -n "${RC_TMP:-}" ] && rm -rf "$RC_TMP"; RC_TMP=; }
+
+# Signs a CSR with openssl ca (it can set notBefore/notAfter, which x509 -req in openssl 3.0 cannot).
+# rc_sign CSR OUT_CRT EXTFILE CA_CRT|self CA_KEY START END ; OUT_CRT gets mode 0644.
+rc_sign() {
+  local csr=$1 out=$2 ext=$3 cacrt=$4 cakey=$5 start=$6 end=$7
+  rc_tmp
+  local signer=(-cert "$cacrt" -keyfile "$cakey")
+  [ "$cacrt" = self ] && signer=(-selfsign -keyfile "$cakey")
+  if ! openssl ca -batch -config "$RC_TMP/cnf" "${signer[@]}" -in "$csr" -out "$RC_TMP/out.crt" -startdate "$start" -enddate "$end" \
+      -extfile "$ext" -preserveDN -notext -rand_serial >"$RC_TMP/log" 2>&1; then
+    cat "$RC_TMP/log" >&2; return 1
+  fi
+  if [ -e "$out" ]; then cat "$RC_TMP/out.crt" >"$out"; else mv "$RC_TMP/out.crt" "$out"; fi # new files: 0644 from umask 022
+}
+
+# rc_ext FILE PROFILE SANS [self]: PROFILE server|client|peer; SANS like "DNS:a,IP:1.2.3.4" or ''.
+rc_ext() {
+  local eku
+  case $2 in server) eku=serverAuth ;; client) eku=clientAuth ;; *) eku=serverAuth,clientAuth ;; esac
+  {
+    echo 'basicConstraints=critical,CA:FALSE'
+    echo 'keyUsage=critical,digitalSignature,keyEncipherment'
+    echo "extendedKeyUsage=$eku"
+    if [ -n "$3" ]; then echo "subjectAltName=$3"; fi
+    if [ "${4:-}" != self ]; then echo 'authorityKeyIdentifier=keyid'; fi
+  } >"$1"
+}
+
+# rc_issue CA_CRT|self CA_KEY OUT_CRT OUT_KEY SUBJ PROFILE SANS [START END]
+# New EC P-256 key (0600), cert (0644). For self, CA_KEY is ignored (signed with the new key).
+rc_issue() {
+  local cacrt=$1 cakey=$2 crt=$3 key=$4 subj=$5 prof=$6 sans=$7 start=${8:-} end=${9:-}
+  [ -n "$start" ] || start=$(rc_date '-5 min')
+  [ -n "$end" ] || end=$(rc_date '+365 days')
+  rc_tmp
+  [ -d "${crt%/*}" ] || mkdir -p "${crt%/*}"
+  [ -d "${key%/*}" ] || mkdir -p "${key%/*}"
+  rm -f "$RC_TMP/k"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$RC_TMP/k" -subj "$subj" -out "$RC_TMP/csr" 2>"$RC_TMP/log" || { cat "$RC_TMP/log" >&2; return 1; }
+  if [ "$cacrt" = self ]; then cakey=$RC_TMP/k; rc_ext "$RC_TMP/ext" "$prof" "$sans" self; else rc_ext "$RC_TMP/ext" "$prof" "$sans"; fi
+  rc_sign "$RC_TMP/csr" "$crt" "$RC_TMP/ext" "$cacrt" "$cakey" "$start" "$end" || return 1
+  if [ -e "$key" ]; then cat "$RC_TMP/k" >"$key"; else mv "$RC_TMP/k" "$key"; fi # openssl wrote it 0600
+}
+
+# Profile and SANs of an existing certificate, as rc_issue wants them.
+rc_profile_of() {
+  local e; e=$(openssl x509 -in "$1" -noout -ext extendedKeyUsage 2>/dev/null)
+  case $e in *Server*Client* | *Client*Server*) echo peer ;; *Server*) echo server ;; *) echo client ;; esac
+}
+rc_sans_of() {
+  openssl x509 -in "$1" -noout -ext subjectAltName 2>/dev/null | tail -n +2 | sed -e 's/^ *//' -e 's/IP Address:/IP:/g' -e 's/, /,/g'
+}
+
+# rc_renew CRT KEY CA_CRT CA_KEY [DAYS]: new key, same subject, SANs and usage, signed by CA.
+rc_renew() {
+  local crt=$1 key=$2 cacrt=$3 cakey=$4 days=${5:-365} t
+  t=$(mktemp -d)
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$t/k" 2>/dev/null
+  openssl x509 -x509toreq -in "$crt" -signkey "$t/k" -out "$t/csr" 2>/dev/null || { rm -rf "$t"; return 1; }
+  rc_ext "$t/ext" "$(rc_profile_of "$crt")" "$(rc_sans_of "$crt")"
+  rc_sign "$t/csr" "$t/crt" "$t/ext" "$cacrt" "$cakey" "$(rc_date '-5 min')" "$(rc_date "+$days days")" || { rm -rf "$t"; return 1; }
+  install -m 0600 "$t/k" "$key"
+  install -m 0644 "$t/crt" "$crt"
+  rm -rf "$t"
+}
+
+# rc_kubeconfig_text CA_CRT CA_KEY CN O SERVER CLUSTER [START END]: prints a kubeconfig with an embedded client cert.
+rc_kubeconfig_text() {
+  local cacrt=$1 cakey=$2 cn=$3 o=$4 server=$5 cluster=${6:-lab} t subj
+  t=$(mktemp -d)
+  subj="/CN=$cn"; [ -n "$o" ] && subj="/O=$o/CN=$cn"
+  rc_issue "$cacrt" "$cakey" "$t/c.crt" "$t/c.key" "$subj" client '' ${7:+"$7"} ${8:+"$8"} || { rm -rf "$t"; return 1; }
+  cat <<KC
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: $(base64 -w0 <"$cacrt")
+    server: $server
+  name: $cluster
+contexts:
+- context:
+    cluster: $cluster
+    user: $cn
+  name: $cn@$cluster
+current-context: $cn@$cluster
+kind: Config
+preferences: {}
+users:
+- name: $cn
+  user:
+    client-certificate-data: $(base64 -w0 <"$t/c.crt")
+    client-key-data: $(base64 -w0 <"$t/c.key")
+KC
+  rm -rf "$t"
+}
+
+# rc_kubeconfig FILE ...same args as rc_kubeconfig_text: writes FILE mode 0600.
+rc_kubeconfig() {
+  local f=$1; shift
+  local tmp; tmp=$(mktemp)
+  rc_kubeconfig_text "$@" >"$tmp" || { rm -f "$tmp"; return 1; }
+  install -m 0600 "$tmp" "$f"; rm -f "$tmp"
+}
+
+# The client cert embedded in a kubeconfig, PEM on stdout (empty when it has none).
+rc_kc_cert() { awk '/client-certificate-data:/{print $2; exit}' "$1" | base64 -d 2>/dev/null; }
+rc_kc_key() { awk '/client-key-data:/{print $2; exit}' "$1" | base64 -d 2>/dev/null; }
+
+# rc_kc_renew FILE CA_CRT CA_KEY: re-issue the embedded client cert (same subject), keep the rest.
+rc_kc_renew() {
+  local f=$1 cacrt=$2 cakey=$3 t
+  t=$(mktemp -d)
+  rc_kc_cert "$f" >"$t/c.crt"
+  [ -s "$t/c.crt" ] || { rm -rf "$t"; return 1; }
+  : >"$t/c.key"
+  rc_renew "$t/c.crt" "$t/c.key" "$cacrt" "$cakey" || { rm -rf "$t"; return 1; }
+  awk -v c="$(base64 -w0 <"$t/c.crt")" -v k="$(base64 -w0 <"$t/c.key")" '
+    /^ *client-certificate-data:/ { sub(/client-certificate-data:.*/, "client-certificate-data: " c) }
+    /^ *client-key-data:/ { sub(/client-key-data:.*/, "client-key-data: " k) }
+    { print }' "$f" >"$t/new"
+  install -m 0600 "$t/new" "$f"
+  rm -rf "$t"
+}
+
+# Valid now? (exit 0 when the cert in file $1 is within its validity period)
+rc_valid_now() {
+  openssl x509 -in "$1" -noout -checkend 0 >/dev/null 2>&1 || return 1
+  local nb; nb=$(openssl x509 -in "$1" -noout -startdate 2>/dev/null | cut -d= -f2)
+  [ -n "$nb" ] && [ "$(date -u -d "$nb" +%s)" -le "$(date -u +%s)" ]
+}
+
+# The kubelet's dated client cert + key file, with the current symlink (absolute, like the kubelet).
+rc_kubelet_client_from() { # CRT_FILE KEY_FILE
+  local d=/var/lib/kubelet/pki f
+  mkdir -p "$d"
+  f="$d/kubelet-client-$(date -u +%Y-%m-%d-%H-%M-%S).pem"
+  cat "$1" "$2" >"$f"; chmod 0600 "$f"
+  ln -sfn "$f" "$d/kubelet-client-current.pem"
+}
