@@ -9,7 +9,7 @@ import type { Inventory } from '../inventory/types.js';
 import type { Plan, PlanFacts } from '../plan/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import { loadCheckRunbook } from '../runbook/check-sources.js';
-import { renderDisplay, renderScript } from '../runbook/template.js';
+import { renderScript } from '../runbook/template.js';
 import { nodeVars } from '../plan/compile.js';
 import type { Connector } from '../transport/session.js';
 import { RotateCertsError, ExitCode, errorMessage } from '../util/errors.js';
@@ -86,7 +86,7 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
         const sentAt = Date.now();
         const res = await session.exec(profile.rootShell, { stdin: renderScript(template, vars, {}) });
         if (res.code !== 0) {
-          problems.push(`${node.name}: pre-flight facts failed: ${res.stderr.trim() || renderDisplay(template, vars).split('\n')[0]}`);
+          problems.push(`${node.name}: pre-flight facts failed (exit ${res.code}): ${res.stderr.trim() || 'no error output'}`);
           return;
         }
         for (const line of res.stdout.split('\n')) {

@@ -198,11 +198,13 @@ function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | und
   const nodes = new Set(plan.phases.flatMap((p) => p.nodes.map((n) => n.name)));
   if (before && after) {
     out.push('', 'Certificates (old expiry -> new expiry):');
-    const old = new Map(before.certificates.filter((c) => c.source === 'file').map((c) => [`${c.node} ${c.path}`, c.notAfter]));
-    for (const c of after.certificates.filter((c) => c.source === 'file' && nodes.has(c.node) && !c.isCA)) {
-      const was = old.get(`${c.node} ${c.path}`);
-      const changed = was !== c.notAfter;
-      out.push(`  ${c.node} ${c.path}: ${was?.slice(0, 10) ?? '?'} -> ${c.notAfter.slice(0, 10)}${changed ? '' : ' (unchanged)'}`);
+    const key = (c: CheckReport['certificates'][number]) => `${c.node} ${c.path}`;
+    const old = new Map(before.certificates.filter((c) => c.source !== 'endpoint').map((c) => [key(c), c]));
+    const when = (iso: string) => iso.slice(0, 16).replace('T', ' ');
+    for (const c of after.certificates.filter((c) => c.source !== 'endpoint' && nodes.has(c.node) && !c.isCA)) {
+      const was = old.get(key(c));
+      const changed = was?.serial !== c.serial;
+      out.push(`  ${c.node} ${c.path}${c.source === 'kubeconfig' ? ' (embedded)' : ''}: ${was ? when(was.notAfter) : '?'} -> ${when(c.notAfter)}${changed ? '' : ' (unchanged)'}`);
     }
   }
   const backups = Object.entries(result.backups);
