@@ -101,7 +101,11 @@ export class Applier {
       };
       return step.action === 'update-etcd-client-secret' ? updateEtcdClientSecret(step, ctx) : kcpNotPaused(step, ctx);
     }
-    if (step.action) return runGate(step, { ...gateState, session });
+    if (step.action) {
+      // The same context object across a node's steps: endpoint-down leaves downSince for apiserver-ready.
+      gateState.session = session;
+      return runGate(step, gateState);
+    }
     const profile = this.deps.profiles.get(node.os);
     const template = profile.commands[step.run as string] as string;
     const scalars = Object.fromEntries(Object.entries(step.with).filter((e): e is [string, string] => typeof e[1] === 'string'));

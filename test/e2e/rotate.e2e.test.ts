@@ -1,0 +1,287 @@
+/**
+ * Rotation on the emulated cluster (3 external etcd, 2 control plane, 1 worker, Ubuntu). Every
+ * assertion is about the end state: certificate files and dates, CA bytes, backups, what each
+ * endpoint serves, etcd health with the new client certificate, the management secret, and the
+ * order in which kube-apiservers went down.
+ */
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli } from '../../src/cli/program.js';
+import type { CliIo } from '../../src/cli/io.js';
+import { inspectCertificate } from '../../src/certs/inspect.js';
+import { servedCertificate } from '../../src/check/probe.js';
+import { startLab, type Lab, type LabNode } from '../lab/lab.js';
+
+async function cli(args: string[]) {
+  let out = '';
+  let err = '';
+  const io: CliIo = { out: (t) => void (out += t), err: (t) => void (err += t), color: false, env: process.env, cwd: process.cwd() };
+  const code = await runCli(args, io);
+  return { code, out, err };
+}
+
+const ETCD_LEAVES = ['server.crt', 'peer.crt', 'etcdctl-etcd-client.crt', 'apiserver-etcd-client.crt'];
+const CP_LEAVES = ['apiserver.crt', 'apiserver-kubelet-client.crt', 'front-proxy-client.crt', 'apiserver-etcd-client.crt'];
+const CP_CAS = ['ca.crt', 'ca.key', 'front-proxy-ca.crt', 'front-proxy-ca.key', 'etcd/ca.crt'];
+
+/** sha256 of every file under the folders rotate-certs may touch, as the node sees them. */
+async function fileState(node: LabNode): Promise<string> {
+  const r = await node.exec(`find /etc/etcd /etc/kubernetes /var/lib/kubelet \\( -type f -o -type l \\) -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum`);
+  return r.stdout;
+}
+
+async function clusterState(lab: Lab): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const n of lab.nodes) out[n.name] = await fileState(n);
+  return out;
+}
+
+async function cert(node: LabNode, path: string) {
+  return inspectCertificate((await node.readFile(path)).toString('utf8'));
+}
+
+async function serials(lab: Lab): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const n of lab.nodes) {
+    const files = n.role === 'etcd' ? ETCD_LEAVES.map((f) => `/etc/etcd/pki/${f}`) : n.role === 'control-plane' ? CP_LEAVES.map((f) => `/etc/kubernetes/pki/${f}`) : [];
+    for (const f of files) out[`${n.name}:${f}`] = (await cert(n, f)).serial;
+  }
+  return out;
+}
+
+/** etcdctl from the admin machine, with the client certificate the node holds now. */
+async function etcdHealthy(lab: Lab): Promise<boolean> {
+  const etcd = lab.nodes.filter((n) => n.role === 'etcd');
+  const tmp = mkdtempSync(join(lab.dir, 'etcdctl-'));
+  try {
+    for (const f of ['ca.crt', 'etcdctl-etcd-client.crt', 'etcdctl-etcd-client.key']) writeFileSync(join(tmp, f), await etcd[0]!.readFile(`/etc/etcd/pki/${f}`), { mode: 0o600 });
+    execFileSync('etcdctl', [`--endpoints=${etcd.map((n) => `https://${n.host}:2379`).join(',')}`, `--cacert=${tmp}/ca.crt`, `--cert=${tmp}/etcdctl-etcd-client.crt`, `--key=${tmp}/etcdctl-etcd-client.key`, '--dial-timeout=3s', 'endpoint', 'health'], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: 'pipe' });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function secretPair(lab: Lab): { crt: string; key: string } {
+  const state = JSON.parse(readFileSync(join(lab.dir, 'apiserver-state.json'), 'utf8')) as { secrets: Record<string, { data: Record<string, string> }> };
+  const data = state.secrets['eksa-system/lab-apiserver-etcd-client']!.data;
+  return { crt: Buffer.from(data['tls.crt']!, 'base64').toString('utf8'), key: Buffer.from(data['tls.key']!, 'base64').toString('utf8') };
+}
+
+/** At no instant were two kube-apiservers down. */
+function maxApiserversDown(lab: Lab): number {
+  const events = readFileSync(join(lab.dir, 'events.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { t: number; node: string; event: string });
+  const down = new Set<string>();
+  let max = 0;
+  for (const e of events.sort((a, b) => a.t - b.t)) {
+    if (e.event === 'apiserver-stop') down.add(e.node);
+    if (e.event === 'apiserver-start') down.delete(e.node);
+    max = Math.max(max, down.size);
+  }
+  return max;
+}
+
+function journal(stateDir: string): Array<{ event: string; phase?: string; node?: string; step?: string; t: string }> {
+  return readFileSync(join(stateDir, 'lab', 'journal.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+}
+
+/** The end state every successful rotation must reach. */
+async function expectRotated(lab: Lab, before: Record<string, string>, beforeState: Record<string, string>) {
+  const now = Date.now();
+  const after = await serials(lab);
+  for (const [k, serial] of Object.entries(before)) {
+    expect(after[k], `${k} renewed`).not.toBe(serial);
+    const [name, path] = k.split(':') as [string, string];
+    const c = await cert(lab.node(name), path);
+    const daysLeft = (c.notAfter.getTime() - now) / 86_400_000;
+    expect(daysLeft, `${k} about a year out`).toBeGreaterThan(360);
+    expect(daysLeft).toBeLessThan(367);
+  }
+  // CA files byte-identical.
+  for (const n of lab.nodes.filter((n) => n.role !== 'worker')) {
+    const cas = n.role === 'etcd' ? ['/etc/etcd/pki/ca.crt', '/etc/etcd/pki/ca.key'] : CP_CAS.map((f) => `/etc/kubernetes/pki/${f}`);
+    for (const f of cas) {
+      const line = (s: string) => s.split('\n').find((l) => l.endsWith(`  ${f}`));
+      expect(line(await fileState(n)), `${n.name} ${f} unchanged`).toBe(line(beforeState[n.name]!));
+    }
+  }
+  // Each :6443 serves the renewed apiserver.crt; each :2379 the renewed server.crt; manifests back.
+  for (const n of lab.nodes.filter((n) => n.role !== 'worker')) {
+    const file = n.role === 'etcd' ? '/etc/etcd/pki/server.crt' : '/etc/kubernetes/pki/apiserver.crt';
+    const served = inspectCertificate(await servedCertificate({ host: n.host, port: n.role === 'etcd' ? 2379 : 6443, timeoutMs: 3000 }));
+    expect(served.fingerprint, `${n.name} serves the renewed cert`).toBe((await cert(n, file)).fingerprint);
+    if (n.role === 'control-plane') {
+      const ls = (await n.exec('ls /etc/kubernetes/manifests')).stdout.split('\n').filter(Boolean).sort();
+      expect(ls).toEqual(['kube-apiserver.yaml', 'kube-controller-manager.yaml', 'kube-scheduler.yaml']);
+      const key = await n.exec('stat -c %a /etc/kubernetes/pki/apiserver-etcd-client.key');
+      expect(key.stdout.trim()).toBe('600');
+    }
+  }
+  expect(await etcdHealthy(lab)).toBe(true);
+  // The secret and every control-plane node hold the pair of an etcd node.
+  const pair = secretPair(lab);
+  const etcdPairs = await Promise.all(lab.nodes.filter((n) => n.role === 'etcd').map(async (n) => (await n.readFile('/etc/etcd/pki/apiserver-etcd-client.crt')).toString('utf8').trim()));
+  expect(etcdPairs).toContain(pair.crt.trim());
+  for (const n of lab.nodes.filter((n) => n.role === 'control-plane')) {
+    expect((await n.readFile('/etc/kubernetes/pki/apiserver-etcd-client.crt')).toString('utf8').trim()).toBe(pair.crt.trim());
+    expect((await n.readFile('/etc/kubernetes/pki/apiserver-etcd-client.key')).toString('utf8').trim()).toBe(pair.key.trim());
+  }
+  expect(maxApiserversDown(lab)).toBeLessThanOrEqual(1);
+}
+
+describe('rotate on a healthy Ubuntu cluster', () => {
+  let lab: Lab;
+  let stateDir: string;
+  beforeAll(async () => {
+    lab = await startLab({ etcd: 3, controlPlane: 2, workers: 1 });
+    stateDir = join(lab.dir, 'state');
+  });
+  afterAll(async () => {
+    await lab?.down();
+  });
+
+  it('--dry-run and plan change nothing on any node', async () => {
+    const before = await clusterState(lab);
+    const dry = await cli(['rotate', '-i', lab.inventoryPath, '--dry-run']);
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain('etcdadm join phase certificates http://eks-a-etcd-dumb-url');
+    const plan = await cli(['plan', '-i', lab.inventoryPath, '--out', join(lab.dir, 'plan.yaml'), '--state-dir', stateDir]);
+    expect(plan.code).toBe(0);
+    expect(await clusterState(lab)).toEqual(before);
+    expect(readFileSync(join(lab.dir, 'plan.yaml'), 'utf8')).not.toMatch(/PRIVATE KEY/);
+  });
+
+  it('rotate --yes renews every leaf, etcd first and one node at a time, and keeps the cluster up', async () => {
+    const before = await serials(lab);
+    const beforeState = await clusterState(lab);
+    const r = await cli(['rotate', '-i', lab.inventoryPath, '--yes', '--state-dir', stateDir]);
+    expect(r.err).not.toMatch(/FAILED/);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('finished');
+    expect(r.out).toMatch(/kube-apiserver unavailable during its restart:\n {2}lab-cp-1: \d+\.\d s\n {2}lab-cp-2: \d+\.\d s/);
+    await expectRotated(lab, before, beforeState);
+
+    // Backups hold the old certificates.
+    for (const n of lab.nodes.filter((n) => n.role === 'etcd')) {
+      const backup = (await n.exec('ls -d /etc/etcd/pki.rotate-certs-*')).stdout.trim();
+      expect((await cert(n, `${backup}/server.crt`)).serial).toBe(before[`${n.name}:/etc/etcd/pki/server.crt`]);
+    }
+    // etcd nodes one at a time, all before the control plane: each node's steps are contiguous.
+    const steps = journal(stateDir).filter((e) => e.event === 'step-done' && (e.phase === 'etcd' || e.phase === 'control-plane'));
+    const order = steps.map((e) => e.node).filter((n, i, a) => n !== a[i - 1]);
+    expect(order).toEqual(['lab-etcd-1', 'lab-etcd-2', 'lab-etcd-3', 'lab-cp-1', 'lab-cp-2']);
+    // The worker was not touched.
+    expect(await fileState(lab.node('lab-md-1'))).toBe(beforeState['lab-md-1']);
+    // Secrets stay out of the journal.
+    expect(readFileSync(join(stateDir, 'lab', 'journal.jsonl'), 'utf8')).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE/);
+  });
+
+  it('a plan made before the rotation is refused: the certificates changed since', async () => {
+    const r = await cli(['apply', join(lab.dir, 'plan.yaml'), '--yes', '--state-dir', stateDir]);
+    expect(r.code).toBe(69);
+    expect(r.err).toMatch(/changed since the plan was made/);
+  });
+
+  it('an edited plan, and a plan without --yes and no terminal, are refused before anything runs', async () => {
+    const file = join(lab.dir, 'plan2.yaml');
+    expect((await cli(['plan', '-i', lab.inventoryPath, '--out', file, '--state-dir', stateDir])).code).toBe(0);
+    expect((await cli(['apply', file, '--state-dir', stateDir])).err).toMatch(/without confirmation/);
+    writeFileSync(file, readFileSync(file, 'utf8').replace('kubeadm certs renew all', 'kubeadm certs renew all; touch /tmp/pwned'));
+    const r = await cli(['apply', file, '--yes', '--state-dir', stateDir]);
+    expect(r.code).toBe(64);
+    expect(r.err).toMatch(/digest mismatch/);
+  });
+});
+
+describe('plan, then apply', () => {
+  it('reaches the same end state as rotate', async () => {
+    const lab = await startLab({ etcd: 3, controlPlane: 2, workers: 1 });
+    try {
+      const stateDir = join(lab.dir, 'state');
+      const before = await serials(lab);
+      const beforeState = await clusterState(lab);
+      const file = join(lab.dir, 'plan.yaml');
+      expect((await cli(['plan', '-i', lab.inventoryPath, '--out', file, '--state-dir', stateDir])).code).toBe(0);
+      const r = await cli(['apply', file, '--yes', '--state-dir', stateDir]);
+      expect(r.err).not.toMatch(/FAILED/);
+      expect(r.code).toBe(0);
+      await expectRotated(lab, before, beforeState);
+      // Applying the same plan again is refused: it already ran.
+      expect((await cli(['apply', file, '--yes', '--state-dir', stateDir])).err).toMatch(/already applied/);
+    } finally {
+      await lab.down();
+    }
+  });
+});
+
+describe('faults', () => {
+  it('etcdadm failing on the second etcd node: restored, stopped, and --resume finishes after the fix', async () => {
+    const lab = await startLab({ etcd: 3, controlPlane: 2, workers: 1 });
+    try {
+      const stateDir = join(lab.dir, 'state');
+      const before = await serials(lab);
+      const beforeState = await clusterState(lab);
+      const etcd2 = lab.node('lab-etcd-2');
+      await etcd2.exec('mkdir -p /etc/rotate-certs-lab && touch /etc/rotate-certs-lab/fail-etcdadm');
+      const file = join(lab.dir, 'plan.yaml');
+      expect((await cli(['plan', '-i', lab.inventoryPath, '--out', file, '--state-dir', stateDir])).code).toBe(0);
+      const failed = await cli(['apply', file, '--yes', '--state-dir', stateDir]);
+      expect(failed.code).toBe(1);
+      expect(failed.out).toMatch(/Rotation FAILED on lab-etcd-2, step renew: command etcdadmCertificates exited 1/);
+      expect(failed.out).toMatch(/lab-etcd-2 was restored from its backup/);
+      // The node is back as it was (its backup aside), etcd healthy, and nothing after it touched.
+      const pki = (s: string) => s.split('\n').filter((l) => / \/etc\/etcd\/pki\/[^/]+$/.test(l)).join('\n');
+      expect(pki(await fileState(etcd2))).toBe(pki(beforeState['lab-etcd-2']!));
+      expect(await etcdHealthy(lab)).toBe(true);
+      for (const n of ['lab-etcd-3', 'lab-cp-1', 'lab-cp-2', 'lab-md-1']) expect(await fileState(lab.node(n)), n).toBe(beforeState[n]);
+      expect((await cert(lab.node('lab-etcd-1'), '/etc/etcd/pki/server.crt')).serial).not.toBe(before['lab-etcd-1:/etc/etcd/pki/server.crt']);
+
+      await etcd2.exec('rm /etc/rotate-certs-lab/fail-etcdadm');
+      const resumed = await cli(['apply', file, '--resume', '--state-dir', stateDir]);
+      expect(resumed.err).toMatch(/lab-etcd-1: etcd already done in this run, skipped/);
+      expect(resumed.code).toBe(0);
+      await expectRotated(lab, before, beforeState);
+    } finally {
+      await lab.down();
+    }
+  });
+
+  it('the secret step with the management API unreachable fails loudly, and --resume completes it', async () => {
+    const lab = await startLab({ etcd: 3, controlPlane: 2, workers: 1 });
+    try {
+      const stateDir = join(lab.dir, 'state');
+      const before = await serials(lab);
+      const beforeState = await clusterState(lab);
+      // A management kubeconfig for another cluster's CA whose API does not answer.
+      const adminConf = (await lab.node('lab-cp-1').readFile('/etc/kubernetes/admin.conf')).toString('utf8');
+      const otherCa = Buffer.from((await lab.node('lab-etcd-1').readFile('/etc/etcd/pki/ca.crt')).toString('utf8')).toString('base64');
+      const dead = adminConf.replace(/server: https:\/\/[^\n]+/, `server: https://${lab.node('lab-cp-1').host}:1`).replace(/certificate-authority-data: \S+/, `certificate-authority-data: ${otherCa}`);
+      writeFileSync(join(lab.dir, 'mgmt.kubeconfig'), dead, { mode: 0o600 });
+      const inv = join(lab.dir, 'with-kubeconfig.yaml');
+      writeFileSync(inv, readFileSync(lab.inventoryPath, 'utf8').replace('cluster: lab\n', 'cluster: lab\nkubeconfig: mgmt.kubeconfig\n'));
+      const file = join(lab.dir, 'plan.yaml');
+      expect((await cli(['plan', '-i', inv, '--out', file, '--state-dir', stateDir])).code).toBe(0);
+      const failed = await cli(['apply', file, '--yes', '--state-dir', stateDir]);
+      expect(failed.code).toBe(1);
+      expect(failed.out).toMatch(/Rotation FAILED on lab-cp-1, step etcd-client-secret/);
+      expect(failed.out).toMatch(/still holds the OLD pair/);
+      expect(failed.out).toMatch(/kubectl --kubeconfig \S+mgmt\.kubeconfig -n eksa-system create secret tls lab-apiserver-etcd-client/);
+      expect(failed.out).not.toMatch(/PRIVATE KEY/);
+      expect(secretPair(lab).crt).not.toBe((await lab.node('lab-etcd-1').readFile('/etc/etcd/pki/apiserver-etcd-client.crt')).toString('utf8'));
+
+      // The API is back (a working kubeconfig): resume does only what is left.
+      writeFileSync(join(lab.dir, 'mgmt.kubeconfig'), adminConf, { mode: 0o600 });
+      const resumed = await cli(['apply', file, '--resume', '--state-dir', stateDir]);
+      expect(resumed.code).toBe(0);
+      expect(resumed.err).toMatch(/lab-cp-2: control-plane already done in this run, skipped/);
+      await expectRotated(lab, before, beforeState);
+    } finally {
+      await lab.down();
+    }
+  });
+});
