@@ -169,6 +169,22 @@ export class Applier {
     return true;
   }
 
+  /**
+   * `rotate-certs restore`: puts one node back from the backups this run made, latest phase
+   * first. Only phases whose backup step finished are restored.
+   */
+  async restoreNode(name: string): Promise<Array<{ phase: string; ok: boolean }>> {
+    const entries = this.deps.journal.entries(this.plan.runId);
+    const out: Array<{ phase: string; ok: boolean }> = [];
+    for (const phase of [...this.plan.phases].reverse()) {
+      const node = phase.nodes.find((n) => n.name === name);
+      if (!node?.restore || !progressOf(entries, phase.phase, name).done.has(node.restore.after)) continue;
+      this.deps.reporter.phase(`Restore ${name}: ${phase.title}`);
+      out.push({ phase: phase.phase, ok: await this.restore(phase, node) });
+    }
+    return out;
+  }
+
   async run(resume: boolean): Promise<ApplyResult> {
     const { reporter } = this.deps;
     const previous = resume ? this.deps.journal.entries(this.plan.runId) : [];

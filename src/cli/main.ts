@@ -3,5 +3,17 @@
 import { processIo } from './io.js';
 import { runCli } from './program.js';
 
-const code = await runCli(process.argv.slice(2), processIo());
+// First Ctrl-C: stop at the next step boundary, leaving every node restorable and the journal
+// ready for --resume. A second one ends the process at once.
+let stop = false;
+process.on('SIGINT', () => {
+  if (stop) process.exit(130);
+  stop = true;
+  process.stderr.write('\nrotate-certs: stopping at the next safe point (Ctrl-C again to quit now)...\n');
+});
+
+const code = await runCli(process.argv.slice(2), processIo(), {
+  stopRequested: () => stop,
+  interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
+});
 process.exitCode = code;

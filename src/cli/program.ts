@@ -5,7 +5,7 @@ import { ExitCode, UsageError } from '../util/errors.js';
 import { checkCommand, type CheckEnv, type CheckFlags } from './check-command.js';
 import type { CliIo } from './io.js';
 import { choiceFlag, intFlag } from './options.js';
-import { applyCommand, planCommand, rotateCommand, type ApplyFlags, type PlanFlags, type RotateEnv, type RotateFlags } from './rotate-commands.js';
+import { applyCommand, planCommand, restoreCommand, rotateCommand, type ApplyFlags, type PlanFlags, type RestoreFlags, type RotateEnv, type RotateFlags } from './rotate-commands.js';
 
 const VERSION = '0.1.0';
 
@@ -97,6 +97,19 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     .addHelpText('after', `${exitText}\n\nExamples:\n  rotate-certs rotate -i inventory.yaml --dry-run\n  rotate-certs rotate --cluster mycluster --yes`)
     .action(async (flags: RotateFlags) => {
       setExit(await rotateCommand(flags, io, rotateEnv));
+    });
+
+  program
+    .command('restore')
+    .summary("put a node back from the last run's backups")
+    .description('Restores the PKI folder (and kubeconfigs, with a static-pod restart observed until ready) of one node from the backups the last run that touched it made, as recorded in the journal.')
+    .option('-i, --inventory <file>', 'inventory YAML')
+    .option('-c, --cluster <name>', 'read ./<name>/rotate-certs.yaml')
+    .requiredOption('--node <name>', 'the node to restore')
+    .option('-y, --yes', 'do not ask first')
+    .option('--state-dir <dir>', 'where journals live (default ${XDG_STATE_HOME:-~/.local/state}/rotate-certs)')
+    .action(async (flags: RestoreFlags) => {
+      setExit(await restoreCommand(flags, io, rotateEnv));
     });
 
   return program;

@@ -260,3 +260,51 @@ export async function rotateCommand(flags: RotateFlags, io: CliIo, env: RotateEn
   await confirmStart(plan, flags, io, env);
   return execute({ ...plan, digest: planDigest(plan) }, inv, flags, io, env);
 }
+
+// ---- restore ----
+
+export interface RestoreFlags extends InventoryFlags {
+  node: string;
+  yes?: boolean;
+  stateDir?: string;
+}
+
+/** Puts a node back from the backups of the last run that backed it up. */
+export async function restoreCommand(flags: RestoreFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
+  const inv = inventoryFromFlags(flags, io.cwd);
+  if (!inv.nodes.some((n) => n.name === flags.node)) throw new UsageError(`--node: no node named ${flags.node} in ${inv.file}`);
+  const journal = new Journal(stateDirOf(flags, io), inv.cluster);
+  const runId = journal.entries().filter((e) => e.node === flags.node && (e.backups?.length ?? 0) > 0).at(-1)?.runId;
+  if (!runId) throw new UsageError(`the journal ${journal.file} records no backup of ${flags.node}; nothing to restore`);
+  const plan = readPlan(join(journal.dir, `plan-${runId}.yaml`));
+  if (!flags.yes) {
+    if (!env.interactive) throw new UsageError(`refusing to restore ${flags.node} without confirmation: pass --yes (no terminal to ask on)`);
+    const ok = await confirm({ message: `Put ${flags.node} back from the backups of run ${runId}?`, default: false });
+    if (!ok) return 0;
+  }
+  journal.lock(runId);
+  const applier = new Applier(plan, {
+    inventory: inv,
+    connector: env.connector ?? new SshConnector(),
+    journal,
+    reporter: reporterFor(io),
+    profiles: new ProfileSet(),
+    timeouts: { ...DEFAULT_TIMEOUTS, ...env.timeouts },
+    now: () => Date.now(),
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    stopRequested: () => false,
+    refreshKubeconfig: async () => false,
+  });
+  try {
+    const done = await applier.restoreNode(flags.node);
+    if (done.length === 0) {
+      io.out(`${flags.node}: run ${runId} made no backup of it that finished; nothing restored\n`);
+      return 0;
+    }
+    for (const d of done) io.out(`${flags.node}: ${d.phase} ${d.ok ? 'restored' : 'restore FAILED'}\n`);
+    return done.every((d) => d.ok) ? 0 : ApplyExit.failedNotRestored;
+  } finally {
+    await applier.close();
+    journal.unlock();
+  }
+}

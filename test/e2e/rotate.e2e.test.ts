@@ -196,6 +196,20 @@ describe('rotate on a healthy Ubuntu cluster', () => {
     expect(r.code).toBe(64);
     expect(r.err).toMatch(/digest mismatch/);
   });
+
+  it('restore puts a control-plane node back from the last backup and its apiserver serves the old cert', async () => {
+    const node = lab.node('lab-cp-2');
+    const backup = (await node.exec('ls -d /etc/kubernetes/pki.rotate-certs-*')).stdout.trim().split('\n')[0]!;
+    const old = await cert(node, `${backup}/apiserver.crt`);
+    expect((await cli(['restore', '-i', lab.inventoryPath, '--node', 'lab-cp-2', '--state-dir', stateDir])).err).toMatch(/without confirmation/);
+    const r = await cli(['restore', '-i', lab.inventoryPath, '--node', 'lab-cp-2', '--yes', '--state-dir', stateDir]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('lab-cp-2: control-plane restored');
+    expect((await cert(node, '/etc/kubernetes/pki/apiserver.crt')).serial).toBe(old.serial);
+    const served = inspectCertificate(await servedCertificate({ host: node.host, port: 6443, timeoutMs: 3000 }));
+    expect(served.serial).toBe(old.serial);
+    expect(maxApiserversDown(lab)).toBeLessThanOrEqual(1);
+  });
 });
 
 describe('plan, then apply', () => {
