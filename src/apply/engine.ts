@@ -204,12 +204,14 @@ export class Applier {
           this.journal({ event: 'run-stopped', phase: phase.phase, node: node.name });
           return result('stopped');
         }
+        reporter.nodeStart?.(phase.phase, node.name);
         const progress = progressOf(previous, phase.phase, node.name);
         const finished = node.steps.every((s) => progress.done.has(s.id)) && !progress.failed && !progress.cutOff;
         if (finished) {
           // Captures live in memory only: read them again, changing nothing.
           for (const step of node.steps.filter((s) => s.capture)) await this.runStep(node, step, this.newGateState(node));
           reporter.info(`${node.name}: ${phase.phase} already done in this run, skipped`);
+          reporter.nodeEnd?.(phase.phase, node.name, 'skipped');
           continue;
         }
         const started = progress.done.size > 0 || progress.cutOff !== undefined || progress.failed !== undefined;
@@ -218,12 +220,14 @@ export class Applier {
           if (needsRestore) {
             reporter.info(`${node.name}: the last run stopped part-way (${progress.cutOff ?? progress.failed ?? 'between steps'}); restoring it before redoing ${phase.phase}`);
             if (!(await this.restore(phase, node))) {
+              reporter.nodeEnd?.(phase.phase, node.name, 'failed', 'restore before resuming failed');
               return result('failed', { phase: phase.phase, node: node.name, step: 'restore', message: 'restore before resuming failed', restored: false });
             }
           }
         }
         try {
           const failure = await this.runNode(phase, node);
+          reporter.nodeEnd?.(phase.phase, node.name, failure ? 'failed' : 'ok', failure?.message);
           if (failure) return result('failed', failure);
         } catch (err) {
           if (err instanceof StopRequested) return result('stopped');

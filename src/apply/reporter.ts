@@ -1,6 +1,9 @@
 /** Progress output for apply. The plain reporter prints one line per event, fit for CI logs. */
 export interface Reporter {
   phase(title: string): void;
+  /** A node's block of a phase starts, and ends: ok, skipped (done in an earlier run) or failed. */
+  nodeStart?(phase: string, node: string): void;
+  nodeEnd?(phase: string, node: string, outcome: 'ok' | 'skipped' | 'failed', message?: string): void;
   stepStart(node: string, step: string, title: string): void;
   stepDone(node: string, step: string, summary: string): void;
   stepFailed(node: string, step: string, message: string): void;

@@ -15,6 +15,7 @@ import { readPlan, writePlan } from '../plan/file.js';
 import { renderPlanText } from '../plan/print.js';
 import type { Plan, Scope } from '../plan/types.js';
 import { ProfileSet } from '../profiles/profile.js';
+import { listrReporter } from '../ui/listr-reporter.js';
 import { loadRotationRunbooks } from '../runbook/runbook.js';
 import { SshConnector } from '../transport/ssh.js';
 import type { Connector } from '../transport/session.js';
@@ -68,9 +69,24 @@ function makePlan(inv: Inventory, scope: Scope, runId: string, createdAt: string
   });
 }
 
+function fromCwd(io: CliIo, path: string): string {
+  return isAbsolute(path) ? path : join(io.cwd, path);
+}
+
 function stateDirOf(flags: { stateDir?: string }, io: CliIo): string {
-  if (!flags.stateDir) return defaultStateDir(io.env);
-  return isAbsolute(flags.stateDir) ? flags.stateDir : join(io.cwd, flags.stateDir);
+  return flags.stateDir ? fromCwd(io, flags.stateDir) : defaultStateDir(io.env);
+}
+
+/** The inventory and a plan for it made now, with the scope flags applied. */
+function freshPlan(flags: CommonRotateFlags, io: CliIo): { inv: Inventory; plan: Plan } {
+  const inv = inventoryFromFlags(flags, io.cwd);
+  const now = new Date();
+  return { inv, plan: makePlan(inv, scopeOf(flags), newRunId(now), now.toISOString()) };
+}
+
+function printDryRun(plan: Plan, command: string, io: CliIo): number {
+  io.out(renderPlanText(plan, { full: true, header: `# rotate-certs ${command} --dry-run: nothing was contacted. These commands would run, in this order.` }));
+  return 0;
 }
 
 function reporterFor(io: CliIo): Reporter {
@@ -85,18 +101,13 @@ export interface PlanFlags extends CommonRotateFlags {
 }
 
 export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
-  const inv = inventoryFromFlags(flags, io.cwd);
-  const now = new Date();
-  const plan = makePlan(inv, scopeOf(flags), newRunId(now), now.toISOString());
-  if (flags.dryRun) {
-    io.out(renderPlanText(plan, { full: true, header: '# rotate-certs plan --dry-run: nothing was contacted; facts are not gathered.' }));
-    return 0;
-  }
+  const { inv, plan } = freshPlan(flags, io);
+  if (flags.dryRun) return printDryRun(plan, 'plan', io);
   const connector = env.connector ?? new SshConnector();
   const report = await gatherReport(inv, new ProfileSet(), connector, flags.warnDays, flags.concurrency);
   for (const e of report.errors) io.err(`warning: ${e.node}: ${e.message}\n`);
   const withFacts: Plan = { ...plan, facts: factsFrom(report) };
-  const out = flags.out ? (isAbsolute(flags.out) ? flags.out : join(io.cwd, flags.out)) : undefined;
+  const out = flags.out ? fromCwd(io, flags.out) : undefined;
   if (out) {
     writePlan(out, withFacts);
     io.out(renderPlanText(withFacts, { full: false }));
@@ -153,11 +164,13 @@ async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io: CliIo,
       throw new UsageError(`plan ${plan.runId} was already applied (see ${journal.file}); use --resume to continue it, or make a new plan`);
     }
     before = await preflight({ plan, inventory: inv, profiles, connector, reporter, warnDays: flags.warnDays, concurrency: flags.concurrency, compareFacts: !flags.resume });
+    // On a terminal, listr2 shows a task per node; otherwise plain lines fit for CI logs.
+    const live = io.color ? listrReporter(plan) : undefined;
     const applier = new Applier(plan, {
       inventory: inv,
       connector,
       journal,
-      reporter,
+      reporter: live?.reporter ?? reporter,
       profiles,
       timeouts: timeoutsOf(flags, env),
       now: () => Date.now(),
@@ -173,6 +186,7 @@ async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io: CliIo,
       result = await applier.run(Boolean(flags.resume));
     } finally {
       await applier.close();
+      for (const w of (await live?.finish()) ?? []) io.err(`WARNING: ${w}\n`);
     }
   } finally {
     journal.unlock();
@@ -238,7 +252,7 @@ function verifyPlan(plan: Plan): Inventory {
 }
 
 export async function applyCommand(planFile: string, flags: ApplyFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
-  const plan = readPlan(isAbsolute(planFile) ? planFile : join(io.cwd, planFile));
+  const plan = readPlan(fromCwd(io, planFile));
   const inv = verifyPlan(plan);
   if (!flags.resume) await confirmStart(plan, flags, io, env);
   return execute(plan, inv, flags, io, env);
@@ -249,13 +263,8 @@ export interface RotateFlags extends CommonRotateFlags, ApplyFlags {
 }
 
 export async function rotateCommand(flags: RotateFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
-  const inv = inventoryFromFlags(flags, io.cwd);
-  const now = new Date();
-  const plan = makePlan(inv, scopeOf(flags), newRunId(now), now.toISOString());
-  if (flags.dryRun) {
-    io.out(renderPlanText(plan, { full: true, header: '# rotate-certs rotate --dry-run: nothing was contacted. These commands would run, in this order.' }));
-    return 0;
-  }
+  const { inv, plan } = freshPlan(flags, io);
+  if (flags.dryRun) return printDryRun(plan, 'rotate', io);
   if (flags.resume) throw new UsageError('rotate --resume: resume a run with rotate-certs apply PLAN --resume');
   await confirmStart(plan, flags, io, env);
   return execute({ ...plan, digest: planDigest(plan) }, inv, flags, io, env);
