@@ -216,9 +216,9 @@ export class Applier {
         }
         const started = progress.done.size > 0 || progress.cutOff !== undefined || progress.failed !== undefined;
         if (resume && started) {
-          const needsRestore = node.restore && progress.done.has(node.restore.after) && !(progress.failed && progress.restored);
+          const needsRestore = node.restore && progress.done.has(node.restore.after) && !progress.restored;
           if (needsRestore) {
-            reporter.info(`${node.name}: the last run stopped part-way (${progress.cutOff ?? progress.failed ?? 'between steps'}); restoring it before redoing ${phase.phase}`);
+            reporter.info(`${node.name}: the last run left it part-way (${progress.cutOff ? `cut off in ${progress.cutOff}` : progress.failed ? `failed in ${progress.failed}` : 'stopped'}); restoring it before redoing ${phase.phase}`);
             if (!(await this.restore(phase, node))) {
               reporter.nodeEnd?.(phase.phase, node.name, 'failed', 'restore before resuming failed');
               return result('failed', { phase: phase.phase, node: node.name, step: 'restore', message: 'restore before resuming failed', restored: false });
@@ -245,7 +245,12 @@ export class Applier {
     const done = new Set<string>();
     for (const step of node.steps) {
       if (this.deps.stopRequested() && done.size > 0) {
-        // Between two steps of a node: the journal says where, and --resume restores and redoes it.
+        // Between two steps of a node: put it back first rather than leave it half-done (an etcd
+        // member with an emptied PKI folder is down). --resume then redoes the node.
+        if (node.restore && done.has(node.restore.after)) {
+          reporter.warn(`${node.name}: stopping; restoring it from its backup first so it is not left half-done`);
+          await this.restore(phase, node);
+        }
         this.journal({ event: 'run-stopped', phase: phase.phase, node: node.name, step: step.id, backups: node.backups });
         throw new StopRequested(node.name, step.id);
       }

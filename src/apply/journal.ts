@@ -141,7 +141,11 @@ export function progressOf(entries: JournalEntry[], phase: string, node: string)
   let open: string | undefined;
   for (const e of entries) {
     if (e.phase !== phase || e.node !== node) continue;
-    if (e.event === 'step-start') open = e.step;
+    if (e.event === 'step-start') {
+      open = e.step;
+      // Work after a restore makes the node no longer "as restored".
+      p.restored = false;
+    }
     if (e.event === 'step-done' && e.step) {
       p.done.add(e.step);
       open = undefined;

@@ -15,11 +15,11 @@ import { inspectCertificate } from '../../src/certs/inspect.js';
 import { servedCertificate } from '../../src/check/probe.js';
 import { startLab, type Lab, type LabNode } from '../lab/lab.js';
 
-async function cli(args: string[]) {
+async function cli(args: string[], stopRequested?: () => boolean) {
   let out = '';
   let err = '';
   const io: CliIo = { out: (t) => void (out += t), err: (t) => void (err += t), color: false, env: process.env, cwd: process.cwd() };
-  const code = await runCli(args, io);
+  const code = await runCli(args, io, stopRequested ? { stopRequested } : {});
   return { code, out, err };
 }
 
@@ -256,6 +256,42 @@ describe('faults', () => {
       expect((await cert(lab.node('lab-etcd-1'), '/etc/etcd/pki/server.crt')).serial).not.toBe(before['lab-etcd-1:/etc/etcd/pki/server.crt']);
 
       await etcd2.exec('rm /etc/rotate-certs-lab/fail-etcdadm');
+      const resumed = await cli(['apply', file, '--resume', '--state-dir', stateDir]);
+      expect(resumed.err).toMatch(/lab-etcd-1: etcd already done in this run, skipped/);
+      expect(resumed.code).toBe(0);
+      await expectRotated(lab, before, beforeState);
+    } finally {
+      await lab.down();
+    }
+  });
+
+  it('Ctrl-C in the middle of an etcd node restores that node and stops; --resume redoes it and finishes', async () => {
+    const lab = await startLab({ etcd: 3, controlPlane: 2, workers: 1 });
+    try {
+      const stateDir = join(lab.dir, 'state');
+      const before = await serials(lab);
+      const beforeState = await clusterState(lab);
+      const file = join(lab.dir, 'plan.yaml');
+      expect((await cli(['plan', '-i', lab.inventoryPath, '--out', file, '--state-dir', stateDir])).code).toBe(0);
+      // The user presses Ctrl-C right after lab-etcd-2's PKI folder was emptied.
+      const pressed = () => {
+        try {
+          return journal(stateDir).some((e) => e.event === 'step-done' && e.node === 'lab-etcd-2' && e.step === 'clear');
+        } catch {
+          return false;
+        }
+      };
+      const stopped = await cli(['apply', file, '--yes', '--state-dir', stateDir], pressed);
+      expect(stopped.code).toBe(130);
+      expect(stopped.out).toMatch(/Stopped at a safe point\. Continue with: rotate-certs apply \S+ --resume/);
+      // Not left half-done: restored from its verified backup, and etcd healthy.
+      const etcd2 = lab.node('lab-etcd-2');
+      expect(stopped.err).toMatch(/lab-etcd-2: stopping; restoring it from its backup first/);
+      const pki = (st: string) => st.split('\n').filter((l) => / \/etc\/etcd\/pki\/[^/]+$/.test(l)).join('\n');
+      expect(pki(await fileState(etcd2))).toBe(pki(beforeState['lab-etcd-2']!));
+      expect(await etcdHealthy(lab)).toBe(true);
+      expect(await fileState(lab.node('lab-cp-1'))).toBe(beforeState['lab-cp-1']);
+
       const resumed = await cli(['apply', file, '--resume', '--state-dir', stateDir]);
       expect(resumed.err).toMatch(/lab-etcd-1: etcd already done in this run, skipped/);
       expect(resumed.code).toBe(0);

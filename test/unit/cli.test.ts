@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../src/cli/program.js';
 import type { CliIo } from '../../src/cli/io.js';
@@ -50,6 +52,29 @@ describe('rotate-certs CLI', () => {
     expect(r.contacted).toBe(0);
     expect(r.err).toMatch(message);
     expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
+  it('a second run on a cluster whose lock is held is refused (75) before contacting anything', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'rc-lock-'));
+    try {
+      mkdirSync(join(stateDir, 'lab'), { recursive: true });
+      // The holder is this very process: alive, on this host.
+      writeFileSync(join(stateDir, 'lab', 'lock'), JSON.stringify({ pid: process.pid, host: hostname(), runId: 'other', since: 'now' }));
+      const r = await run(['rotate', '-i', example, '--yes', '--state-dir', stateDir]);
+      expect(r.code).toBe(75);
+      expect(r.err).toMatch(/another rotate-certs run holds the lock for cluster lab \(pid \d+ on .*, run other/);
+      expect(r.contacted).toBe(0);
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it('rotate --dry-run lists every command per node in order and contacts nothing', async () => {
+    const r = await run(['rotate', '-i', example, '--dry-run']);
+    expect(r.code).toBe(0);
+    expect(r.contacted).toBe(0);
+    expect(r.out.indexOf('lab-etcd-3 (etcd')).toBeLessThan(r.out.indexOf('lab-cp-1 (control-plane'));
+    expect(r.out).toContain('kubeadm certs renew all');
   });
 
   it('--help teaches: commands, flags, exit codes, examples', async () => {
