@@ -41,7 +41,4 @@ export function inspectCertificate(input: string | Uint8Array): CertInfo {
   };
 }
 
-/** The first CN in a distinguished name string such as "CN=kube-apiserver, O=x". */
-export function commonName(dn: string): string | undefined {
-  return /(?:^|,\s*)CN=([^,]+)/.exec(dn)?.[1];
-}
+export { commonName } from './dn.js';

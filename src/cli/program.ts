@@ -2,10 +2,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { OUTPUT_FORMATS } from '../report/check-output.js';
 import { ExitCode, UsageError } from '../util/errors.js';
-import { checkCommand, type CheckEnv, type CheckFlags } from './check-command.js';
+// Commands load their libraries (ssh2, x509, listr2, prompts) only when they run, so --help,
+// --version and usage errors answer at once.
+import type { CheckEnv, CheckFlags } from './check-command.js';
 import type { CliIo } from './io.js';
 import { choiceFlag, intFlag } from './options.js';
-import { applyCommand, planCommand, restoreCommand, rotateCommand, type ApplyFlags, type PlanFlags, type RestoreFlags, type RotateEnv, type RotateFlags } from './rotate-commands.js';
+import type { ApplyFlags, PlanFlags, RestoreFlags, RotateEnv, RotateFlags } from './rotate-commands.js';
 
 const VERSION = '0.1.0';
 
@@ -39,7 +41,7 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
       '\nExit codes:\n  0  every certificate ok\n  1  something expires within --warn-days\n  2  something expired or not yet valid\n  3  some node or endpoint could not be checked (the rest are still reported)\n 64  bad usage or a bad inventory (nothing contacted)\n\nExamples:\n  rotate-certs check --inventory examples/lab/inventory.yaml --dry-run\n  rotate-certs check --cluster mycluster --output json\n  rotate-certs check -i inventory.yaml -o prometheus > /var/lib/node_exporter/textfile/certs.prom',
     )
     .action(async (flags: CheckFlags) => {
-      setExit(await checkCommand(flags, io, env));
+      setExit(await (await import('./check-command.js')).checkCommand(flags, io, env));
     });
 
   const scopeOptions = (cmd: Command) =>
@@ -70,7 +72,7 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
   scopeOptions(plan);
   stateOptions(plan);
   plan.addHelpText('after', '\nExamples:\n  rotate-certs plan -i inventory.yaml --out plan.yaml\n  rotate-certs plan -i inventory.yaml --only etcd --dry-run').action(async (flags: PlanFlags) => {
-    setExit(await planCommand(flags, io, rotateEnv));
+    setExit(await (await import('./rotate-commands.js')).planCommand(flags, io, rotateEnv));
   });
 
   const apply = program
@@ -81,7 +83,7 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
   applyOptions(apply);
   stateOptions(apply);
   apply.addHelpText('after', exitText).action(async (planFile: string, flags: ApplyFlags) => {
-    setExit(await applyCommand(planFile, flags, io, rotateEnv));
+    setExit(await (await import('./rotate-commands.js')).applyCommand(planFile, flags, io, rotateEnv));
   });
 
   const rotate = program
@@ -96,7 +98,7 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
   rotate
     .addHelpText('after', `${exitText}\n\nExamples:\n  rotate-certs rotate -i inventory.yaml --dry-run\n  rotate-certs rotate --cluster mycluster --yes`)
     .action(async (flags: RotateFlags) => {
-      setExit(await rotateCommand(flags, io, rotateEnv));
+      setExit(await (await import('./rotate-commands.js')).rotateCommand(flags, io, rotateEnv));
     });
 
   program
@@ -109,7 +111,7 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     .option('-y, --yes', 'do not ask first')
     .option('--state-dir <dir>', 'where journals live (default ${XDG_STATE_HOME:-~/.local/state}/rotate-certs)')
     .action(async (flags: RestoreFlags) => {
-      setExit(await restoreCommand(flags, io, rotateEnv));
+      setExit(await (await import('./rotate-commands.js')).restoreCommand(flags, io, rotateEnv));
     });
 
   return program;

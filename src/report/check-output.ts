@@ -1,6 +1,6 @@
 /** Renders a CheckReport as a table, JSON, or Prometheus text. Pure. */
 import { styleText } from 'node:util';
-import { commonName } from '../certs/inspect.js';
+import { commonName } from '../certs/dn.js';
 import type { CertificateEntry, CheckReport } from '../check/run.js';
 
 export const OUTPUT_FORMATS = ['table', 'json', 'prometheus'] as const;
