@@ -329,6 +329,8 @@ describe('faults', () => {
       const resumed = await cli(['apply', file, '--resume', '--state-dir', stateDir]);
       expect(resumed.code).toBe(0);
       expect(resumed.err).toMatch(/lab-cp-2: control-plane already done in this run, skipped/);
+      // With a kubeconfig that answers, the pre-flight also reads the KCP paused state.
+      expect(resumed.err).toMatch(/KubeadmControlPlane not paused \(1 checked\)/);
       await expectRotated(lab, before, beforeState);
     } finally {
       await lab.down();
