@@ -46,8 +46,6 @@ export interface ApplyResult {
   /** Per control-plane node, how long its kube-apiserver did not answer. */
   downtimeMs: Record<string, number>;
   backups: Record<string, string[]>;
-  /** The etcd client pair read during the run; memory only. */
-  secrets: Record<string, string>;
 }
 
 export class StepError extends Error {}
@@ -194,7 +192,6 @@ export class Applier {
       ...(failure ? { failure } : {}),
       downtimeMs: this.downtime,
       backups: this.backups,
-      secrets: this.secrets,
     });
 
     for (const phase of this.plan.phases) {
@@ -209,7 +206,17 @@ export class Applier {
         const finished = node.steps.every((s) => progress.done.has(s.id)) && !progress.failed && !progress.cutOff;
         if (finished) {
           // Captures live in memory only: read them again, changing nothing.
-          for (const step of node.steps.filter((s) => s.capture)) await this.runStep(node, step, this.newGateState(node));
+          for (const step of node.steps.filter((s) => s.capture)) {
+            try {
+              await this.runStep(node, step, this.newGateState(node));
+            } catch (err) {
+              const message = errorMessage(err);
+              reporter.stepFailed(node.name, step.id, message);
+              reporter.nodeEnd?.(phase.phase, node.name, 'failed', message);
+              // A read changed nothing: there is nothing to restore.
+              return result('failed', { phase: phase.phase, node: node.name, step: step.id, message, restored: true });
+            }
+          }
           reporter.info(`${node.name}: ${phase.phase} already done in this run, skipped`);
           reporter.nodeEnd?.(phase.phase, node.name, 'skipped');
           continue;
