@@ -210,6 +210,32 @@ describe('rotate on a healthy Ubuntu cluster', () => {
     expect(served.serial).toBe(old.serial);
     expect(maxApiserversDown(lab)).toBeLessThanOrEqual(1);
   });
+
+  it('a refused local kubeconfig: the secret goes through the renewed admin.conf, and --refresh-kubeconfig replaces the file', async () => {
+    const cp1 = lab.node('lab-cp-1');
+    const adminConf = (await cp1.readFile('/etc/kubernetes/admin.conf')).toString('utf8');
+    // Same cluster (same CA), but a client certificate the API refuses: one from the etcd CA.
+    const etcd1 = lab.node('lab-etcd-1');
+    const b64 = async (p: string) => Buffer.from((await etcd1.readFile(p)).toString('utf8')).toString('base64');
+    const refused = adminConf
+      .replace(/client-certificate-data: \S+/, `client-certificate-data: ${await b64('/etc/etcd/pki/etcdctl-etcd-client.crt')}`)
+      .replace(/client-key-data: \S+/, `client-key-data: ${await b64('/etc/etcd/pki/etcdctl-etcd-client.key')}`);
+    const kubeconfig = join(lab.dir, 'lab-eks-a-cluster.kubeconfig');
+    writeFileSync(kubeconfig, refused, { mode: 0o644 });
+    const inv = join(lab.dir, 'with-refused-kubeconfig.yaml');
+    writeFileSync(inv, readFileSync(lab.inventoryPath, 'utf8').replace('cluster: lab\n', 'cluster: lab\nkubeconfig: lab-eks-a-cluster.kubeconfig\n'));
+    const r = await cli(['rotate', '-i', inv, '--only', 'control-plane', '--yes', '--refresh-kubeconfig', '--state-dir', stateDir]);
+    expect(r.err).not.toMatch(/FAILED/);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/etcd-client-secret: ok \(eksa-system\/lab-apiserver-etcd-client updated through admin\.conf on lab-cp-1\)/);
+    expect(r.err).toMatch(/replaced \S+lab-eks-a-cluster\.kubeconfig with the renewed admin\.conf of lab-cp-1 \(old one kept as \S+\)/);
+    // The local kubeconfig is now the renewed admin.conf, written 0600; the refused one is kept.
+    expect(readFileSync(kubeconfig, 'utf8')).toBe((await cp1.readFile('/etc/kubernetes/admin.conf')).toString('utf8'));
+    expect(execFileSync('stat', ['-c', '%a', kubeconfig], { encoding: 'utf8' }).trim()).toBe('600');
+    const kept = execFileSync('bash', ['-c', `ls ${kubeconfig}.rotate-certs-*`], { encoding: 'utf8' }).trim();
+    expect(readFileSync(kept, 'utf8')).toBe(refused);
+    expect(secretPair(lab).crt.trim()).toBe((await etcd1.readFile('/etc/etcd/pki/apiserver-etcd-client.crt')).toString('utf8').trim());
+  });
 });
 
 describe('plan, then apply', () => {
