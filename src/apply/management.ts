@@ -61,7 +61,7 @@ function certExpired(pem: string | undefined): boolean {
 }
 
 /** A client that answers, trying the inventory's kubeconfig and then the node's admin.conf. */
-async function connectApi(ctx: ManagementContext, probePath: string): Promise<{ client: KubeClient; viaAdminConf: boolean }> {
+async function connectApi(ctx: ManagementContext, probePath: string): Promise<{ client: KubeClient; adminConf?: string }> {
   const tried: string[] = [];
   let local: KubeCredentials | undefined;
   if (ctx.inventory.kubeconfig) {
@@ -69,11 +69,11 @@ async function connectApi(ctx: ManagementContext, probePath: string): Promise<{ 
       local = parseKubeconfig(readFileSync(ctx.inventory.kubeconfig, 'utf8'), ctx.inventory.kubeconfig);
       const client = new KubeClient(local);
       await client.request('GET', probePath);
-      return { client, viaAdminConf: false };
+      return { client };
     } catch (err) {
       if (err instanceof KubeApiError && err.status !== undefined && err.status !== 401 && err.status !== 403) {
         // The API answered: a 404 here is an answer, not an outage.
-        return { client: new KubeClient(local as KubeCredentials), viaAdminConf: false };
+        return { client: new KubeClient(local as KubeCredentials) };
       }
       tried.push(`${ctx.inventory.kubeconfig}: ${err instanceof KubeconfigError || err instanceof KubeApiError ? err.message : errorMessage(err)}${certExpired(local?.cert) ? ' (its client certificate has expired)' : ''}`);
     }
@@ -87,9 +87,9 @@ async function connectApi(ctx: ManagementContext, probePath: string): Promise<{ 
       const client = new KubeClient(admin);
       try {
         await client.request('GET', probePath);
-        return { client, viaAdminConf: true };
+        return { client, adminConf };
       } catch (err) {
-        if (err instanceof KubeApiError && err.status !== undefined && err.status !== 401 && err.status !== 403) return { client, viaAdminConf: true };
+        if (err instanceof KubeApiError && err.status !== undefined && err.status !== 401 && err.status !== 403) return { client, adminConf };
         tried.push(`${admin.source}: ${errorMessage(err)}`);
       }
     } else {
@@ -100,11 +100,10 @@ async function connectApi(ctx: ManagementContext, probePath: string): Promise<{ 
   throw new GateError(`the management cluster's API cannot be used:\n    ${tried.join('\n    ')}`);
 }
 
-async function maybeRefreshKubeconfig(ctx: ManagementContext): Promise<void> {
+/** adminConf: the renewed admin.conf that just worked, already read from the node. */
+async function maybeRefreshKubeconfig(ctx: ManagementContext, adminConf: string): Promise<void> {
   const file = ctx.inventory.kubeconfig;
   if (!file || !existsSync(file)) return;
-  const adminConf = await readAdminConf(ctx);
-  if (!adminConf) return;
   if (!(await ctx.refreshKubeconfig())) {
     ctx.reporter.warn(`${file} was refused; the renewed admin.conf of ${ctx.node.name} worked. Rerun with --refresh-kubeconfig, or copy it yourself, to replace it.`);
     return;
@@ -122,7 +121,7 @@ export async function updateEtcdClientSecret(_step: PlanStep, ctx: ManagementCon
   const key = ctx.secrets.etcdClientKey;
   if (!cert || !key) throw new GateError('the renewed etcd client pair was not read in this run');
   const path = `/api/v1/namespaces/${NS}/secrets/${secretName(ctx.inventory)}`;
-  let api: { client: KubeClient; viaAdminConf: boolean };
+  let api: { client: KubeClient; adminConf?: string };
   try {
     api = await connectApi(ctx, path);
   } catch (err) {
@@ -139,7 +138,7 @@ export async function updateEtcdClientSecret(_step: PlanStep, ctx: ManagementCon
       `${notFound ? `secret ${NS}/${secretName(ctx.inventory)} does not exist in the cluster ${api.client.source} reaches (for a workload cluster, give the management cluster's kubeconfig)` : errorMessage(err)}\n  To fix it by hand:\n    ${manualCommand(ctx)}`,
     );
   }
-  if (api.viaAdminConf) await maybeRefreshKubeconfig(ctx);
+  if (api.adminConf) await maybeRefreshKubeconfig(ctx, api.adminConf);
   return `${NS}/${secretName(ctx.inventory)} updated through ${api.client.source}`;
 }
 

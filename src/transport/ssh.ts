@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import ssh2, { type Client as SshClient, type ClientChannel, type ConnectConfig } from 'ssh2';
-import type { InventoryNode, JumpHost, SshSettings } from '../inventory/types.js';
+import type { InventoryNode, SshSettings } from '../inventory/types.js';
 import { NodeError, errorMessage } from '../util/errors.js';
 import { fingerprint, keyTypeOf, KnownHosts } from './known-hosts.js';
 import { CommandTimeoutError, type Connector, type ExecOptions, type ExecResult, type NodeSession } from './session.js';
@@ -263,4 +263,3 @@ class SshSession implements NodeSession {
   }
 }
 
-export type { JumpHost };

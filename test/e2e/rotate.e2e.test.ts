@@ -238,13 +238,31 @@ describe('rotate on a healthy Ubuntu cluster', () => {
   });
 });
 
+/** Lines of a fileState listing for the files directly in /etc/etcd/pki. */
+function etcdPkiLines(state: string): string {
+  return state.split('\n').filter((l) => / \/etc\/etcd\/pki\/[^/]+$/.test(l)).join('\n');
+}
+
+interface FaultLab {
+  lab: Lab;
+  stateDir: string;
+  before: Record<string, string>;
+  beforeState: Record<string, string>;
+}
+
+/** A fresh cluster with its certificates and files recorded, brought down afterwards whatever happens. */
+async function withFreshLab(run: (f: FaultLab) => Promise<void>): Promise<void> {
+  const lab = await startLab({ etcd: 3, controlPlane: 2, workers: 1 });
+  try {
+    await run({ lab, stateDir: join(lab.dir, 'state'), before: await serials(lab), beforeState: await clusterState(lab) });
+  } finally {
+    await lab.down();
+  }
+}
+
 describe('plan, then apply', () => {
-  it('reaches the same end state as rotate', async () => {
-    const lab = await startLab({ etcd: 3, controlPlane: 2, workers: 1 });
-    try {
-      const stateDir = join(lab.dir, 'state');
-      const before = await serials(lab);
-      const beforeState = await clusterState(lab);
+  it('reaches the same end state as rotate', () =>
+    withFreshLab(async ({ lab, stateDir, before, beforeState }) => {
       const file = join(lab.dir, 'plan.yaml');
       expect((await cli(['plan', '-i', lab.inventoryPath, '--out', file, '--state-dir', stateDir])).code).toBe(0);
       const r = await cli(['apply', file, '--yes', '--state-dir', stateDir]);
@@ -253,19 +271,12 @@ describe('plan, then apply', () => {
       await expectRotated(lab, before, beforeState);
       // Applying the same plan again is refused: it already ran.
       expect((await cli(['apply', file, '--yes', '--state-dir', stateDir])).err).toMatch(/already applied/);
-    } finally {
-      await lab.down();
-    }
-  });
+    }));
 });
 
 describe('faults', () => {
-  it('etcdadm failing on the second etcd node: restored, stopped, and --resume finishes after the fix', async () => {
-    const lab = await startLab({ etcd: 3, controlPlane: 2, workers: 1 });
-    try {
-      const stateDir = join(lab.dir, 'state');
-      const before = await serials(lab);
-      const beforeState = await clusterState(lab);
+  it('etcdadm failing on the second etcd node: restored, stopped, and --resume finishes after the fix', () =>
+    withFreshLab(async ({ lab, stateDir, before, beforeState }) => {
       const etcd2 = lab.node('lab-etcd-2');
       await etcd2.exec('mkdir -p /etc/rotate-certs-lab && touch /etc/rotate-certs-lab/fail-etcdadm');
       const file = join(lab.dir, 'plan.yaml');
@@ -275,8 +286,7 @@ describe('faults', () => {
       expect(failed.out).toMatch(/Rotation FAILED on lab-etcd-2, step renew: command etcdadmCertificates exited 1/);
       expect(failed.out).toMatch(/lab-etcd-2 was restored from its backup/);
       // The node is back as it was (its backup aside), etcd healthy, and nothing after it touched.
-      const pki = (s: string) => s.split('\n').filter((l) => / \/etc\/etcd\/pki\/[^/]+$/.test(l)).join('\n');
-      expect(pki(await fileState(etcd2))).toBe(pki(beforeState['lab-etcd-2']!));
+      expect(etcdPkiLines(await fileState(etcd2))).toBe(etcdPkiLines(beforeState['lab-etcd-2']!));
       expect(await etcdHealthy(lab)).toBe(true);
       for (const n of ['lab-etcd-3', 'lab-cp-1', 'lab-cp-2', 'lab-md-1']) expect(await fileState(lab.node(n)), n).toBe(beforeState[n]);
       expect((await cert(lab.node('lab-etcd-1'), '/etc/etcd/pki/server.crt')).serial).not.toBe(before['lab-etcd-1:/etc/etcd/pki/server.crt']);
@@ -286,17 +296,10 @@ describe('faults', () => {
       expect(resumed.err).toMatch(/lab-etcd-1: etcd already done in this run, skipped/);
       expect(resumed.code).toBe(0);
       await expectRotated(lab, before, beforeState);
-    } finally {
-      await lab.down();
-    }
-  });
+    }));
 
-  it('Ctrl-C in the middle of an etcd node restores that node and stops; --resume redoes it and finishes', async () => {
-    const lab = await startLab({ etcd: 3, controlPlane: 2, workers: 1 });
-    try {
-      const stateDir = join(lab.dir, 'state');
-      const before = await serials(lab);
-      const beforeState = await clusterState(lab);
+  it('Ctrl-C in the middle of an etcd node restores that node and stops; --resume redoes it and finishes', () =>
+    withFreshLab(async ({ lab, stateDir, before, beforeState }) => {
       const file = join(lab.dir, 'plan.yaml');
       expect((await cli(['plan', '-i', lab.inventoryPath, '--out', file, '--state-dir', stateDir])).code).toBe(0);
       // The user presses Ctrl-C right after lab-etcd-2's PKI folder was emptied.
@@ -313,8 +316,7 @@ describe('faults', () => {
       // Not left half-done: restored from its verified backup, and etcd healthy.
       const etcd2 = lab.node('lab-etcd-2');
       expect(stopped.err).toMatch(/lab-etcd-2: stopping; restoring it from its backup first/);
-      const pki = (st: string) => st.split('\n').filter((l) => / \/etc\/etcd\/pki\/[^/]+$/.test(l)).join('\n');
-      expect(pki(await fileState(etcd2))).toBe(pki(beforeState['lab-etcd-2']!));
+      expect(etcdPkiLines(await fileState(etcd2))).toBe(etcdPkiLines(beforeState['lab-etcd-2']!));
       expect(await etcdHealthy(lab)).toBe(true);
       expect(await fileState(lab.node('lab-cp-1'))).toBe(beforeState['lab-cp-1']);
 
@@ -322,17 +324,10 @@ describe('faults', () => {
       expect(resumed.err).toMatch(/lab-etcd-1: etcd already done in this run, skipped/);
       expect(resumed.code).toBe(0);
       await expectRotated(lab, before, beforeState);
-    } finally {
-      await lab.down();
-    }
-  });
+    }));
 
-  it('the secret step with the management API unreachable fails loudly, and --resume completes it', async () => {
-    const lab = await startLab({ etcd: 3, controlPlane: 2, workers: 1 });
-    try {
-      const stateDir = join(lab.dir, 'state');
-      const before = await serials(lab);
-      const beforeState = await clusterState(lab);
+  it('the secret step with the management API unreachable fails loudly, and --resume completes it', () =>
+    withFreshLab(async ({ lab, stateDir, before, beforeState }) => {
       // A management kubeconfig for another cluster's CA whose API does not answer.
       const adminConf = (await lab.node('lab-cp-1').readFile('/etc/kubernetes/admin.conf')).toString('utf8');
       const otherCa = Buffer.from((await lab.node('lab-etcd-1').readFile('/etc/etcd/pki/ca.crt')).toString('utf8')).toString('base64');
@@ -358,8 +353,5 @@ describe('faults', () => {
       // With a kubeconfig that answers, the pre-flight also reads the KCP paused state.
       expect(resumed.err).toMatch(/KubeadmControlPlane not paused \(1 checked\)/);
       await expectRotated(lab, before, beforeState);
-    } finally {
-      await lab.down();
-    }
-  });
+    }));
 });
