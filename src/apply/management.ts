@@ -47,7 +47,7 @@ function manualCommand(ctx: ManagementContext): string {
 async function readAdminConf(ctx: ManagementContext): Promise<string | undefined> {
   const path = ctx.node.vars.kubeconfigDir ? `${ctx.node.vars.kubeconfigDir}/admin.conf` : undefined;
   if (!path) return undefined;
-  const res = await ctx.session.exec(ctx.node.rootShell, { stdin: `cat ${shq(path)}\n` });
+  const res = await ctx.session.exec(ctx.node.rootShell, { stdin: `set -euo pipefail\ncat ${shq(path)}\n` });
   return res.code === 0 ? res.stdout : undefined;
 }
 

@@ -6,7 +6,7 @@
 import type { FileSource, NodeSources } from '../runbook/check-sources.js';
 import { shq } from '../util/shell.js';
 
-const FUNCTIONS = String.raw`set -u
+const FUNCTIONS = String.raw`set -euo pipefail
 rc_file() {
   if [ -r "$1" ]; then
     printf '@@file\t%s\n' "$1"

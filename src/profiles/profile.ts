@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OsName } from '../inventory/types.js';
-import { InputFileError } from '../util/errors.js';
+import { InputFileError, LoadError } from '../util/errors.js';
 import { PACKAGE_ROOT } from '../util/package-root.js';
 import { SAFE_ABS_PATH } from '../util/shell.js';
 import { obj, oneOf, opt, parseYaml, record, req, str } from '../util/yaml-schema.js';
@@ -76,14 +76,62 @@ export function loadCommonCommands(dir = PROFILES_DIR): Record<string, string> {
   return parseYaml(readProfileFile(file), file, commonSchema).value.commands;
 }
 
+/** A line that is only `{{include:key}}`: replaced by that command's text, at its indentation. */
+const INCLUDE = /^([ \t]*)\{\{include:([^}]*)\}\}[ \t]*$/gm;
+
+/**
+ * Inlines {{include:key}} lines, so a profile spells a shared snippet (say, finding the
+ * kubeadm-bootstrap image) once. Runs after merging, so a profile may include a common command.
+ */
+export function expandIncludes(commands: Record<string, string>, fileOf: (key: string) => string): Record<string, string> {
+  const lineOf = (file: string, needle: string): number | undefined => {
+    try {
+      const text = readFileSync(file, 'utf8');
+      const i = text.indexOf(needle);
+      return i < 0 ? undefined : text.slice(0, i).split('\n').length;
+    } catch {
+      return undefined;
+    }
+  };
+  const expand = (key: string, stack: string[]): string =>
+    (commands[key] as string).replace(INCLUDE, (whole, indent: string, name: string) => {
+      const file = fileOf(key);
+      const at = lineOf(file, whole.trim());
+      if (!/^[a-z][A-Za-z0-9-]*$/.test(name) || commands[name] === undefined) {
+        throw new LoadError(file, at, `commands.${key}`, `{{include:${name}}} names no command`, `define ${name} under commands: in this profile, the one it extends or common.yaml`);
+      }
+      if (stack.includes(name)) throw new LoadError(file, at, `commands.${key}`, `includes loop back: ${[...stack, name].join(' -> ')}`, 'remove one of the includes');
+      return expand(name, [...stack, name])
+        .replace(/\n$/, '')
+        .split('\n')
+        .map((l) => (l ? indent + l : l))
+        .join('\n');
+    });
+  return Object.fromEntries(Object.keys(commands).map((k) => [k, expand(k, [k])]));
+}
+
 /** One profile with common.yaml's commands and those of the profile it extends merged in. */
 export function loadProfile(os: OsName, dir = PROFILES_DIR, seen: OsName[] = []): OsProfile {
+  const { profile, files } = loadMerged(os, dir, seen);
+  return { ...profile, commands: expandIncludes(profile.commands, (k) => files[k] ?? profile.file) };
+}
+
+/** The profile's commands merged over what it inherits, with the file each command came from. */
+function loadMerged(os: OsName, dir: string, seen: OsName[]): { profile: OsProfile; files: Record<string, string> } {
   const file = join(dir, `${os}.yaml`);
   const profile = parseProfile(readProfileFile(file), file);
   if (profile.os !== os) throw new InputFileError(`${file}: declares os: ${profile.os}, expected ${os}`);
   if (seen.includes(os)) throw new InputFileError(`${file}: extends loops back to ${os} (${[...seen, os].join(' -> ')})`);
-  const inherited = profile.extends ? loadProfile(profile.extends, dir, [...seen, os]).commands : loadCommonCommands(dir);
-  return { ...profile, commands: { ...inherited, ...profile.commands } };
+  let inherited: { commands: Record<string, string>; files: Record<string, string> };
+  if (profile.extends) {
+    const base = loadMerged(profile.extends, dir, [...seen, os]);
+    inherited = { commands: base.profile.commands, files: base.files };
+  } else {
+    const commands = loadCommonCommands(dir);
+    inherited = { commands, files: Object.fromEntries(Object.keys(commands).map((k) => [k, join(dir, 'common.yaml')])) };
+  }
+  const own = Object.fromEntries(Object.keys(profile.commands).map((k) => [k, file]));
+  return { profile: { ...profile, commands: { ...inherited.commands, ...profile.commands } }, files: { ...inherited.files, ...own } };
 }
 
 /** Loads each profile once. */

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OS_NAMES } from '../../src/inventory/types.js';
-import { loadProfile, parseProfile } from '../../src/profiles/profile.js';
+import { expandIncludes, loadProfile, parseProfile } from '../../src/profiles/profile.js';
 import { loadCheckRunbook, parseCheckRunbook, sourcesFor } from '../../src/runbook/check-sources.js';
 import { LoadError } from '../../src/util/errors.js';
 import { PACKAGE_ROOT } from '../../src/util/package-root.js';
@@ -85,6 +86,19 @@ describe('bad profiles and runbooks fail at load with file and line', () => {
     const e = loadErr(() => parseCheckRunbook(text, 'check.yaml'));
     expect(e.message).toMatch(/groups\[0\]\.files\[1\]: unknown variable \{\{etcdPKI\}\} \(known: etcdPki/);
     expect(e.line).toBe(text.split('\n').findIndex((l) => l.includes('{{etcdPKI}}')) + 1);
+  });
+  it('{{include:key}} inlines a command at its indentation; an unknown or looping include is refused with file and line', () => {
+    const file = join(tmpdir(), `rc-include-${process.pid}.yaml`);
+    writeFileSync(file, 'commands:\n  a: |\n    {{include:image}}\n  b: |\n    {{include:nope}}\n');
+    try {
+      const ok = expandIncludes({ image: 'IMAGE=x\nctr image pull "$IMAGE"\n', a: 'set -e\n  {{include:image}}\necho done\n' }, () => file);
+      expect(ok.a).toBe('set -e\n  IMAGE=x\n  ctr image pull "$IMAGE"\necho done\n');
+      const e = loadErr(() => expandIncludes({ b: '{{include:nope}}\n' }, () => file));
+      expect(e.message).toBe(`${file}:5: commands.b: {{include:nope}} names no command (define nope under commands: in this profile, the one it extends or common.yaml)`);
+      expect(loadErr(() => expandIncludes({ a: '{{include:a}}\n' }, () => file)).message).toMatch(/commands\.a: includes loop back: a -> a/);
+    } finally {
+      rmSync(file, { force: true });
+    }
   });
   it('unknown role, unknown key, bad topology', () => {
     expect(loadErr(() => parseCheckRunbook(checkText.replace('roles: [etcd]', 'roles: [etdc]'), 'c.yaml')).message).toMatch(/groups\[0\]\.roles\[0\]: expected one of etcd, control-plane, worker/);

@@ -1,12 +1,13 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseInventory } from '../../src/inventory/load.js';
+import { parseInventory as parseSpec } from '../../src/inventory/load.js';
+import { requireKnownOs } from '../../src/inventory/detect-os.js';
 import { compilePlan, newRunId, planDigest } from '../../src/plan/compile.js';
 import { readPlan, serializePlan, writePlan } from '../../src/plan/file.js';
 import { renderPlanText } from '../../src/plan/print.js';
-import { ProfileSet } from '../../src/profiles/profile.js';
+import { PROFILES_DIR, ProfileSet } from '../../src/profiles/profile.js';
 import { loadRotationRunbooks, parsePhaseRunbook } from '../../src/runbook/runbook.js';
 import { renderDisplay, renderScript, templateNames } from '../../src/runbook/template.js';
 import { LoadError, UsageError } from '../../src/util/errors.js';
@@ -26,6 +27,7 @@ controlPlane:
 workers:
   - { name: lab-md-1, host: 10.0.0.31, os: bottlerocket }
 `;
+const parseInventory = (text: string, file: string) => requireKnownOs(parseSpec(text, file), 'the test names every OS');
 const inv = parseInventory(invText, join(dir, 'inv.yaml'));
 const compile = (scope = {}, inventory = inv) =>
   compilePlan({ inventory, inventoryDigest: 'x', runbooks: loadRotationRunbooks(), profiles: new ProfileSet(), runId: '20261126T000000Z', createdAt: '2026-11-26T00:00:00.000Z', scope });
@@ -52,7 +54,7 @@ describe('plan compile', () => {
       ['management', false, ['lab-cp-1']],
     ]);
     const etcd1 = plan.phases[0]!.nodes[0]!;
-    expect(etcd1.steps.map((s) => s.id)).toEqual(['snapshot', 'backup', 'clear', 'renew', 'verify-certs', 'health', 'serving']);
+    expect(etcd1.steps.map((s) => s.id)).toEqual(['snapshot', 'backup', 'clear', 'renew', 'verify-certs', 'stale-etcd', 'health', 'serving']);
     expect(etcd1.backups).toEqual(['/etc/etcd/pki.rotate-certs-20261126T000000Z']);
     // The backup precedes the only step that deletes anything, and clear refuses without it.
     const clear = etcd1.steps.find((s) => s.id === 'clear')!;
@@ -84,8 +86,49 @@ describe('plan compile', () => {
   });
 
   it('an OS without the spelling of a step is refused at compile, naming the profile', () => {
+    const pdir = join(dir, 'profiles-missing');
+    mkdirSync(pdir, { recursive: true });
+    for (const f of readdirSync(PROFILES_DIR)) copyFileSync(join(PROFILES_DIR, f), join(pdir, f));
+    const brFile = join(pdir, 'bottlerocket.yaml');
+    writeFileSync(brFile, readFileSync(brFile, 'utf8').replace(/\n  etcdadmCertificates: \|\n(    .*\n)+/, '\n'));
     const br = parseInventory(invText.replace('{ name: lab-etcd-2, host: 10.0.0.12 }', '{ name: lab-etcd-2, host: 10.0.0.12, os: bottlerocket }'), join(dir, 'inv.yaml'));
-    expect(() => compile({}, br)).toThrow(/bottlerocket\.yaml has no command etcdadmCertificates, so lab-etcd-2 \(bottlerocket\) cannot run this step/);
+    expect(() => compilePlan({ inventory: br, inventoryDigest: 'x', runbooks: loadRotationRunbooks(), profiles: new ProfileSet(pdir), runId: 'r', createdAt: 'c', scope: {} })).toThrow(
+      /bottlerocket\.yaml has no command etcdadmCertificates, so lab-etcd-2 \(bottlerocket\) cannot run this step/,
+    );
+  });
+
+  it('a mixed cluster gets each node in its own OS spelling, with no Ubuntu command on a Bottlerocket node', () => {
+    const mixed = parseInventory(
+      invText.replace('{ name: lab-etcd-2, host: 10.0.0.12 }', '{ name: lab-etcd-2, host: 10.0.0.12, os: bottlerocket, ssh: { user: ec2-user } }').replace('{ name: lab-cp-2, host: 10.0.0.22 }', '{ name: lab-cp-2, host: 10.0.0.22, os: bottlerocket }'),
+      join(dir, 'inv.yaml'),
+    );
+    const plan = compile({}, mixed);
+    const node = (phase: string, name: string) => plan.phases.find((p) => p.phase === phase)!.nodes.find((n) => n.name === name)!;
+    const cmd = (n: ReturnType<typeof node>, id: string) => n.steps.find((s) => s.id === id)!.command!;
+    const etcd2 = node('etcd', 'lab-etcd-2');
+    expect(etcd2.rootShell).toBe('sudo sheltie');
+    expect(etcd2.backups).toEqual(['/var/lib/etcd/pki.rotate-certs-20261126T000000Z']);
+    expect(cmd(etcd2, 'renew')).toContain('--mount type=bind,src=/var/lib/etcd/pki,dst=/etc/etcd/pki,options=rbind:rw');
+    expect(cmd(etcd2, 'renew')).toMatch(/"\$IMAGE" "rotate-certs-renew-\$\$" \/opt\/bin\/etcdadm join phase certificates http:\/\/eks-a-etcd-dumb-url --init-system kubelet <\/dev\/null/);
+    // The include was inlined: the image comes from apiclient and is pulled first.
+    expect(cmd(etcd2, 'renew')).toContain(`apiclient exec admin jq -r '.settings["host-containers"]["kubeadm-bootstrap"].source // empty'`);
+    expect(cmd(etcd2, 'renew')).not.toContain('{{');
+    expect(cmd(etcd2, 'health')).toContain('ctr -n k8s.io t exec');
+    expect(cmd(etcd2, 'stale-etcd')).toContain('ctr -n k8s.io c rm');
+    const cp2 = node('control-plane', 'lab-cp-2');
+    expect(cmd(cp2, 'renew')).toContain('/opt/bin/kubeadm certs renew all </dev/null');
+    expect(cmd(cp2, 'stop-pods')).toContain('apiclient set "settings.kubernetes.static-pods.$p.enabled=false"');
+    expect(cp2.steps.find((s) => s.id === 'etcd-client')!.with.pairName).toBe('server-etcd-client');
+    expect(cp2.vars.kubePki).toBe('/var/lib/kubeadm/pki');
+    // Every ctr that runs something has its standard input closed: sheltie reads the script from it.
+    for (const n of [etcd2, cp2]) {
+      for (const s of [...n.steps, ...(n.restore?.steps ?? [])]) {
+        for (const line of (s.command ?? '').split('\n')) if (/\bctr\b.*\b(run|t exec)\b/.test(line) && !line.trim().endsWith('\\')) expect(line).toContain('</dev/null');
+        expect(s.command ?? '').not.toMatch(/^\s*(sudo |kubeadm |etcdadm |etcdctl )/m);
+      }
+    }
+    expect(cmd(node('etcd', 'lab-etcd-1'), 'renew')).toContain('etcdadm join phase certificates');
+    expect(node('etcd', 'lab-etcd-1').rootShell).toBe('sudo -n bash -s');
   });
 
   it('the text plan lists every command per node in order', () => {
@@ -124,7 +167,7 @@ describe('runbook validation', () => {
   };
   it('names the file, line and field', () => {
     expect(err(base.replace('    run: etcdadmCertificates', '    run: etcdadmCertificates\n    action: endpoint-down')).message).toMatch(/^etcd\.yaml:\d+: steps\[3\]: a step needs exactly one of run/);
-    expect(err(base.replace('action: endpoint-serves', 'action: sleep-20')).message).toMatch(/steps\[6\]\.action: expected one of snapshot-certs/);
+    expect(err(base.replace('action: endpoint-serves', 'action: sleep-20')).message).toMatch(/steps\[7\]\.action: expected one of snapshot-certs/);
     expect(err(base.replace('    title: Back up the etcd PKI folder', '    title: Back up the etcd PKI folder\n    retries: 3')).message).toMatch(/steps\[1\]\.retries: unknown field/);
     expect(err(base.replace('  after: backup', '  after: backupp')).message).toMatch(/restore\.after: no step with id backupp/);
     expect(err(base.replace('  - id: clear', '  - id: backup')).message).toMatch(/step id backup is used twice/);
