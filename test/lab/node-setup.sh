@@ -33,9 +33,27 @@ ETCD_DATA=$ETCD_DATA
 STACKED=$STACKED
 ENV
 
-# Shims (kubeadm, etcdadm, sheltie, apiclient, ctr, systemctl) shadow nothing on the host: /usr/local/bin is an overlay.
-install -m 0755 "$SHIM_DIR"/* /usr/local/bin/
+# Shims shadow nothing on the host: /usr/local/bin is an overlay. Each OS gets only its own
+# commands, so a Bottlerocket step spelled the Ubuntu way fails here as it would on a real node:
+# there, kubeadm and etcdadm exist only inside the kubeadm-bootstrap image (see the ctr shim).
+install -m 0755 "$SHIM_DIR/rc-lab-lib.sh" "$SHIM_DIR/systemctl" /usr/local/bin/
+if [ "$NODE_OS" = bottlerocket ]; then
+  install -m 0755 "$SHIM_DIR/sheltie" "$SHIM_DIR/apiclient" "$SHIM_DIR/ctr" /usr/local/bin/
+  install -d -m 0755 /usr/local/bin/.bootstrap-image
+  install -m 0755 "$SHIM_DIR/kubeadm" "$SHIM_DIR/etcdadm" /usr/local/bin/.bootstrap-image/
+else
+  install -m 0755 "$SHIM_DIR/kubeadm" "$SHIM_DIR/etcdadm" /usr/local/bin/
+fi
 . /usr/local/bin/rc-lab-lib.sh
+
+# What `cat /etc/os-release` shows the SSH user. On Bottlerocket that is the admin container
+# (Amazon Linux 2), not the host: sheltie is what tells the OS apart.
+rm -f /etc/os-release
+case $NODE_OS in
+  ubuntu) printf 'PRETTY_NAME="Ubuntu 22.04.3 LTS"\nNAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\nID_LIKE=debian\n' ;;
+  rhel) printf 'NAME="Red Hat Enterprise Linux"\nVERSION_ID="8.8"\nID="rhel"\nID_LIKE="fedora"\nPRETTY_NAME="Red Hat Enterprise Linux 8.8 (Ootpa)"\n' ;;
+  bottlerocket) printf 'NAME="Amazon Linux"\nVERSION="2"\nID="amzn"\nID_LIKE="centos rhel fedora"\nPRETTY_NAME="Amazon Linux 2"\n' ;;
+esac >/etc/os-release
 
 # The SSH user lives only in this node's overlay /etc.
 mkdir -p /var/home
@@ -43,7 +61,12 @@ useradd -m -d "/var/home/$NODE_USER" -s /bin/bash "$NODE_USER"
 usermod -p '*' "$NODE_USER" # unlocked: with UsePAM no, a '!' password blocks pubkey login
 install -d -m 0700 -o "$NODE_USER" -g "$NODE_USER" "/var/home/$NODE_USER/.ssh"
 install -m 0600 -o "$NODE_USER" -g "$NODE_USER" "$LAB_DIR/id_ed25519.pub" "/var/home/$NODE_USER/.ssh/authorized_keys"
-echo "$NODE_USER ALL=(ALL) NOPASSWD:ALL" >"/etc/sudoers.d/$NODE_USER"
+if [ "$NODE_OS" = bottlerocket ]; then
+  # The admin container's user reaches the host only through sheltie.
+  echo "$NODE_USER ALL=(root) NOPASSWD: /usr/local/bin/sheltie" >"/etc/sudoers.d/$NODE_USER"
+else
+  echo "$NODE_USER ALL=(ALL) NOPASSWD:ALL" >"/etc/sudoers.d/$NODE_USER"
+fi
 chmod 0440 "/etc/sudoers.d/$NODE_USER"
 
 rm -f /etc/ssh/ssh_host_*

@@ -1,0 +1,150 @@
+/**
+ * End-state helpers for the rotation tests: what the nodes hold (files, serials, CA bytes), what
+ * their endpoints serve, etcd health with the client certificate on the node, the management
+ * secret, and the order in which kube-apiservers went down. Paths follow each node's OS.
+ */
+import 'reflect-metadata';
+import { expect } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli } from '../../src/cli/program.js';
+import type { CliIo } from '../../src/cli/io.js';
+import { inspectCertificate } from '../../src/certs/inspect.js';
+import { servedCertificate } from '../../src/check/probe.js';
+import type { Lab, LabNode } from '../lab/lab.js';
+
+export async function cli(args: string[], stopRequested?: () => boolean) {
+  let out = '';
+  let err = '';
+  const io: CliIo = { out: (t) => void (out += t), err: (t) => void (err += t), color: false, env: process.env, cwd: process.cwd() };
+  const code = await runCli(args, io, stopRequested ? { stopRequested } : {});
+  return { code, out, err };
+}
+
+/** Where a node keeps its PKI, as os-profiles/<os>.yaml says. */
+export function pathsOf(node: Pick<LabNode, 'os'>) {
+  return node.os === 'bottlerocket'
+    ? { etcdPki: '/var/lib/etcd/pki', kubePki: '/var/lib/kubeadm/pki', kubeDir: '/var/lib/kubeadm', pair: 'server-etcd-client' }
+    : { etcdPki: '/etc/etcd/pki', kubePki: '/etc/kubernetes/pki', kubeDir: '/etc/kubernetes', pair: 'apiserver-etcd-client' };
+}
+
+const ETCD_LEAVES = ['server.crt', 'peer.crt', 'etcdctl-etcd-client.crt', 'apiserver-etcd-client.crt'];
+const CP_LEAVES = ['apiserver.crt', 'apiserver-kubelet-client.crt', 'front-proxy-client.crt'];
+const CP_CAS = ['ca.crt', 'ca.key', 'front-proxy-ca.crt', 'front-proxy-ca.key', 'etcd/ca.crt'];
+
+/** sha256 of every file under the folders rotate-certs may touch, as the node sees them. */
+export async function fileState(node: LabNode): Promise<string> {
+  // /var/lib/etcd itself holds live etcd data on Ubuntu; only its pki folders (and backups) count.
+  const r = await node.exec(`find /etc/etcd /etc/kubernetes /var/lib/kubelet /var/lib/kubeadm /var/lib/etcd/pki* \\( -type f -o -type l \\) -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum`);
+  return r.stdout;
+}
+
+export async function clusterState(lab: Lab): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const n of lab.nodes) out[n.name] = await fileState(n);
+  return out;
+}
+
+export async function cert(node: LabNode, path: string) {
+  return inspectCertificate((await node.readFile(path)).toString('utf8'));
+}
+
+/** node:path -> serial of every leaf the rotation renews. */
+export async function serials(lab: Lab): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const n of lab.nodes) {
+    const p = pathsOf(n);
+    const files =
+      n.role === 'etcd' ? ETCD_LEAVES.map((f) => `${p.etcdPki}/${f}`) : n.role === 'control-plane' ? [...CP_LEAVES, `${p.pair}.crt`].map((f) => `${p.kubePki}/${f}`) : [];
+    for (const f of files) out[`${n.name}:${f}`] = (await cert(n, f)).serial;
+  }
+  return out;
+}
+
+/** etcdctl from the admin machine, with the client certificate the first etcd node holds now. */
+export async function etcdHealthy(lab: Lab): Promise<boolean> {
+  const etcd = lab.nodes.filter((n) => n.role === 'etcd');
+  const tmp = mkdtempSync(join(lab.dir, 'etcdctl-'));
+  try {
+    for (const f of ['ca.crt', 'etcdctl-etcd-client.crt', 'etcdctl-etcd-client.key']) writeFileSync(join(tmp, f), await etcd[0]!.readFile(`${pathsOf(etcd[0]!).etcdPki}/${f}`), { mode: 0o600 });
+    execFileSync('etcdctl', [`--endpoints=${etcd.map((n) => `https://${n.host}:2379`).join(',')}`, `--cacert=${tmp}/ca.crt`, `--cert=${tmp}/etcdctl-etcd-client.crt`, `--key=${tmp}/etcdctl-etcd-client.key`, '--dial-timeout=3s', 'endpoint', 'health'], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: 'pipe' });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+export function secretPair(lab: Lab): { crt: string; key: string } {
+  const state = JSON.parse(readFileSync(join(lab.dir, 'apiserver-state.json'), 'utf8')) as { secrets: Record<string, { data: Record<string, string> }> };
+  const data = state.secrets['eksa-system/lab-apiserver-etcd-client']!.data;
+  return { crt: Buffer.from(data['tls.crt']!, 'base64').toString('utf8'), key: Buffer.from(data['tls.key']!, 'base64').toString('utf8') };
+}
+
+/** The most kube-apiservers that were down at one instant. */
+export function maxApiserversDown(lab: Lab): number {
+  const events = readFileSync(join(lab.dir, 'events.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { t: number; node: string; event: string });
+  const down = new Set<string>();
+  let max = 0;
+  for (const e of events.sort((a, b) => a.t - b.t)) {
+    if (e.event === 'apiserver-stop') down.add(e.node);
+    if (e.event === 'apiserver-start') down.delete(e.node);
+    max = Math.max(max, down.size);
+  }
+  return max;
+}
+
+export function journal(stateDir: string): Array<{ event: string; phase?: string; node?: string; step?: string; t: string }> {
+  return readFileSync(join(stateDir, 'lab', 'journal.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+}
+
+/** The end state every successful rotation must reach. */
+export async function expectRotated(lab: Lab, before: Record<string, string>, beforeState: Record<string, string>) {
+  const now = Date.now();
+  const after = await serials(lab);
+  for (const [k, serial] of Object.entries(before)) {
+    expect(after[k], `${k} renewed`).not.toBe(serial);
+    const [name, path] = k.split(':') as [string, string];
+    const c = await cert(lab.node(name), path);
+    const daysLeft = (c.notAfter.getTime() - now) / 86_400_000;
+    expect(daysLeft, `${k} about a year out`).toBeGreaterThan(360);
+    expect(daysLeft).toBeLessThan(367);
+  }
+  // CA files byte-identical.
+  for (const n of lab.nodes.filter((n) => n.role !== 'worker')) {
+    const p = pathsOf(n);
+    const cas = n.role === 'etcd' ? [`${p.etcdPki}/ca.crt`, `${p.etcdPki}/ca.key`] : CP_CAS.map((f) => `${p.kubePki}/${f}`);
+    const now = await fileState(n);
+    for (const f of cas) {
+      const line = (s: string) => s.split('\n').find((l) => l.endsWith(`  ${f}`));
+      expect(line(now), `${n.name} ${f} present`).toBeDefined();
+      expect(line(now), `${n.name} ${f} unchanged`).toBe(line(beforeState[n.name]!));
+    }
+  }
+  // Each :6443 serves the renewed apiserver.crt; each :2379 the renewed server.crt; pods back.
+  for (const n of lab.nodes.filter((n) => n.role !== 'worker')) {
+    const p = pathsOf(n);
+    const file = n.role === 'etcd' ? `${p.etcdPki}/server.crt` : `${p.kubePki}/apiserver.crt`;
+    const served = inspectCertificate(await servedCertificate({ host: n.host, port: n.role === 'etcd' ? 2379 : 6443, timeoutMs: 3000 }));
+    expect(served.fingerprint, `${n.name} serves the renewed cert`).toBe((await cert(n, file)).fingerprint);
+    if (n.role === 'control-plane') {
+      const ls = (await n.exec('ls /etc/kubernetes/manifests')).stdout.split('\n').filter(Boolean).sort();
+      expect(ls).toEqual(['kube-apiserver.yaml', 'kube-controller-manager.yaml', 'kube-scheduler.yaml']);
+      const key = await n.exec(`stat -c %a ${p.kubePki}/${p.pair}.key`);
+      expect(key.stdout.trim()).toBe('600');
+    }
+  }
+  expect(await etcdHealthy(lab)).toBe(true);
+  // The secret and every control-plane node hold the pair of an etcd node.
+  const pair = secretPair(lab);
+  const etcdPairs = await Promise.all(lab.nodes.filter((n) => n.role === 'etcd').map(async (n) => (await n.readFile(`${pathsOf(n).etcdPki}/apiserver-etcd-client.crt`)).toString('utf8').trim()));
+  expect(etcdPairs).toContain(pair.crt.trim());
+  for (const n of lab.nodes.filter((n) => n.role === 'control-plane')) {
+    const p = pathsOf(n);
+    expect((await n.readFile(`${p.kubePki}/${p.pair}.crt`)).toString('utf8').trim()).toBe(pair.crt.trim());
+    expect((await n.readFile(`${p.kubePki}/${p.pair}.key`)).toString('utf8').trim()).toBe(pair.key.trim());
+  }
+  expect(maxApiserversDown(lab)).toBeLessThanOrEqual(1);
+}
