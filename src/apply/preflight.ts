@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { CheckReport } from '../check/run.js';
 import { KubeClient, parseKubeconfig } from '../kube/client.js';
 import { runCheck, planCheck } from '../check/run.js';
+import { detectInventoryOs } from '../inventory/detect-os.js';
 import type { Inventory } from '../inventory/types.js';
 import type { Plan, PlanFacts } from '../plan/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
@@ -59,6 +60,20 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
   for (const e of report.errors) {
     if (planNodes.has(e.node) && !e.message.startsWith('endpoint ')) problems.push(`${e.node}: ${e.message}`);
     else reporter.warn(`${e.node}: ${e.message}`);
+  }
+  // Every command a node gets follows from its OS: an os: auto node must still be what the plan found.
+  const autoNames = Object.keys(plan.detected ?? {}).filter((n) => planNodes.has(n));
+  if (autoNames.length > 0) {
+    const again = await detectInventoryOs(
+      { ...inv, nodes: inv.nodes.filter((n) => autoNames.includes(n.name)).map((n) => ({ ...n, os: 'auto' as const })) },
+      input.connector,
+      input.concurrency,
+    );
+    for (const e of again.errors) problems.push(`${e.node}: ${e.message}`);
+    for (const [node, os] of Object.entries(again.detected)) {
+      const was = plan.detected?.[node];
+      if (os !== was) problems.push(`${node}: the plan was made for ${was}, but the node now looks like ${os}; make a new plan`);
+    }
   }
   for (const ca of report.certificates.filter((c) => c.isCA && c.source === 'file')) {
     if (ca.status === 'expired' || ca.status === 'not-yet-valid') problems.push(`${ca.node}: CA ${ca.path} is ${ca.status}: rotate-certs cannot renew a CA; leaf certificates signed by it would not be trusted`);
@@ -125,6 +140,8 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
           if (res.code !== 0 && input.compareFacts) problems.push(`etcd is not healthy (checked from ${etcdNode.name}): ${why}`);
           else if (res.code !== 0) reporter.warn(`etcd is not healthy (checked from ${etcdNode.name}); resuming restores any node left part-way first: ${why}`);
           else reporter.info(`etcd healthy (checked from ${etcdNode.name})`);
+          // Healthy, but the profile noticed something worth saying (say, a stale etcd container).
+          for (const w of res.stderr.split('\n').filter((l) => l.startsWith('warning: '))) reporter.warn(`${etcdNode.name}: ${w.slice('warning: '.length)}`);
         } finally {
           await session.close();
         }

@@ -1,6 +1,7 @@
 /** `rotate-certs check`: wiring only; the work is in check/run.ts. */
 import { systemClock, type Clock } from '../certs/expiry.js';
 import { checkExitCode, planCheck, runCheck, type NodeCheckPlan } from '../check/run.js';
+import { detectInventoryOs, requireKnownOs } from '../inventory/detect-os.js';
 import type { InventoryNode } from '../inventory/types.js';
 import { ProfileSet } from '../profiles/profile.js';
 import { renderCheck, type OutputFormat } from '../report/check-output.js';
@@ -24,19 +25,22 @@ export interface CheckEnv {
 }
 
 export async function checkCommand(flags: CheckFlags, io: CliIo, env: CheckEnv = {}): Promise<number> {
-  const inv = inventoryFromFlags(flags, io.cwd);
-  const plans = planCheck(inv, new ProfileSet(), loadCheckRunbook());
+  const spec = inventoryFromFlags(flags, io.cwd);
   if (flags.dryRun) {
-    io.out(renderCheckDryRun(plans));
+    const inv = requireKnownOs(spec, '--dry-run connects to nothing');
+    io.out(renderCheckDryRun(planCheck(inv, new ProfileSet(), loadCheckRunbook())));
     return 0;
   }
   const connector = env.connector ?? new SshConnector();
-  const report = await runCheck(inv, plans, {
+  // A node whose OS cannot be told is reported like an unreachable one; the rest are checked.
+  const { inventory: inv, errors } = await detectInventoryOs(spec, connector, flags.concurrency);
+  const report = await runCheck(inv, planCheck(inv, new ProfileSet(), loadCheckRunbook()), {
     connector,
     clock: env.clock ?? systemClock,
     concurrency: flags.concurrency,
     warnDays: flags.warnDays,
   });
+  report.errors.unshift(...errors);
   io.out(renderCheck(report, flags.output, io.color));
   return checkExitCode(report);
 }

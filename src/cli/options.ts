@@ -1,7 +1,7 @@
 /** Shared flag parsing: each turns a bad value into a UsageError naming the flag. */
 import { isAbsolute, join } from 'node:path';
 import { inventoryPathForCluster, DNS_LABEL, loadInventory } from '../inventory/load.js';
-import type { Inventory } from '../inventory/types.js';
+import type { InventorySpec } from '../inventory/types.js';
 import { UsageError } from '../util/errors.js';
 
 export function intFlag(flag: string, min: number, max: number) {
@@ -26,7 +26,7 @@ export interface InventoryFlags {
 }
 
 /** `--inventory FILE` or `--cluster NAME` (./NAME/rotate-certs.yaml); exactly one. */
-export function inventoryFromFlags(flags: InventoryFlags, cwd: string): Inventory {
+export function inventoryFromFlags(flags: InventoryFlags, cwd: string): InventorySpec {
   if (flags.inventory && flags.cluster) throw new UsageError('give --inventory or --cluster, not both');
   if (flags.cluster) {
     if (!DNS_LABEL.test(flags.cluster)) throw new UsageError(`--cluster ${JSON.stringify(flags.cluster)} is not a cluster name (a DNS label)`);

@@ -9,7 +9,8 @@ import { factsFrom, gatherReport, preflight } from '../apply/preflight.js';
 import { plainReporter, type Reporter } from '../apply/reporter.js';
 import type { CheckReport } from '../check/run.js';
 import { loadInventory } from '../inventory/load.js';
-import type { Inventory } from '../inventory/types.js';
+import { requireKnownOs, resolveInventoryOs, withDetected } from '../inventory/detect-os.js';
+import type { Inventory, InventorySpec, OsName } from '../inventory/types.js';
 import { compilePlan, newRunId, planDigest, sha256 } from '../plan/compile.js';
 import { readPlan, writePlan } from '../plan/file.js';
 import { renderPlanText } from '../plan/print.js';
@@ -57,8 +58,9 @@ function scopeOf(flags: ScopeFlags): Scope {
   return { ...(flags.only ? { only: flags.only } : {}), ...(nodes && nodes.length > 0 ? { nodes } : {}) };
 }
 
-function makePlan(inv: Inventory, scope: Scope, runId: string, createdAt: string): Plan {
+function makePlan(inv: Inventory, scope: Scope, runId: string, createdAt: string, detected?: Record<string, OsName>): Plan {
   return compilePlan({
+    ...(detected ? { detected } : {}),
     inventory: inv,
     inventoryDigest: sha256(readFileSync(inv.file, 'utf8')),
     runbooks: loadRotationRunbooks(),
@@ -77,11 +79,17 @@ function stateDirOf(flags: { stateDir?: string }, io: CliIo): string {
   return flags.stateDir ? fromCwd(io, flags.stateDir) : defaultStateDir(io.env);
 }
 
-/** The inventory and a plan for it made now, with the scope flags applied. */
-function freshPlan(flags: CommonRotateFlags, io: CliIo): { inv: Inventory; plan: Plan } {
-  const inv = inventoryFromFlags(flags, io.cwd);
+/**
+ * The inventory and a plan for it made now, with the scope flags applied. Nodes with os: auto are
+ * detected over SSH first (read-only); a dry run connects to nothing, so it refuses them.
+ */
+async function freshPlan(flags: CommonRotateFlags & { dryRun?: boolean }, io: CliIo, connector: () => Connector): Promise<{ inv: Inventory; plan: Plan }> {
+  const spec = inventoryFromFlags(flags, io.cwd);
+  const resolved = flags.dryRun
+    ? { inventory: requireKnownOs(spec, '--dry-run connects to nothing'), detected: {} }
+    : await resolveInventoryOs(spec, connector(), flags.concurrency);
   const now = new Date();
-  return { inv, plan: makePlan(inv, scopeOf(flags), newRunId(now), now.toISOString()) };
+  return { inv: resolved.inventory, plan: makePlan(resolved.inventory, scopeOf(flags), newRunId(now), now.toISOString(), resolved.detected) };
 }
 
 function printDryRun(plan: Plan, command: string, io: CliIo): number {
@@ -101,9 +109,9 @@ export interface PlanFlags extends CommonRotateFlags {
 }
 
 export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
-  const { inv, plan } = freshPlan(flags, io);
-  if (flags.dryRun) return printDryRun(plan, 'plan', io);
   const connector = env.connector ?? new SshConnector();
+  const { inv, plan } = await freshPlan(flags, io, () => connector);
+  if (flags.dryRun) return printDryRun(plan, 'plan', io);
   const report = await gatherReport(inv, new ProfileSet(), connector, flags.warnDays, flags.concurrency);
   for (const e of report.errors) io.err(`warning: ${e.node}: ${e.message}\n`);
   const withFacts: Plan = { ...plan, facts: factsFrom(report) };
@@ -236,6 +244,15 @@ function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | und
 
 /** Checks that a plan still matches its inventory and this version's runbooks. */
 function verifyPlan(plan: Plan): Inventory {
+  const inv = withDetected(readPlanInventory(plan), plan.detected ?? {});
+  const again = makePlan(inv, plan.scope, plan.runId, plan.createdAt, plan.detected);
+  const expected = planDigest({ ...again, ...(plan.facts ? { facts: plan.facts } : {}) });
+  if (expected !== plan.digest) throw new UsageError('the plan does not match what this rotate-certs would run from its inventory and runbooks (made by another version?); make a new plan');
+  return inv;
+}
+
+/** The plan's inventory file, unchanged since the plan was made. */
+function readPlanInventory(plan: Plan): InventorySpec {
   let text: string;
   try {
     text = readFileSync(plan.inventory, 'utf8');
@@ -245,9 +262,6 @@ function verifyPlan(plan: Plan): Inventory {
   if (sha256(text) !== plan.inventoryDigest) throw new UsageError(`the inventory ${plan.inventory} changed since the plan was made; make a new plan`);
   const inv = loadInventory(plan.inventory);
   if (inv.cluster !== plan.cluster) throw new UsageError(`the plan is for cluster ${plan.cluster} but ${plan.inventory} describes ${inv.cluster}`);
-  const again = makePlan(inv, plan.scope, plan.runId, plan.createdAt);
-  const expected = planDigest({ ...again, ...(plan.facts ? { facts: plan.facts } : {}) });
-  if (expected !== plan.digest) throw new UsageError('the plan does not match what this rotate-certs would run from its inventory and runbooks (made by another version?); make a new plan');
   return inv;
 }
 
@@ -263,9 +277,9 @@ export interface RotateFlags extends CommonRotateFlags, ApplyFlags {
 }
 
 export async function rotateCommand(flags: RotateFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
-  const { inv, plan } = freshPlan(flags, io);
-  if (flags.dryRun) return printDryRun(plan, 'rotate', io);
   if (flags.resume) throw new UsageError('rotate --resume: resume a run with rotate-certs apply PLAN --resume');
+  const { inv, plan } = await freshPlan(flags, io, () => env.connector ?? new SshConnector());
+  if (flags.dryRun) return printDryRun(plan, 'rotate', io);
   await confirmStart(plan, flags, io, env);
   return execute({ ...plan, digest: planDigest(plan) }, inv, flags, io, env);
 }
@@ -280,12 +294,14 @@ export interface RestoreFlags extends InventoryFlags {
 
 /** Puts a node back from the backups of the last run that backed it up. */
 export async function restoreCommand(flags: RestoreFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
-  const inv = inventoryFromFlags(flags, io.cwd);
-  if (!inv.nodes.some((n) => n.name === flags.node)) throw new UsageError(`--node: no node named ${flags.node} in ${inv.file}`);
-  const journal = new Journal(stateDirOf(flags, io), inv.cluster);
+  const spec = inventoryFromFlags(flags, io.cwd);
+  if (!spec.nodes.some((n) => n.name === flags.node)) throw new UsageError(`--node: no node named ${flags.node} in ${spec.file}`);
+  const journal = new Journal(stateDirOf(flags, io), spec.cluster);
   const runId = journal.entries().filter((e) => e.node === flags.node && (e.backups?.length ?? 0) > 0).at(-1)?.runId;
   if (!runId) throw new UsageError(`the journal ${journal.file} records no backup of ${flags.node}; nothing to restore`);
   const plan = readPlan(join(journal.dir, `plan-${runId}.yaml`));
+  // The OS the run used for each os: auto node, as recorded in its plan.
+  const inv = withDetected(spec, plan.detected ?? {});
   if (!flags.yes) {
     if (!env.interactive) throw new UsageError(`refusing to restore ${flags.node} without confirmation: pass --yes (no terminal to ask on)`);
     const ok = await confirm({ message: `Put ${flags.node} back from the backups of run ${runId}?`, default: false });

@@ -1,4 +1,4 @@
-/** Reads an inventory YAML file into a validated Inventory. Contacts nothing. */
+/** Reads an inventory YAML file into a validated InventorySpec (os may be auto). Contacts nothing. */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { isMap, isSeq, type Node as YamlNode } from 'yaml';
 import { UsageError } from '../util/errors.js';
 import { arr, fail, int, obj, oneOf, opt, parseYaml, req, str, type Ctx } from '../util/yaml-schema.js';
-import { OS_NAMES, type Inventory, type InventoryNode, type JumpHost, type Role, type SshSettings } from './types.js';
+import { OS_CHOICES, type InventorySpec, type InventoryNodeSpec, type JumpHost, type Role, type SshSettings } from './types.js';
 
 // Names end up in remote paths and log lines, hosts in connection strings: keep both strict.
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -28,7 +28,7 @@ const path = str({ pattern: LOCAL_PATH, patternHelp: 'a file path' });
 
 const nodeSsh = obj({ user: opt(user), port: opt(port), identityFile: opt(path) }, 'a mapping of ssh settings');
 const nodeSchema = obj(
-  { name: req(nodeName), host: req(host), os: opt(oneOf(OS_NAMES)), ssh: opt(nodeSsh) },
+  { name: req(nodeName), host: req(host), os: opt(oneOf(OS_CHOICES)), ssh: opt(nodeSsh) },
   'a node: { name, host }',
 );
 
@@ -47,7 +47,7 @@ const schema = obj({
       commandTimeoutSeconds: opt(int(1, 86400, 'seconds')),
     }),
   ),
-  os: opt(oneOf(OS_NAMES)),
+  os: opt(oneOf(OS_CHOICES)),
   etcd: opt(arr(nodeSchema)),
   controlPlane: req(arr(nodeSchema, { min: 1 })),
   workers: opt(arr(nodeSchema)),
@@ -65,7 +65,7 @@ export interface LoadOptions {
   home?: string;
 }
 
-export function parseInventory(text: string, file: string, opts: LoadOptions = {}): Inventory {
+export function parseInventory(text: string, file: string, opts: LoadOptions = {}): InventorySpec {
   const absFile = resolve(file);
   const base = dirname(absFile);
   const { value: raw, ctx, root } = parseYaml(text, file, schema);
@@ -91,7 +91,7 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
   };
 
   const defaultOs = raw.os ?? 'ubuntu';
-  const nodes: InventoryNode[] = [];
+  const nodes: InventoryNodeSpec[] = [];
   const groups: Array<[string, Role, typeof raw.controlPlane | undefined]> = [
     ['etcd', 'etcd', raw.etcd],
     ['controlPlane', 'control-plane', raw.controlPlane],
@@ -141,7 +141,7 @@ function nodeAt(root: YamlNode, key: string, index: number): YamlNode | undefine
   return list.items[index] as YamlNode | undefined;
 }
 
-export function loadInventory(file: string, opts: LoadOptions = {}): Inventory {
+export function loadInventory(file: string, opts: LoadOptions = {}): InventorySpec {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -6,6 +6,10 @@ export type Role = (typeof ROLES)[number];
 export const OS_NAMES = ['ubuntu', 'rhel', 'bottlerocket'] as const;
 export type OsName = (typeof OS_NAMES)[number];
 
+/** What an inventory may say: an OS, or `auto` to detect it on connect. */
+export const OS_CHOICES = [...OS_NAMES, 'auto'] as const;
+export type OsChoice = (typeof OS_CHOICES)[number];
+
 export type HostKeyPolicy = 'strict' | 'accept-new';
 
 export interface JumpHost {
@@ -27,6 +31,7 @@ export interface SshSettings {
   commandTimeoutMs: number;
 }
 
+/** A node whose OS is known: named in the inventory or detected. */
 export interface InventoryNode {
   name: string;
   host: string;
@@ -35,6 +40,17 @@ export interface InventoryNode {
   ssh: SshSettings;
 }
 
+/** A node as the inventory file gives it; `auto` is resolved by inventory/detect-os.ts. */
+export interface InventoryNodeSpec extends Omit<InventoryNode, 'os'> {
+  os: OsChoice;
+}
+
+/** The inventory file as loaded, before any `os: auto` is detected. */
+export interface InventorySpec extends Omit<Inventory, 'nodes'> {
+  nodes: InventoryNodeSpec[];
+}
+
+/** An inventory whose every node has a known OS: what plans, checks and rotations use. */
 export interface Inventory {
   cluster: string;
   /** The inventory file, absolute. */

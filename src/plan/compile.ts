@@ -3,7 +3,7 @@
  * plan, which is how apply detects a plan edited by hand or made by another version.
  */
 import { createHash } from 'node:crypto';
-import type { Inventory, InventoryNode } from '../inventory/types.js';
+import type { Inventory, InventoryNode, OsName } from '../inventory/types.js';
 import type { OsProfile, ProfileSet } from '../profiles/profile.js';
 import type { PhaseRunbook, RunbookStep, Topology, WithValue } from '../runbook/runbook.js';
 import { renderDisplay, templateNames } from '../runbook/template.js';
@@ -84,6 +84,8 @@ export interface CompileInput {
   runId: string;
   createdAt: string;
   scope: Scope;
+  /** OS found on the inventory's os: auto nodes; recorded in the plan. */
+  detected?: Record<string, OsName>;
 }
 
 export function compilePlan(input: CompileInput): Plan {
@@ -122,6 +124,7 @@ export function compilePlan(input: CompileInput): Plan {
     runId: input.runId,
     createdAt: input.createdAt,
     scope,
+    ...(input.detected && Object.keys(input.detected).length > 0 ? { detected: input.detected } : {}),
     phases,
   };
 }

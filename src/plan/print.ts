@@ -27,11 +27,13 @@ export function renderPlanText(plan: Plan, opts: { full: boolean; header?: strin
   const out: string[] = [];
   if (opts.header) out.push(opts.header);
   out.push(`Plan ${plan.runId} for cluster ${plan.cluster} (inventory ${plan.inventory})`);
+  const detected = Object.entries(plan.detected ?? {});
+  if (detected.length > 0) out.push(`Detected (os: auto): ${detected.map(([n, os]) => `${n} ${os}`).join(', ')}`);
   if (plan.scope.only || plan.scope.nodes) out.push(`Scope: ${plan.scope.only ? `only ${plan.scope.only}` : ''}${plan.scope.nodes ? ` nodes ${plan.scope.nodes.join(',')}` : ''}`.trim());
   plan.phases.forEach((phase, i) => {
     out.push('', `Phase ${i + 1}: ${phase.title}${phase.serial && phase.nodes.length > 1 ? ' (one node at a time, in this order)' : ''}`);
     for (const node of phase.nodes) {
-      out.push(`  ${node.name} (${node.role}, ${node.os}, ${node.host})`);
+      out.push(`  ${node.name} (${node.role}, ${node.os}${plan.detected?.[node.name] ? ' detected' : ''}, ${node.host})`);
       node.steps.forEach((s, j) => out.push(...stepLines(s, j + 1, node, opts.full)));
       if (node.restore && opts.full) {
         out.push(`    on failure after ${node.restore.after}: restore, then stop the run`);

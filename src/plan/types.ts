@@ -59,6 +59,8 @@ export interface Plan {
   runId: string;
   createdAt: string;
   scope: Scope;
+  /** Nodes whose inventory says os: auto, with the OS found on them when the plan was made. */
+  detected?: Record<string, OsName>;
   phases: PlanPhase[];
   facts?: PlanFacts;
   /** SHA-256 of everything above; a plan edited by hand no longer matches. */

@@ -1,6 +1,6 @@
 /** The narrow interface every remote effect goes through; ssh2 lives behind it. */
 import type { Duplex } from 'node:stream';
-import type { InventoryNode } from '../inventory/types.js';
+import type { InventoryNodeSpec } from '../inventory/types.js';
 
 export interface ExecOptions {
   /** Sent on the command's standard input, then closed. Root scripts travel this way. */
@@ -18,16 +18,16 @@ export interface ExecResult {
 }
 
 export interface NodeSession {
-  readonly node: InventoryNode;
+  readonly node: InventoryNodeSpec;
   exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
   close(): Promise<void>;
 }
 
 /** Opens sessions; the SSH implementation and test doubles both satisfy it. */
 export interface Connector {
-  connect(node: InventoryNode): Promise<NodeSession>;
+  connect(node: InventoryNodeSpec): Promise<NodeSession>;
   /** A byte stream to node:port through the node's jump host, for endpoint probes. */
-  tunnel?(node: InventoryNode, port: number): Promise<Duplex>;
+  tunnel?(node: InventoryNodeSpec, port: number): Promise<Duplex>;
   /** Releases shared resources (jump-host connections). */
   close?(): Promise<void>;
 }

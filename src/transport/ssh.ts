@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import ssh2, { type Client as SshClient, type ClientChannel, type ConnectConfig } from 'ssh2';
-import type { InventoryNode, SshSettings } from '../inventory/types.js';
+import type { InventoryNodeSpec, SshSettings } from '../inventory/types.js';
 import { NodeError, errorMessage } from '../util/errors.js';
 import { fingerprint, keyTypeOf, KnownHosts } from './known-hosts.js';
 import { CommandTimeoutError, type Connector, type ExecOptions, type ExecResult, type NodeSession } from './session.js';
@@ -45,7 +45,7 @@ export class SshConnector implements Connector {
 
   constructor(private readonly opts: SshConnectorOptions = {}) {}
 
-  async connect(node: InventoryNode): Promise<NodeSession> {
+  async connect(node: InventoryNodeSpec): Promise<NodeSession> {
     const creds = await this.credentials(node.ssh);
     const sock = node.ssh.jumpHost ? await this.tunnel(node, node.ssh.port) : undefined;
     try {
@@ -57,7 +57,7 @@ export class SshConnector implements Connector {
   }
 
   /** A stream to node:port through the node's jump host (one shared connection per jump host). */
-  async tunnel(node: InventoryNode, port: number): Promise<ClientChannel> {
+  async tunnel(node: InventoryNodeSpec, port: number): Promise<ClientChannel> {
     const jh = node.ssh.jumpHost;
     if (!jh) throw new NodeError(node.name, 'no jump host configured');
     const key = `${jh.user}@${jh.host}:${jh.port}`;
@@ -213,7 +213,7 @@ class SshSession implements NodeSession {
   private closed = false;
 
   constructor(
-    readonly node: InventoryNode,
+    readonly node: InventoryNodeSpec,
     private readonly client: Client,
   ) {
     client.on('close', () => {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadInventory, parseInventory } from '../../src/inventory/load.js';
+import { parseOsProbe, requireKnownOs, withDetected } from '../../src/inventory/detect-os.js';
 import { LoadError, UsageError } from '../../src/util/errors.js';
 
 const FILE = '/inv/lab.yaml';
@@ -83,7 +84,7 @@ describe('inventory: every error names the file, the line and the field', () => 
     ['unknown ssh field', base.replace('  user: capv\n', '  user: capv\n  password: x\n'), /ssh\.password: unknown field/, 4],
     ['missing control plane', 'cluster: lab\n', /controlPlane: required field is missing/, 1],
     ['empty control plane', 'cluster: lab\ncontrolPlane: []\n', /controlPlane: needs at least 1 entry/, 2],
-    ['unknown OS', base + 'os: windows\n', /os: expected one of ubuntu, rhel, bottlerocket, got "windows"/, 7],
+    ['unknown OS', base + 'os: windows\n', /os: expected one of ubuntu, rhel, bottlerocket, auto, got "windows"/, 7],
     ['node name with shell metacharacters', base.replace('name: lab-cp-1', 'name: "x;touch /tmp/pwned"'), /controlPlane\[0\]\.name: "x;touch \/tmp\/pwned" is not a node name/, 6],
     ['host with command substitution', base.replace('host: 10.200.0.21', 'host: "$(id)"'), /controlPlane\[0\]\.host: "\$\(id\)" is not an IP address or a host name/, 6],
     ['host with a newline', base.replace('host: 10.200.0.21', 'host: "a\\nb"'), /controlPlane\[0\]\.host:/, 6],
@@ -120,5 +121,29 @@ describe('inventory: every error names the file, the line and the field', () => 
     writeFileSync(f, base);
     expect(loadInventory(f).file).toBe(f);
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('os: auto', () => {
+  const text = `cluster: lab
+os: auto
+controlPlane:
+  - { name: lab-cp-1, host: 10.200.0.21 }
+workers:
+  - { name: lab-md-1, host: 10.200.0.31, os: ubuntu }
+`;
+  it('tells the OS from the probe: sheltie or /.bottlerocket wins over the admin container os-release', () => {
+    expect(parseOsProbe('bottlerocket=yes\nid=amzn\npretty=Amazon Linux 2\n')).toEqual({ os: 'bottlerocket' });
+    expect(parseOsProbe('id=ubuntu\npretty=Ubuntu 22.04.3 LTS\n')).toEqual({ os: 'ubuntu' });
+    expect(parseOsProbe('id=rhel\npretty=Red Hat Enterprise Linux 8.8 (Ootpa)\n')).toEqual({ os: 'rhel' });
+    expect(parseOsProbe('id=amzn\npretty=Amazon Linux 2\n')).toEqual({ unknown: 'Amazon Linux 2 (os-release ID=amzn)' });
+    expect(parseOsProbe('')).toEqual({ unknown: 'no /etc/os-release and no Bottlerocket admin container' });
+  });
+  it('loads as auto per node; --dry-run refuses it naming the nodes; a plan records what was found', () => {
+    const spec = parseInventory(text, '/x/inv.yaml');
+    expect(spec.nodes.map((n) => n.os)).toEqual(['auto', 'ubuntu']);
+    expect(() => requireKnownOs(spec, '--dry-run connects to nothing')).toThrow(/^lab-cp-1 has os: auto, which needs a connection to detect, and --dry-run connects to nothing\. Set os: for it in \/x\/inv\.yaml/);
+    expect(withDetected(spec, { 'lab-cp-1': 'bottlerocket' }).nodes.map((n) => n.os)).toEqual(['bottlerocket', 'ubuntu']);
+    expect(() => withDetected(spec, {})).toThrow(/lab-cp-1 has os: auto but the plan records no detected OS/);
   });
 });

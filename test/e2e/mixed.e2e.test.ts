@@ -1,0 +1,156 @@
+/**
+ * A mixed cluster: Bottlerocket on one etcd node, one control-plane node and the worker, RHEL on
+ * one etcd node, Ubuntu on the rest. On the lab's Bottlerocket nodes sudo allows only sheltie, kubeadm and etcdadm exist
+ * only inside the bootstrap image (ctr run), ctr eats the standard input it is given (sheltie's
+ * script), and /etc/os-release is the admin container's, as on a real node.
+ */
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startLab, type Lab } from '../lab/lab.js';
+import { cert, cli, clusterState, expectRotated, fileState, serials } from './rotation-state.js';
+
+const BOOTSTRAP_IMAGE = 'public.ecr.aws/eks-anywhere/bottlerocket-bootstrap:v1-28-9-eks-a-lab';
+
+/** The lines of a plan text that belong to one node of one phase. */
+function nodeSection(text: string, header: string): string {
+  const start = text.indexOf(`\n  ${header}`);
+  expect(start, `plan text has ${header}`).toBeGreaterThanOrEqual(0);
+  const next = text.slice(start + 1).search(/\n {2}\S|\nPhase /);
+  return next < 0 ? text.slice(start) : text.slice(start, start + 1 + next);
+}
+
+describe('a mixed Ubuntu, RHEL and Bottlerocket cluster', () => {
+  let lab: Lab;
+  let stateDir: string;
+  let autoInventory: string;
+  beforeAll(async () => {
+    lab = await startLab({
+      nodes: [
+        { name: 'lab-etcd-1', role: 'etcd', os: 'bottlerocket' },
+        { name: 'lab-etcd-2', role: 'etcd' },
+        { name: 'lab-etcd-3', role: 'etcd', os: 'rhel' },
+        { name: 'lab-cp-1', role: 'control-plane' },
+        { name: 'lab-cp-2', role: 'control-plane', os: 'bottlerocket' },
+        { name: 'lab-md-1', role: 'worker', os: 'bottlerocket' },
+      ],
+    });
+    stateDir = join(lab.dir, 'state');
+    // The same cluster with every OS left to detection.
+    autoInventory = join(lab.dir, 'inventory-auto.yaml');
+    writeFileSync(autoInventory, readFileSync(lab.inventoryPath, 'utf8').replace(/^os: ubuntu$/m, 'os: auto').replace(/^ {4}os: [a-z]+\n/gm, ''));
+  });
+  afterAll(async () => {
+    await lab?.down();
+  });
+
+  it('check reads the Bottlerocket paths through sheltie and reports them beside the Ubuntu ones', async () => {
+    const r = await cli(['check', '-i', lab.inventoryPath, '--output', 'json']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.out) as { certificates: Array<{ node: string; path?: string; serial: string }>; errors: unknown[] };
+    expect(report.errors).toEqual([]);
+    const expectSame = async (node: string, path: string, file = path) => {
+      const c = report.certificates.find((x) => x.node === node && x.path === path);
+      expect(c, `${node} ${path} reported`).toBeDefined();
+      expect(c!.serial).toBe((await cert(lab.node(node), file)).serial);
+    };
+    await expectSame('lab-etcd-1', '/var/lib/etcd/pki/server.crt');
+    await expectSame('lab-etcd-2', '/etc/etcd/pki/server.crt');
+    await expectSame('lab-cp-2', '/var/lib/kubeadm/pki/apiserver.crt');
+    await expectSame('lab-cp-2', '/var/lib/kubeadm/pki/server-etcd-client.crt');
+    await expectSame('lab-md-1', '/var/lib/kubelet/pki/kubelet-client-current.pem');
+    expect(report.certificates.some((x) => x.node === 'lab-cp-2' && x.path === '/var/lib/kubeadm/admin.conf')).toBe(true);
+  });
+
+  it('--dry-run prints each node in its own OS spelling; os: auto is refused there and detected by plan', async () => {
+    const dry = await cli(['rotate', '-i', lab.inventoryPath, '--dry-run']);
+    expect(dry.code).toBe(0);
+    const etcd1 = nodeSection(dry.out, 'lab-etcd-1 (etcd, bottlerocket');
+    expect(etcd1).toContain("sudo sheltie <<'ROTATE_CERTS'");
+    expect(etcd1).toContain('/opt/bin/etcdadm join phase certificates http://eks-a-etcd-dumb-url --init-system kubelet </dev/null');
+    expect(etcd1).toContain('ctr -n k8s.io c rm');
+    expect(etcd1).not.toContain('sudo -n bash -s');
+    const etcd2 = nodeSection(dry.out, 'lab-etcd-2 (etcd, ubuntu');
+    expect(etcd2).toContain("sudo -n bash -s <<'ROTATE_CERTS'");
+    expect(etcd2).not.toMatch(/sheltie|ctr /);
+    const cp2 = nodeSection(dry.out, 'lab-cp-2 (control-plane, bottlerocket');
+    expect(cp2).toContain('apiclient set "settings.kubernetes.static-pods.$p.enabled=false"');
+    expect(cp2).toContain('/opt/bin/kubeadm certs renew all </dev/null');
+
+    const autoDry = await cli(['rotate', '-i', autoInventory, '--dry-run']);
+    expect(autoDry.code).toBe(64);
+    expect(autoDry.err).toMatch(/lab-etcd-1, lab-etcd-2, lab-etcd-3, lab-cp-1, lab-cp-2, lab-md-1 have os: auto, which needs a connection to detect, and --dry-run connects to nothing/);
+
+    const plan = await cli(['plan', '-i', autoInventory, '--state-dir', stateDir]);
+    expect(plan.code).toBe(0);
+    expect(plan.out).toContain('Detected (os: auto): lab-etcd-1 bottlerocket, lab-etcd-2 ubuntu, lab-etcd-3 rhel, lab-cp-1 ubuntu, lab-cp-2 bottlerocket, lab-md-1 bottlerocket');
+    expect(nodeSection(plan.out, 'lab-cp-2 (control-plane, bottlerocket detected')).toContain('sudo sheltie');
+  });
+
+  it('rotate with os: auto renews every node, removes the stale etcd container, and roots only through sheltie on Bottlerocket', async () => {
+    const etcd1 = lab.node('lab-etcd-1');
+    const cp2 = lab.node('lab-cp-2');
+    await etcd1.exec('touch /etc/rotate-certs-lab/stale-etcd');
+    const etcdIds = async () => (await etcd1.exec("ctr -n k8s.io c ls | grep -w etcd-io | cut -d' ' -f1")).stdout.split('\n').filter(Boolean);
+    const idsBefore = await etcdIds();
+    expect(idsBefore).toHaveLength(2);
+    for (const n of [etcd1, cp2]) await n.exec('rm -f /var/log/sheltie.log /var/log/apiclient.log /var/log/ctr.log');
+    const before = await serials(lab);
+    const beforeState = await clusterState(lab);
+
+    const r = await cli(['rotate', '-i', autoInventory, '--yes', '--state-dir', stateDir]);
+    expect(r.err).not.toMatch(/FAILED/);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/lab-etcd-1: 2 etcd containers; the older are stale/); // pre-flight says so
+    await expectRotated(lab, before, beforeState);
+
+    // The older etcd container was stopped and removed; the running one was never touched.
+    const idsAfter = await etcdIds();
+    expect(idsAfter).toHaveLength(1);
+    const stale = idsBefore.find((id) => !idsAfter.includes(id))!;
+    const ctrLog = (await etcd1.exec('cat /var/log/ctr.log')).stdout;
+    expect(ctrLog).toContain(`removed stale etcd ${stale}`);
+    expect(ctrLog).not.toContain('KILLED');
+
+    // sudo allows nothing but sheltie there, and sheltie got every script on standard input.
+    for (const n of [etcd1, cp2]) {
+      expect((await n.exec('sudo -l -U ec2-user')).stdout).toMatch(/\(root\) NOPASSWD: \/usr\/local\/bin\/sheltie\s*$/);
+      const log = (await n.exec('cat /var/log/sheltie.log')).stdout;
+      expect(log.split('\n').filter(Boolean).length, `${n.name} ran its root scripts through sheltie`).toBeGreaterThan(5);
+      expect(log).not.toContain('IGNORED-ARGS');
+      expect((await n.exec('cat /var/lib/rotate-certs-lab/images')).stdout).toContain(BOOTSTRAP_IMAGE);
+    }
+    // Static pods were disabled, then enabled again, through apiclient.
+    const toggles = (await cp2.exec('cat /var/log/apiclient.log')).stdout.split('\n').filter(Boolean).map((l) => l.split(' ')[2]);
+    expect(toggles).toEqual([
+      'static-pods.kube-apiserver.enabled=false',
+      'static-pods.kube-controller-manager.enabled=false',
+      'static-pods.kube-scheduler.enabled=false',
+      'static-pods.kube-apiserver.enabled=true',
+      'static-pods.kube-controller-manager.enabled=true',
+      'static-pods.kube-scheduler.enabled=true',
+    ]);
+    // The Bottlerocket backups sit beside their own PKI folders and hold the old certificates.
+    const backup = (await etcd1.exec('ls -d /var/lib/etcd/pki.rotate-certs-*')).stdout.trim();
+    expect((await cert(etcd1, `${backup}/server.crt`)).serial).toBe(before['lab-etcd-1:/var/lib/etcd/pki/server.crt']);
+    // The worker is not part of this rotation.
+    expect(await fileState(lab.node('lab-md-1'))).toBe(beforeState['lab-md-1']);
+  });
+
+  it('os: auto on a node of an unknown OS: plan stops naming it and changes nothing; check reports it and reads the rest', async () => {
+    const etcd2 = lab.node('lab-etcd-2');
+    await etcd2.exec(`printf 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\\nID=debian\\n' >/etc/os-release`);
+    const before = await clusterState(lab);
+    const plan = await cli(['rotate', '-i', autoInventory, '--yes', '--state-dir', stateDir]);
+    expect(plan.code).toBe(69);
+    expect(plan.err).toContain('lab-etcd-2: OS detection (os: auto) failed: os: auto found Debian GNU/Linux 12 (bookworm) (os-release ID=debian), which rotate-certs has no profile for');
+    expect(plan.err).not.toMatch(/\n\s+at /); // no stack trace
+    expect(await clusterState(lab)).toEqual(before);
+    const check = await cli(['check', '-i', autoInventory, '--output', 'json']);
+    expect(check.code).toBe(3);
+    const report = JSON.parse(check.out) as { certificates: Array<{ node: string }>; errors: Array<{ node: string; message: string }> };
+    expect(report.errors.map((e) => e.node)).toEqual(['lab-etcd-2']);
+    expect(new Set(report.certificates.map((c) => c.node))).toEqual(new Set(['lab-etcd-1', 'lab-etcd-3', 'lab-cp-1', 'lab-cp-2', 'lab-md-1']));
+  });
+});
