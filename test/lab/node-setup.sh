@@ -12,8 +12,10 @@ ip link set eth0 up
 
 if [ "$NODE_OS" = bottlerocket ]; then
   KDIR=/var/lib/kubeadm; KPKI=/var/lib/kubeadm/pki; EPKI=/var/lib/etcd/pki; ETCD_DATA=/var/lib/etcd/data; ECLIENT=server-etcd-client
+  KUBELET_CONF=/etc/kubernetes/kubelet/kubeconfig # Bottlerocket's own kubelet kubeconfig (os-profiles: kubeletConf)
 else
   KDIR=/etc/kubernetes; KPKI=/etc/kubernetes/pki; EPKI=/etc/etcd/pki; ETCD_DATA=/var/lib/etcd; ECLIENT=apiserver-etcd-client
+  KUBELET_CONF=/etc/kubernetes/kubelet.conf
 fi
 STACKED=0; [ -z "${ETCD_IPS// /}" ] && STACKED=1
 
@@ -31,6 +33,7 @@ KPKI=$KPKI
 EPKI=$EPKI
 ETCD_DATA=$ETCD_DATA
 STACKED=$STACKED
+KUBELET_CONF=$KUBELET_CONF
 ENV
 
 # Shims shadow nothing on the host: /usr/local/bin is an overlay. Each OS gets only its own
@@ -102,29 +105,34 @@ issue() { rc_issue "$@" "$START" "$END"; }
 kconf() { rc_kubeconfig "$1" "$KPKI/ca.crt" "$KPKI/ca.key" "$2" "$3" "https://$NODE_IP:6443" "$CLUSTER" "$START" "$END"; }
 cpk() { install -m "$1" "$2" "$3"; }
 
-kubelet_conf() { # kubelet.conf pointing at the rotating client cert file, like kubeadm join leaves it
-  cat >"$KDIR/kubelet.conf" <<KC
+kubelet_conf() { # the kubelet's kubeconfig pointing at the rotating client cert file, like kubeadm join leaves it
+  local user=system:node:$NODE_NAME cluster=$CLUSTER ctx=system:node:$NODE_NAME@$CLUSTER
+  if [ "$NODE_OS" = bottlerocket ]; then # Bottlerocket renders its own from settings, names plain
+    user=kubelet; cluster=kubernetes; ctx=kubelet
+  fi
+  mkdir -p "${KUBELET_CONF%/*}"
+  cat >"$KUBELET_CONF" <<KC
 apiVersion: v1
 clusters:
 - cluster:
     certificate-authority-data: $(base64 -w0 <"$CA_DIR/ca.crt")
     server: https://${FIRST_CP_IP:-$NODE_IP}:6443
-  name: $CLUSTER
+  name: $cluster
 contexts:
 - context:
-    cluster: $CLUSTER
-    user: system:node:$NODE_NAME
-  name: system:node:$NODE_NAME@$CLUSTER
-current-context: system:node:$NODE_NAME@$CLUSTER
+    cluster: $cluster
+    user: $user
+  name: $ctx
+current-context: $ctx
 kind: Config
 preferences: {}
 users:
-- name: system:node:$NODE_NAME
+- name: $user
   user:
     client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem
     client-key: /var/lib/kubelet/pki/kubelet-client-current.pem
 KC
-  chmod 0600 "$KDIR/kubelet.conf"
+  chmod 0600 "$KUBELET_CONF"
 }
 
 if [ "$NODE_ROLE" = etcd ]; then

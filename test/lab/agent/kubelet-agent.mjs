@@ -1,10 +1,11 @@
 // Emulates, inside one control-plane node's namespaces, what the kubelet does with the
 // kube-apiserver static pod manifest, plus a tiny kube-apiserver over a shared JSON state file.
+// Nodes' Ready conditions are computed per request from each node's kubelet (see nodeReady).
 // Plain ESM, node: builtins only. Env: LAB_NODE_NAME, LAB_NODE_IP, LAB_DIR, LAB_MANIFEST_DIR, LAB_POLL_MS.
-import { X509Certificate, createHash } from 'node:crypto';
-import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
+import { appendFileSync, existsSync, lstatSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 
 const NODE = process.env.LAB_NODE_NAME ?? 'node';
 const IP = process.env.LAB_NODE_IP ?? '127.0.0.1';
@@ -14,6 +15,10 @@ const POLL_MS = Number(process.env.LAB_POLL_MS ?? 250);
 const STATE = join(LAB_DIR, 'apiserver-state.json');
 const EVENTS = join(LAB_DIR, 'events.log');
 const ANONYMOUS = /^\/(livez|healthz|readyz|version)(\/|$)/;
+const LAB_JSON = join(LAB_DIR, 'lab.json');
+const CLUSTER_CA = join(LAB_DIR, 'ca', 'ca.crt');
+const KUBELET_ACTIVE = '/var/lib/rotate-certs-lab/kubelet.active'; // the systemctl shim's marker
+const KUBELET_CLIENT = '/var/lib/kubelet/pki/kubelet-client-current.pem';
 
 const log = (...a) => console.log(new Date().toISOString(), ...a);
 const event = (name) => appendFileSync(EVENTS, JSON.stringify({ t: Date.now(), time: new Date().toISOString(), node: NODE, event: name }) + '\n');
@@ -112,6 +117,103 @@ async function tick() {
     }
   } finally {
     busy = false;
+  }
+}
+
+// ---------------------------------------------------------------- Node Ready
+
+let holders = new Map(); // node name -> pid holding its mount namespace (lab.json), last good read
+
+function readHolders() {
+  try {
+    const s = JSON.parse(readFileSync(LAB_JSON, 'utf8'));
+    holders = new Map(s.nodes.map((n) => [n.name, n.holderPid]));
+  } catch {
+    /* lab.json being rewritten: keep the last good read */
+  }
+  return holders;
+}
+
+/** A node's path seen through its mount namespace, following symlinks from the node's root as the node would. */
+function inNode(root, path) {
+  let p = path;
+  for (let hops = 0; hops < 8; hops++) {
+    let st;
+    try {
+      st = lstatSync(root + p);
+    } catch {
+      return root + p; // missing: the read reports it
+    }
+    if (!st.isSymbolicLink()) return root + p;
+    const target = readlinkSync(root + p);
+    p = target.startsWith('/') ? target : posix.join(posix.dirname(p), target);
+  }
+  throw new Error(`open ${path}: too many levels of symbolic links`);
+}
+
+const goTime = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
+const pemBlock = (text, label) => new RegExp(`-----BEGIN ${label}-----[\\s\\S]+?-----END ${label}-----`).exec(text)?.[0];
+
+/** Why the node's kubelet cannot post a Ready status (the error it would log), or null when it can. */
+function kubeletProblem(name, ca) {
+  const pid = holders.get(name);
+  const root = `/proc/${pid}/root`;
+  if (!pid || !existsSync(root + KUBELET_ACTIVE)) return { reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.' };
+  const notReady = (err) => ({ reason: 'KubeletNotReady', message: `kubelet cannot post node status: ${err}` });
+  let text;
+  try {
+    text = readFileSync(inNode(root, KUBELET_CLIENT), 'utf8');
+  } catch (e) {
+    return notReady(`open ${KUBELET_CLIENT}: ${e.code === 'ENOENT' ? 'no such file or directory' : String(e.message ?? e)}`);
+  }
+  const certPem = pemBlock(text, 'CERTIFICATE');
+  const keyPem = pemBlock(text, '(?:EC |RSA )?PRIVATE KEY');
+  if (!certPem) return notReady('tls: failed to find any PEM data in certificate input');
+  if (!keyPem) return notReady('tls: failed to find any PEM data in key input');
+  let cert;
+  try {
+    cert = new X509Certificate(certPem);
+    if (!cert.checkPrivateKey(createPrivateKey(keyPem))) return notReady('tls: private key does not match public key');
+  } catch (e) {
+    return notReady(`tls: failed to parse certificate or key: ${String(e.message ?? e)}`);
+  }
+  const now = Date.now();
+  const from = Date.parse(cert.validFrom);
+  const to = Date.parse(cert.validTo);
+  if (now > to) return notReady(`x509: certificate has expired or is not yet valid: current time ${goTime(now)} is after ${goTime(to)}`);
+  if (now < from) return notReady(`x509: certificate has expired or is not yet valid: current time ${goTime(now)} is before ${goTime(from)}`);
+  if (!ca || !cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return notReady('x509: certificate signed by unknown authority');
+  const rdn = cert.subject.split('\n');
+  const cn = rdn.find((l) => l.startsWith('CN='))?.slice(3) ?? '';
+  if (!rdn.includes('O=system:nodes') || !cn.startsWith('system:node:')) {
+    return notReady(`nodes "${name}" is forbidden: User "${cn}" cannot patch resource "nodes/status" in API group "" at the cluster scope`);
+  }
+  if (cn !== `system:node:${name}`) return notReady(`nodes "${name}" is forbidden: node "${cn.slice(12)}" is not allowed to modify node "${name}"`);
+  return null;
+}
+
+/**
+ * The Node with its Ready condition as of now: True only while its kubelet is active (the systemctl
+ * shim's marker) and kubelet-client-current.pem holds a key and a certificate valid now, for
+ * CN system:node:NAME, O system:nodes, issued by the cluster CA. Files are read per request.
+ */
+function nodeReady(node, ca) {
+  const name = node.metadata?.name ?? '';
+  const problem = kubeletProblem(name, ca);
+  const now = goTime(Date.now());
+  const conditions = (node.status?.conditions ?? []).filter((c) => c.type !== 'Ready');
+  const prev = (node.status?.conditions ?? []).find((c) => c.type === 'Ready');
+  const ready = problem
+    ? { type: 'Ready', status: 'False', lastHeartbeatTime: prev?.lastHeartbeatTime ?? now, lastTransitionTime: now, ...problem }
+    : { type: 'Ready', status: 'True', lastHeartbeatTime: now, lastTransitionTime: prev?.lastTransitionTime ?? now, reason: 'KubeletReady', message: 'kubelet is posting ready status' };
+  return { ...node, status: { ...node.status, conditions: [...conditions, ready] } };
+}
+
+function clusterCa() {
+  try {
+    return new X509Certificate(readFileSync(CLUSTER_CA));
+  } catch {
+    return null;
   }
 }
 
@@ -220,11 +322,17 @@ async function handle(req, res, pod) {
     return obj;
   };
 
+  let view = (obj) => obj;
+  if (r.k === KINDS.nodes && method === 'GET') {
+    readHolders();
+    const ca = clusterCa();
+    view = (obj) => nodeReady(obj, ca);
+  }
   if (!r.name) {
     if (method === 'GET') {
       const items = Object.entries(coll)
         .filter(([k]) => !r.ns || k.startsWith(`${r.ns}/`))
-        .map(([, v]) => v);
+        .map(([, v]) => view(v));
       return send(res, 200, { kind: r.k.list, apiVersion: r.k.apiVersion, metadata: { resourceVersion: String(s.resourceVersion ?? 100) }, items });
     }
     if (method === 'POST' && r.k === KINDS.secrets) {
@@ -240,7 +348,7 @@ async function handle(req, res, pod) {
   }
 
   const existing = coll[key];
-  if (method === 'GET') return existing ? send(res, 200, existing) : notFound();
+  if (method === 'GET') return existing ? send(res, 200, view(existing)) : notFound();
   if (method === 'PUT' && r.k === KINDS.secrets) {
     if (!existing) return notFound();
     if (!input || typeof input !== 'object') return send(res, 400, status(400, 'BadRequest', 'empty body'));
