@@ -1,8 +1,9 @@
 /**
- * Runs a plan: phase by phase, node by node (one at a time where the runbook says serial), step
- * by step, journaling each step before and after. A failing step restores the node from its
- * backup and stops the run. `resume` skips finished nodes and restores, then redoes, a node a
- * previous run left part-way.
+ * Runs a plan: phase by phase, node by node (one at a time, except a phase's parallel nodes, which
+ * go --parallel at once after the others), step by step, journaling each step before and after. A
+ * failing step restores the node from its backup and stops the run; among parallel nodes the
+ * others finish first. `resume` skips finished nodes and restores, then redoes, a node a previous
+ * run left part-way.
  */
 import type { CertInfo } from '../certs/inspect.js';
 import { pemCertificates } from '../certs/inspect.js';
@@ -12,7 +13,9 @@ import type { Inventory, InventoryNode } from '../inventory/types.js';
 import { renderScript } from '../runbook/template.js';
 import { CommandTimeoutError, type Connector, type NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
+import { mapLimit } from '../util/limit.js';
 import { runGate, type GateContext, type GateTimeouts } from './gates.js';
+import { issueKubeletClient, kubeletRenewed, nodeReady, type KubeletContext } from './kubelet.js';
 import { kcpNotPaused, updateEtcdClientSecret, type ManagementContext } from './management.js';
 import { progressOf, type Journal, type JournalEntry } from './journal.js';
 import type { Reporter } from './reporter.js';
@@ -30,6 +33,8 @@ export interface ApplyDeps {
   stopRequested(): boolean;
   /** Whether to replace a refused local kubeconfig with the renewed admin.conf. */
   refreshKubeconfig(): Promise<boolean>;
+  /** Nodes of a phase's parallel group renewed at once (--parallel). */
+  parallel?: number;
 }
 
 export interface StepFailure {
@@ -43,6 +48,8 @@ export interface StepFailure {
 export interface ApplyResult {
   outcome: 'done' | 'failed' | 'stopped';
   failure?: StepFailure;
+  /** Every node that failed: more than one only when parallel nodes failed side by side. */
+  failures?: StepFailure[];
   /** Per control-plane node, how long its kube-apiserver did not answer. */
   downtimeMs: Record<string, number>;
   backups: Record<string, string[]>;
@@ -50,9 +57,13 @@ export interface ApplyResult {
 
 export class StepError extends Error {}
 
+type NodeOutcome = { kind: 'ok' } | { kind: 'stopped' } | { kind: 'failed'; failure: StepFailure };
+
 export class Applier {
   private sessions = new Map<string, Promise<NodeSession>>();
   private secrets: Record<string, string> = {};
+  /** Secrets that belong to one node (its issued kubelet client key), by node name. */
+  private nodeSecrets = new Map<string, Record<string, string>>();
   private downtime: Record<string, number> = {};
   private backups: Record<string, string[]> = {};
 
@@ -99,6 +110,23 @@ export class Applier {
       };
       return step.action === 'update-etcd-client-secret' ? updateEtcdClientSecret(step, ctx) : kcpNotPaused(step, ctx);
     }
+    if (step.action === 'issue-kubelet-client' || step.action === 'kubelet-renewed' || step.action === 'node-ready') {
+      const ctx: KubeletContext = {
+        inventory: this.deps.inventory,
+        profiles: this.deps.profiles,
+        runId: this.plan.runId,
+        node,
+        session,
+        sessionTo: (name) => this.session(name),
+        secrets: this.secretsOf(node.name),
+        timeouts: this.deps.timeouts,
+        now: this.deps.now,
+        sleep: this.deps.sleep,
+      };
+      if (step.action === 'issue-kubelet-client') return issueKubeletClient(ctx);
+      if (step.action === 'kubelet-renewed') return kubeletRenewed(step, ctx, gateState.snapshot);
+      return nodeReady(ctx);
+    }
     if (step.action) {
       // The same context object across a node's steps: endpoint-down leaves downSince for apiserver-ready.
       gateState.session = session;
@@ -107,7 +135,7 @@ export class Applier {
     const profile = this.deps.profiles.get(node.os);
     const template = profile.commands[step.run as string] as string;
     const scalars = Object.fromEntries(Object.entries(step.with).filter((e): e is [string, string] => typeof e[1] === 'string'));
-    const script = renderScript(template, { ...node.vars, ...scalars }, this.secrets);
+    const script = renderScript(template, { ...node.vars, ...scalars }, { ...this.secrets, ...this.secretsOf(node.name) });
     let res;
     try {
       res = await session.exec(node.rootShell, { stdin: script });
@@ -129,6 +157,15 @@ export class Applier {
       return 'pair read into memory';
     }
     return res.stdout.trim().split('\n').slice(-1)[0] ?? '';
+  }
+
+  private secretsOf(node: string): Record<string, string> {
+    let s = this.nodeSecrets.get(node);
+    if (!s) {
+      s = {};
+      this.nodeSecrets.set(node, s);
+    }
+    return s;
   }
 
   private newGateState(node: PlanNode): GateContext {
@@ -187,63 +224,81 @@ export class Applier {
     const { reporter } = this.deps;
     const previous = resume ? this.deps.journal.entries(this.plan.runId) : [];
     this.journal({ event: resume ? 'run-resume' : 'run-start' });
-    const result = (outcome: ApplyResult['outcome'], failure?: StepFailure): ApplyResult => ({
+    const result = (outcome: ApplyResult['outcome'], failure?: StepFailure, failures?: StepFailure[]): ApplyResult => ({
       outcome,
       ...(failure ? { failure } : {}),
+      ...(failures ? { failures } : {}),
       downtimeMs: this.downtime,
       backups: this.backups,
     });
 
     for (const phase of this.plan.phases) {
       reporter.phase(phase.title);
-      for (const node of phase.nodes) {
-        if (this.deps.stopRequested()) {
-          this.journal({ event: 'run-stopped', phase: phase.phase, node: node.name });
-          return result('stopped');
-        }
-        reporter.nodeStart?.(phase.phase, node.name);
-        const progress = progressOf(previous, phase.phase, node.name);
-        const finished = node.steps.every((s) => progress.done.has(s.id)) && !progress.failed && !progress.cutOff;
-        if (finished) {
-          // Captures live in memory only: read them again, changing nothing.
-          for (const step of node.steps.filter((s) => s.capture)) {
-            try {
-              await this.runStep(node, step, this.newGateState(node));
-            } catch (err) {
-              const message = errorMessage(err);
-              reporter.stepFailed(node.name, step.id, message);
-              reporter.nodeEnd?.(phase.phase, node.name, 'failed', message);
-              // A read changed nothing: there is nothing to restore.
-              return result('failed', { phase: phase.phase, node: node.name, step: step.id, message, restored: true });
-            }
-          }
-          reporter.info(`${node.name}: ${phase.phase} already done in this run, skipped`);
-          reporter.nodeEnd?.(phase.phase, node.name, 'skipped');
-          continue;
-        }
-        const started = progress.done.size > 0 || progress.cutOff !== undefined || progress.failed !== undefined;
-        if (resume && started) {
-          const needsRestore = node.restore && progress.done.has(node.restore.after) && !progress.restored;
-          if (needsRestore) {
-            reporter.info(`${node.name}: the last run left it part-way (${progress.cutOff ? `cut off in ${progress.cutOff}` : progress.failed ? `failed in ${progress.failed}` : 'stopped'}); restoring it before redoing ${phase.phase}`);
-            if (!(await this.restore(phase, node))) {
-              reporter.nodeEnd?.(phase.phase, node.name, 'failed', 'restore before resuming failed');
-              return result('failed', { phase: phase.phase, node: node.name, step: 'restore', message: 'restore before resuming failed', restored: false });
-            }
-          }
-        }
-        try {
-          const failure = await this.runNode(phase, node);
-          reporter.nodeEnd?.(phase.phase, node.name, failure ? 'failed' : 'ok', failure?.message);
-          if (failure) return result('failed', failure);
-        } catch (err) {
-          if (err instanceof StopRequested) return result('stopped');
-          throw err;
-        }
+      const parallel = new Set(phase.parallel ?? []);
+      for (const node of phase.nodes.filter((n) => !parallel.has(n.name))) {
+        const o = await this.phaseNode(phase, node, previous, resume);
+        if (o.kind === 'stopped') return result('stopped');
+        if (o.kind === 'failed') return result('failed', o.failure, [o.failure]);
+      }
+      // Parallel nodes (workers): a failing one is restored and reported; the others carry on.
+      const group = phase.nodes.filter((n) => parallel.has(n.name));
+      if (group.length > 0) {
+        const outcomes = await mapLimit(group, this.deps.parallel ?? 5, (node) => this.phaseNode(phase, node, previous, resume));
+        const failures = outcomes.flatMap((o) => (o.kind === 'failed' ? [o.failure] : []));
+        if (failures.length > 0) return result('failed', failures[0], failures);
+        if (outcomes.some((o) => o.kind === 'stopped')) return result('stopped');
       }
     }
     this.journal({ event: 'run-done' });
     return result('done');
+  }
+
+  /** One node of a phase: skipped when done, restored first when a previous run left it part-way. */
+  private async phaseNode(phase: PlanPhase, node: PlanNode, previous: JournalEntry[], resume: boolean): Promise<NodeOutcome> {
+    const { reporter } = this.deps;
+    if (this.deps.stopRequested()) {
+      this.journal({ event: 'run-stopped', phase: phase.phase, node: node.name });
+      return { kind: 'stopped' };
+    }
+    reporter.nodeStart?.(phase.phase, node.name);
+    const progress = progressOf(previous, phase.phase, node.name);
+    const finished = node.steps.every((s) => progress.done.has(s.id)) && !progress.failed && !progress.cutOff;
+    if (finished) {
+      // Captures live in memory only: read them again, changing nothing.
+      for (const step of node.steps.filter((s) => s.capture)) {
+        try {
+          await this.runStep(node, step, this.newGateState(node));
+        } catch (err) {
+          const message = errorMessage(err);
+          reporter.stepFailed(node.name, step.id, message);
+          reporter.nodeEnd?.(phase.phase, node.name, 'failed', message);
+          // A read changed nothing: there is nothing to restore.
+          return { kind: 'failed', failure: { phase: phase.phase, node: node.name, step: step.id, message, restored: true } };
+        }
+      }
+      reporter.info(`${node.name}: ${phase.phase} already done in this run, skipped`);
+      reporter.nodeEnd?.(phase.phase, node.name, 'skipped');
+      return { kind: 'ok' };
+    }
+    const started = progress.done.size > 0 || progress.cutOff !== undefined || progress.failed !== undefined;
+    if (resume && started) {
+      const needsRestore = node.restore && progress.done.has(node.restore.after) && !progress.restored;
+      if (needsRestore) {
+        reporter.info(`${node.name}: the last run left it part-way (${progress.cutOff ? `cut off in ${progress.cutOff}` : progress.failed ? `failed in ${progress.failed}` : 'stopped'}); restoring it before redoing ${phase.phase}`);
+        if (!(await this.restore(phase, node))) {
+          reporter.nodeEnd?.(phase.phase, node.name, 'failed', 'restore before resuming failed');
+          return { kind: 'failed', failure: { phase: phase.phase, node: node.name, step: 'restore', message: 'restore before resuming failed', restored: false } };
+        }
+      }
+    }
+    try {
+      const failure = await this.runNode(phase, node);
+      reporter.nodeEnd?.(phase.phase, node.name, failure ? 'failed' : 'ok', failure?.message);
+      return failure ? { kind: 'failed', failure } : { kind: 'ok' };
+    } catch (err) {
+      if (err instanceof StopRequested) return { kind: 'stopped' };
+      throw err;
+    }
   }
 
   private async runNode(phase: PlanPhase, node: PlanNode): Promise<StepFailure | undefined> {

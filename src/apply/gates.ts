@@ -58,7 +58,7 @@ export async function readCerts(session: NodeSession, rootShell: string, paths: 
   return out;
 }
 
-async function poll<T>(ctx: GateContext, timeoutMs: number, what: string, attempt: () => Promise<T | undefined>): Promise<T> {
+export async function poll<T>(ctx: Pick<GateContext, "now" | "sleep" | "timeouts">, timeoutMs: number, what: string, attempt: () => Promise<T | undefined>): Promise<T> {
   const deadline = ctx.now() + timeoutMs;
   let last = '';
   for (;;) {

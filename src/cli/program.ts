@@ -1,5 +1,6 @@
 /** The commander wiring: flags, help text, and which function each command runs. */
 import { Command, CommanderError, Option } from 'commander';
+import { ONLY_SCOPES } from '../plan/types.js';
 import { OUTPUT_FORMATS } from '../report/check-output.js';
 import { ExitCode, UsageError } from '../util/errors.js';
 // Commands load their libraries (ssh2, x509, listr2, prompts) only when they run, so --help,
@@ -46,20 +47,29 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
 
   const scopeOptions = (cmd: Command) =>
     cmd
-      .addOption(new Option('--only <part>', 'limit the run to etcd or control-plane').choices(['etcd', 'control-plane']))
-      .option('--nodes <names>', 'limit the run to these nodes (comma-separated names from the inventory)');
+      .addOption(
+        new Option('--only <part>', 'limit the run to one part: etcd, control-plane, kubelet (control-plane and worker kubelets that are due) or workers (worker kubelets that are due)').choices([
+          ...ONLY_SCOPES,
+        ]),
+      )
+      .option('--nodes <names>', 'limit the run to these nodes (comma-separated names from the inventory); named nodes get kubelet steps even when not due');
   const stateOptions = (cmd: Command) =>
     cmd
       .option('--state-dir <dir>', 'where journals, locks and plan copies live (default ${XDG_STATE_HOME:-~/.local/state}/rotate-certs)')
-      .addOption(new Option('-w, --warn-days <days>', 'warn about CAs with this many days left or fewer').default(30).argParser(intFlag('--warn-days', 0, 3650)))
+      .addOption(
+        new Option('-w, --warn-days <days>', 'a kubelet certificate with this many days left or fewer is due for renewal; a CA this close is warned about')
+          .default(30)
+          .argParser(intFlag('--warn-days', 0, 3650)),
+      )
       .addOption(new Option('--concurrency <n>', 'nodes read at once during pre-flight').default(16).argParser(intFlag('--concurrency', 1, 256)));
   const applyOptions = (cmd: Command) =>
     cmd
       .option('-y, --yes', 'do not ask before changing the cluster (needed without a terminal)')
       .option('--refresh-kubeconfig', "when the inventory's kubeconfig is refused, replace it with the renewed admin.conf (old one kept)")
-      .addOption(new Option('--pod-timeout <seconds>', 'how long a static pod may take to stop or become ready').argParser(intFlag('--pod-timeout', 5, 3600)));
+      .addOption(new Option('--pod-timeout <seconds>', 'how long a static pod may take to stop or become ready').argParser(intFlag('--pod-timeout', 5, 3600)))
+      .addOption(new Option('--parallel <n>', 'worker nodes renewed at once (etcd and control-plane nodes always go one at a time)').default(5).argParser(intFlag('--parallel', 1, 64)));
   const exitText =
-    '\nExit codes:\n  0  rotation finished\n  1  a step failed; that node was restored and the run stopped\n  2  a step failed and the restore failed too: act now (see docs/troubleshooting.md)\n 64  bad usage, inventory, plan, runbook or profile (nothing changed)\n 69  pre-flight failed (nothing changed)\n 75  another run holds the cluster lock\n130  stopped by Ctrl-C at a safe point; --resume continues';
+    '\nExit codes:\n  0  rotation finished\n  1  a step failed; that node was restored and the run stopped (failing workers: each restored, the other workers finished)\n  2  a step failed and the restore failed too: act now (see docs/troubleshooting.md)\n 64  bad usage, inventory, plan, runbook or profile (nothing changed)\n 69  pre-flight failed (nothing changed)\n 75  another run holds the cluster lock\n130  stopped by Ctrl-C at a safe point; --resume continues';
 
   const plan = program
     .command('plan')

@@ -12,6 +12,7 @@ import { loadInventory } from '../inventory/load.js';
 import { requireKnownOs, resolveInventoryOs, withDetected } from '../inventory/detect-os.js';
 import type { Inventory, InventorySpec, OsName } from '../inventory/types.js';
 import { compilePlan, newRunId, planDigest, sha256 } from '../plan/compile.js';
+import { kubeletDueFrom } from '../plan/kubelet-due.js';
 import { readPlan, writePlan } from '../plan/file.js';
 import { renderPlanText } from '../plan/print.js';
 import type { Plan, Scope } from '../plan/types.js';
@@ -33,7 +34,7 @@ export interface RotateEnv {
 }
 
 export interface ScopeFlags {
-  only?: 'etcd' | 'control-plane';
+  only?: Scope['only'];
   nodes?: string;
 }
 
@@ -58,9 +59,10 @@ function scopeOf(flags: ScopeFlags): Scope {
   return { ...(flags.only ? { only: flags.only } : {}), ...(nodes && nodes.length > 0 ? { nodes } : {}) };
 }
 
-function makePlan(inv: Inventory, scope: Scope, runId: string, createdAt: string, detected?: Record<string, OsName>): Plan {
+function makePlan(inv: Inventory, scope: Scope, runId: string, createdAt: string, detected?: Record<string, OsName>, kubeletDue?: string[]): Plan {
   return compilePlan({
     ...(detected ? { detected } : {}),
+    ...(kubeletDue ? { kubeletDue } : {}),
     inventory: inv,
     inventoryDigest: sha256(readFileSync(inv.file, 'utf8')),
     runbooks: loadRotationRunbooks(),
@@ -80,16 +82,24 @@ function stateDirOf(flags: { stateDir?: string }, io: CliIo): string {
 }
 
 /**
- * The inventory and a plan for it made now, with the scope flags applied. Nodes with os: auto are
- * detected over SSH first (read-only); a dry run connects to nothing, so it refuses them.
+ * The inventory and a plan for it made now, with the scope flags applied. Read-only: nodes with
+ * os: auto are detected, and every certificate is read (the plan records them, and kubelet steps
+ * go to the nodes whose kubelet certificates are due). A dry run connects to nothing: it refuses
+ * os: auto, and gives kubelet steps only to the nodes named with --nodes.
  */
-async function freshPlan(flags: CommonRotateFlags & { dryRun?: boolean }, io: CliIo, connector: () => Connector): Promise<{ inv: Inventory; plan: Plan }> {
+async function freshPlan(flags: CommonRotateFlags & { dryRun?: boolean }, io: CliIo, connector: () => Connector): Promise<{ inv: Inventory; plan: Plan; report?: CheckReport }> {
   const spec = inventoryFromFlags(flags, io.cwd);
-  const resolved = flags.dryRun
-    ? { inventory: requireKnownOs(spec, '--dry-run connects to nothing'), detected: {} }
-    : await resolveInventoryOs(spec, connector(), flags.concurrency);
   const now = new Date();
-  return { inv: resolved.inventory, plan: makePlan(resolved.inventory, scopeOf(flags), newRunId(now), now.toISOString(), resolved.detected) };
+  const [runId, createdAt] = [newRunId(now), now.toISOString()];
+  if (flags.dryRun) {
+    const inv = requireKnownOs(spec, '--dry-run connects to nothing');
+    return { inv, plan: makePlan(inv, scopeOf(flags), runId, createdAt) };
+  }
+  const c = connector();
+  const { inventory: inv, detected } = await resolveInventoryOs(spec, c, flags.concurrency);
+  const report = await gatherReport(inv, new ProfileSet(), c, flags.warnDays, flags.concurrency);
+  const plan = makePlan(inv, scopeOf(flags), runId, createdAt, detected, kubeletDueFrom(report));
+  return { inv, plan: { ...plan, facts: factsFrom(report) }, report };
 }
 
 function printDryRun(plan: Plan, command: string, io: CliIo): number {
@@ -110,11 +120,9 @@ export interface PlanFlags extends CommonRotateFlags {
 
 export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
   const connector = env.connector ?? new SshConnector();
-  const { inv, plan } = await freshPlan(flags, io, () => connector);
-  if (flags.dryRun) return printDryRun(plan, 'plan', io);
-  const report = await gatherReport(inv, new ProfileSet(), connector, flags.warnDays, flags.concurrency);
+  const { plan: withFacts, report } = await freshPlan(flags, io, () => connector);
+  if (!report) return printDryRun(withFacts, 'plan', io);
   for (const e of report.errors) io.err(`warning: ${e.node}: ${e.message}\n`);
-  const withFacts: Plan = { ...plan, facts: factsFrom(report) };
   const out = flags.out ? fromCwd(io, flags.out) : undefined;
   if (out) {
     writePlan(out, withFacts);
@@ -136,6 +144,7 @@ export interface ApplyFlags {
   warnDays: number;
   concurrency: number;
   podTimeout?: number;
+  parallel?: number;
 }
 
 async function confirmStart(plan: Plan, flags: { yes?: boolean }, io: CliIo, env: RotateEnv): Promise<void> {
@@ -184,6 +193,7 @@ async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io: CliIo,
       now: () => Date.now(),
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
       stopRequested: env.stopRequested ?? (() => false),
+      parallel: flags.parallel ?? 5,
       refreshKubeconfig: async () => {
         if (flags.refreshKubeconfig) return true;
         if (!env.interactive || flags.yes) return false;
@@ -204,7 +214,7 @@ async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io: CliIo,
   io.out(renderReport(plan, result, before, after, planCopy));
   if (result.outcome === 'done') return ApplyExit.done;
   if (result.outcome === 'stopped') return ApplyExit.stopped;
-  return result.failure?.restored ? ApplyExit.failedRestored : ApplyExit.failedNotRestored;
+  return (result.failures ?? [result.failure]).every((f) => f?.restored) ? ApplyExit.failedRestored : ApplyExit.failedNotRestored;
 }
 
 function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | undefined, after: CheckReport | undefined, planFile: string): string {
@@ -212,9 +222,13 @@ function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | und
   if (result.outcome === 'done') out.push(`Rotation ${plan.runId} of cluster ${plan.cluster} finished.`);
   else if (result.outcome === 'stopped') out.push(`Stopped at a safe point. Continue with: rotate-certs apply ${planFile} --resume`);
   else {
-    const f = result.failure;
-    out.push(`Rotation FAILED on ${f?.node}, step ${f?.step}: ${f?.message}`);
-    out.push(f?.restored ? `${f.node} was restored from its backup; nodes after it were not touched.` : `${f?.node} could NOT be restored automatically: its backups are listed below; see docs/troubleshooting.md.`);
+    const failures = result.failures ?? (result.failure ? [result.failure] : []);
+    for (const f of failures) {
+      out.push(`Rotation FAILED on ${f.node}, step ${f.step}: ${f.message}`);
+      out.push(f.restored ? `${f.node} was restored from its backup.` : `${f.node} could NOT be restored automatically: its backups are listed below; see docs/troubleshooting.md.`);
+    }
+    const parallel = failures.length > 0 && plan.phases.some((p) => p.parallel?.includes(failures[0]?.node ?? ''));
+    out.push(parallel ? 'The other workers of that phase finished; later phases were not run.' : 'Nodes after it were not touched.');
     out.push(`Fix the cause, then continue with: rotate-certs apply ${planFile} --resume`);
   }
   const nodes = new Set(plan.phases.flatMap((p) => p.nodes.map((n) => n.name)));
@@ -245,7 +259,7 @@ function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | und
 /** Checks that a plan still matches its inventory and this version's runbooks. */
 function verifyPlan(plan: Plan): Inventory {
   const inv = withDetected(readPlanInventory(plan), plan.detected ?? {});
-  const again = makePlan(inv, plan.scope, plan.runId, plan.createdAt, plan.detected);
+  const again = makePlan(inv, plan.scope, plan.runId, plan.createdAt, plan.detected, plan.kubeletDue);
   const expected = planDigest({ ...again, ...(plan.facts ? { facts: plan.facts } : {}) });
   if (expected !== plan.digest) throw new UsageError('the plan does not match what this rotate-certs would run from its inventory and runbooks (made by another version?); make a new plan');
   return inv;
@@ -278,6 +292,12 @@ export interface RotateFlags extends CommonRotateFlags, ApplyFlags {
 
 export async function rotateCommand(flags: RotateFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
   if (flags.resume) throw new UsageError('rotate --resume: resume a run with rotate-certs apply PLAN --resume');
+  if (!flags.dryRun) {
+    // Refuse a second run before reading anything; execute() takes the lock for real.
+    const probe = new Journal(stateDirOf(flags, io), inventoryFromFlags(flags, io.cwd).cluster);
+    probe.lock('pre-check');
+    probe.unlock();
+  }
   const { inv, plan } = await freshPlan(flags, io, () => env.connector ?? new SshConnector());
   if (flags.dryRun) return printDryRun(plan, 'rotate', io);
   await confirmStart(plan, flags, io, env);

@@ -74,6 +74,8 @@ const PHASES_BY_ONLY: Record<NonNullable<Scope['only']>, string[]> = {
   // The secret follows the etcd client pair, which both parts renew or install.
   etcd: ['etcd', 'etcd-client-pair', 'management'],
   'control-plane': ['etcd-client-pair', 'control-plane', 'management'],
+  kubelet: ['kubelet'],
+  workers: ['kubelet'],
 };
 
 export interface CompileInput {
@@ -86,6 +88,8 @@ export interface CompileInput {
   scope: Scope;
   /** OS found on the inventory's os: auto nodes; recorded in the plan. */
   detected?: Record<string, OsName>;
+  /** Nodes whose kubelet certificates are due (from the certificates read); absent on --dry-run. */
+  kubeletDue?: string[];
 }
 
 export function compilePlan(input: CompileInput): Plan {
@@ -102,6 +106,8 @@ export function compilePlan(input: CompileInput): Plan {
     // A phase that reads from one node picks the first, whichever nodes the user named.
     if (rb.targets === 'first') targets = targets.slice(0, 1);
     else if (named.size > 0) targets = targets.filter((n) => named.has(n.name));
+    else if (rb.select === 'kubelet-due') targets = targets.filter((n) => input.kubeletDue?.includes(n.name));
+    if (scope.only === 'workers') targets = targets.filter((n) => n.role === 'worker');
     if (targets.length === 0) continue;
     const nodes: PlanNode[] = targets.map((node) => {
       const profile = input.profiles.get(node.os);
@@ -113,7 +119,8 @@ export function compilePlan(input: CompileInput): Plan {
       const backups = [...new Set(steps.filter((s) => typeof s.with.backup === 'string').map((s) => s.with.backup as string))];
       return { name: node.name, host: node.host, role: node.role, os: node.os, rootShell: profile.rootShell, vars, steps, ...(restore ? { restore } : {}), backups };
     });
-    phases.push({ phase: rb.phase, title: rb.title, serial: rb.serial, nodes });
+    const parallel = nodes.filter((n) => rb.parallel.includes(n.role)).map((n) => n.name);
+    phases.push({ phase: rb.phase, title: rb.title, serial: rb.serial, ...(parallel.length > 0 ? { parallel } : {}), nodes });
   }
   return {
     kind: 'rotate-certs/plan',
@@ -125,6 +132,7 @@ export function compilePlan(input: CompileInput): Plan {
     createdAt: input.createdAt,
     scope,
     ...(input.detected && Object.keys(input.detected).length > 0 ? { detected: input.detected } : {}),
+    ...(input.kubeletDue ? { kubeletDue: input.kubeletDue } : {}),
     phases,
   };
 }

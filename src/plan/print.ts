@@ -29,6 +29,8 @@ export function renderPlanText(plan: Plan, opts: { full: boolean; header?: strin
   out.push(`Plan ${plan.runId} for cluster ${plan.cluster} (inventory ${plan.inventory})`);
   const detected = Object.entries(plan.detected ?? {});
   if (detected.length > 0) out.push(`Detected (os: auto): ${detected.map(([n, os]) => `${n} ${os}`).join(', ')}`);
+  if (plan.kubeletDue === undefined) out.push('Kubelet certificates were not read (--dry-run): kubelet steps go only to nodes named with --nodes.');
+  else out.push(`Kubelet certificates due (expired or within --warn-days): ${plan.kubeletDue.length > 0 ? plan.kubeletDue.join(', ') : 'none'}`);
   if (plan.scope.only || plan.scope.nodes) out.push(`Scope: ${plan.scope.only ? `only ${plan.scope.only}` : ''}${plan.scope.nodes ? ` nodes ${plan.scope.nodes.join(',')}` : ''}`.trim());
   plan.phases.forEach((phase, i) => {
     out.push('', `Phase ${i + 1}: ${phase.title}${phase.serial && phase.nodes.length > 1 ? ' (one node at a time, in this order)' : ''}`);

@@ -34,6 +34,8 @@ export interface PlanPhase {
   phase: string;
   title: string;
   serial: boolean;
+  /** Nodes that go in bounded parallel (--parallel) after the others; a failing one does not stop them. */
+  parallel?: string[];
   nodes: PlanNode[];
 }
 
@@ -44,8 +46,10 @@ export interface PlanFacts {
   certificates: Record<string, Record<string, { serial: string; notAfter: string }>>;
 }
 
+export const ONLY_SCOPES = ['etcd', 'control-plane', 'kubelet', 'workers'] as const;
+
 export interface Scope {
-  only?: 'etcd' | 'control-plane';
+  only?: (typeof ONLY_SCOPES)[number];
   nodes?: string[];
 }
 
@@ -61,6 +65,11 @@ export interface Plan {
   scope: Scope;
   /** Nodes whose inventory says os: auto, with the OS found on them when the plan was made. */
   detected?: Record<string, OsName>;
+  /**
+   * Nodes whose kubelet client or serving certificate was expired or inside the warn window when
+   * the plan was made; absent when nothing was read (--dry-run).
+   */
+  kubeletDue?: string[];
   phases: PlanPhase[];
   facts?: PlanFacts;
   /** SHA-256 of everything above; a plan edited by hand no longer matches. */

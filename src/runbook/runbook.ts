@@ -17,7 +17,18 @@ export const RUNBOOKS_DIR = join(PACKAGE_ROOT, 'runbooks');
  * Built-in actions, run from the admin machine: gates that observe (certificates read on the
  * node, endpoints probed) and the management cluster's API calls.
  */
-export const ACTIONS = ['snapshot-certs', 'certs-renewed', 'endpoint-down', 'endpoint-serves', 'apiserver-ready', 'update-etcd-client-secret', 'kcp-not-paused'] as const;
+export const ACTIONS = [
+  'snapshot-certs',
+  'certs-renewed',
+  'endpoint-down',
+  'endpoint-serves',
+  'apiserver-ready',
+  'update-etcd-client-secret',
+  'kcp-not-paused',
+  'issue-kubelet-client',
+  'kubelet-renewed',
+  'node-ready',
+] as const;
 export type Action = (typeof ACTIONS)[number];
 const MUTATING_ACTIONS = new Set<Action>(['update-etcd-client-secret']);
 
@@ -27,6 +38,13 @@ export type Capture = (typeof CAPTURES)[number];
 
 export const TOPOLOGIES = ['external-etcd', 'stacked-etcd'] as const;
 export type Topology = (typeof TOPOLOGIES)[number];
+
+/**
+ * How a phase picks its nodes beyond its roles: `kubelet-due` takes only the nodes whose kubelet
+ * client or serving certificate is expired or inside the warn window (or the nodes named).
+ */
+export const SELECTS = ['kubelet-due'] as const;
+export type Select = (typeof SELECTS)[number];
 
 export type WithValue = string | string[];
 
@@ -53,7 +71,10 @@ export interface PhaseRunbook {
   roles: Role[];
   when?: Topology;
   serial: boolean;
+  /** Roles whose nodes may go in bounded parallel (--parallel) after the others, one at a time. */
+  parallel: Role[];
   targets: 'each' | 'first';
+  select?: Select;
   vars: Record<string, string>;
   steps: RunbookStep[];
   restore?: { after: string; steps: RunbookStep[] };
@@ -90,7 +111,9 @@ const schema = obj({
   roles: req(arr(oneOf(ROLES), { min: 1 })),
   when: opt(oneOf(TOPOLOGIES)),
   serial: opt(bool()),
+  parallel: opt(arr(oneOf(ROLES))),
   targets: opt(oneOf(['each', 'first'] as const)),
+  select: opt(oneOf(SELECTS)),
   vars: opt(record(str(), { pattern: /^[a-z][A-Za-z0-9]*$/, patternHelp: 'a variable name' })),
   steps: req(arr(stepSchema, { min: 1 })),
   restore: opt(obj({ after: req(str(ID)), steps: req(arr(stepSchema, { min: 1 })) })),
@@ -145,7 +168,9 @@ export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
     roles: value.roles,
     ...(value.when ? { when: value.when } : {}),
     serial: value.serial ?? false,
+    parallel: value.parallel ?? [],
     targets: value.targets ?? 'each',
+    ...(value.select ? { select: value.select } : {}),
     vars: value.vars ?? {},
     steps,
     ...(restore ? { restore } : {}),

@@ -12,6 +12,8 @@ import { loadRotationRunbooks, parsePhaseRunbook } from '../../src/runbook/runbo
 import { renderDisplay, renderScript, templateNames } from '../../src/runbook/template.js';
 import { LoadError, UsageError } from '../../src/util/errors.js';
 import { Journal, progressOf } from '../../src/apply/journal.js';
+import { kubeletKubeconfig } from '../../src/apply/kubelet.js';
+import { kubeletDueFrom } from '../../src/plan/kubelet-due.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-plan-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -194,5 +196,69 @@ describe('journal', () => {
     expect([...p.done]).toEqual(['backup']);
     expect(p.cutOff).toBe('clear');
     expect(j.runs()).toEqual(['r3']);
+  });
+});
+
+describe('kubelet steps', () => {
+  const cert = (node: string, path: string, status: 'ok' | 'expiring' | 'expired', source: 'file' | 'kubeconfig' = 'file') => ({ node, path, status, source });
+  it('go to the nodes whose kubelet client or serving certificate is due, and only those', () => {
+    const due = kubeletDueFrom({
+      certificates: [
+        cert('lab-cp-1', '/var/lib/kubelet/pki/kubelet-client-current.pem', 'ok'),
+        cert('lab-cp-2', '/var/lib/kubelet/pki/kubelet.crt', 'expiring'),
+        cert('lab-md-1', '/var/lib/kubelet/pki/kubelet-client-current.pem', 'expired'),
+        cert('lab-etcd-1', '/etc/etcd/pki/server.crt', 'expired'),
+        cert('lab-cp-1', '/etc/kubernetes/admin.conf', 'expired', 'kubeconfig'),
+      ] as never,
+    });
+    expect(due).toEqual(['lab-cp-2', 'lab-md-1']);
+  });
+
+  it('control planes one at a time, then workers in parallel; --only workers, --nodes, and a dry run without facts', () => {
+    const withDue = (scope: object, kubeletDue?: string[]) =>
+      compilePlan({ inventory: inv, inventoryDigest: 'x', runbooks: loadRotationRunbooks(), profiles: new ProfileSet(), runId: 'r', createdAt: 'c', scope, ...(kubeletDue ? { kubeletDue } : {}) });
+    const kubelet = (p: ReturnType<typeof withDue>) => p.phases.find((x) => x.phase === 'kubelet');
+    const all = withDue({}, ['lab-cp-2', 'lab-md-1']);
+    expect(kubelet(all)!.nodes.map((n) => n.name)).toEqual(['lab-cp-2', 'lab-md-1']);
+    expect(kubelet(all)!.parallel).toEqual(['lab-md-1']);
+    expect(all.kubeletDue).toEqual(['lab-cp-2', 'lab-md-1']);
+    expect(kubelet(withDue({}, []))).toBeUndefined();
+    expect(withDue({ only: 'workers' }, ['lab-cp-2', 'lab-md-1']).phases.map((p) => [p.phase, p.nodes.map((n) => n.name)])).toEqual([['kubelet', ['lab-md-1']]]);
+    expect(kubelet(withDue({ only: 'kubelet', nodes: ['lab-cp-1'] }, []))!.nodes.map((n) => n.name)).toEqual(['lab-cp-1']);
+    // --dry-run: nothing read, so only named nodes.
+    expect(kubelet(withDue({}))).toBeUndefined();
+    const md = kubelet(all)!.nodes[1]!;
+    expect(md.steps.map((s) => s.id)).toEqual(['snapshot', 'backup', 'backup-conf', 'issue', 'install', 'restart', 'wait', 'finish', 'ready']);
+    expect(md.rootShell).toBe('sudo sheltie');
+    expect(md.steps.find((s) => s.id === 'install')!.command).toContain('<redacted:kubeletClientKey>');
+    expect(kubelet(all)!.nodes[0]!.steps.find((s) => s.id === 'install')!.command).toContain('<redacted:kubeletKubeconfig>');
+  });
+
+  it('the worker kubeconfig keeps its cluster, server and CA; only the user credentials change', () => {
+    const current = `apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0E=
+    server: https://10.0.0.21:6443
+  name: lab
+contexts:
+- context: { cluster: lab, user: system:node:lab-md-1 }
+  name: default
+current-context: default
+kind: Config
+users:
+- name: system:node:lab-md-1
+  user:
+    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem
+    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem
+`;
+    const out = kubeletKubeconfig(current, 'generated', { cert: 'CERT', key: 'KEY' });
+    expect(out).toContain('server: https://10.0.0.21:6443');
+    expect(out).toContain('name: lab\n');
+    expect(out).toContain(`client-certificate-data: ${Buffer.from('CERT').toString('base64')}`);
+    expect(out).toContain(`client-key-data: ${Buffer.from('KEY').toString('base64')}`);
+    expect(out).not.toContain('client-certificate: /var');
+    expect(kubeletKubeconfig(undefined, 'generated', { cert: 'C', key: 'K' })).toBe('generated');
+    expect(kubeletKubeconfig('not: [yaml', 'generated', { cert: 'C', key: 'K' })).toBe('generated');
   });
 });
