@@ -73,6 +73,16 @@ export interface Lab {
    * self-signed pair. 'expired' ended a day ago, 'expiring' ends in two days.
    */
   expireKubelet(name: string, what: { client?: 'expired' | 'expiring'; serving?: 'expired' | 'expiring' }): Promise<void>;
+  /**
+   * Writes `parent/lab/` as `eksctl anywhere create cluster` would have left it for this cluster, and
+   * returns its path: `lab-eks-a-cluster.yaml` (a vSphere Cluster `lab` with external etcd when the lab
+   * has etcd nodes, one VSphereMachineConfig per role whose osFamily and users[0].name match the nodes,
+   * and one worker node group per worker OS: md-0, md-1, ... in order of first appearance, as the
+   * Machines' cluster.x-k8s.io/deployment-name labels say), `lab-eks-a-cluster.kubeconfig` (the first
+   * control-plane node's admin.conf, 0600) and `eks-a-id_rsa` (the lab's SSH private key, 0600).
+   * EKS Anywhere gives etcd and the control plane one machine config each: throws when either mixes OSes.
+   */
+  writeEksaFolder(parent: string): Promise<string>;
   down(): Promise<void>;
 }
 
@@ -599,6 +609,75 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       await stopSshd(name);
       await startSshd(name);
     },
+    writeEksaFolder: async (parent: string) => {
+      const folder = join(parent, 'lab');
+      const cp = cpNodes[0];
+      if (!cp) throw new Error('writeEksaFolder: the lab has no control-plane node (no admin.conf for the kubeconfig)');
+      const api = 'anywhere.eks.amazonaws.com/v1alpha1';
+      const pub = (await readFile(join(dir, 'id_ed25519.pub'), 'utf8')).trim();
+      const machineConfig = (name: string, of: NodeRt[]) => {
+        const oses = [...new Set(of.map((n) => n.spec.os))];
+        if (oses.length > 1) throw new Error(`writeEksaFolder: ${of.map((n) => n.spec.name).join(', ')} mix ${oses.join(' and ')}, and EKS Anywhere gives them one machine config`);
+        const os = oses[0]!;
+        return {
+          apiVersion: api,
+          kind: 'VSphereMachineConfig',
+          metadata: { name },
+          spec: {
+            datastore: 'lab-datastore',
+            diskGiB: 25,
+            folder: '/lab/vm/eks-a',
+            memoryMiB: 8192,
+            numCPUs: 2,
+            osFamily: os === 'rhel' ? 'redhat' : os,
+            resourcePool: '/lab/host/cluster/Resources',
+            template: `/lab/vm/Templates/${os}-kube-v1-28`,
+            users: [{ name: of[0]!.user, sshAuthorizedKeys: [pub] }],
+          },
+        };
+      };
+      const workers = nodes.filter((n) => n.spec.role === 'worker');
+      const groups = [...eksaWorkerGroups(nodes)].map(([os, group]) => ({ group, of: workers.filter((n) => n.spec.os === os) }));
+      const docs: unknown[] = [
+        {
+          apiVersion: api,
+          kind: 'Cluster',
+          metadata: { name: 'lab' },
+          spec: {
+            clusterNetwork: { cniConfig: { cilium: {} }, pods: { cidrBlocks: ['192.168.0.0/16'] }, services: { cidrBlocks: ['10.96.0.0/12'] } },
+            // The virtual IP kube-vip would hold: unused in the lab, where admin.conf names the first node.
+            controlPlaneConfiguration: { count: cpNodes.length, endpoint: { host: `10.201.${subnet}.254` }, machineGroupRef: { kind: 'VSphereMachineConfig', name: 'lab-cp' } },
+            datacenterRef: { kind: 'VSphereDatacenterConfig', name: 'lab' },
+            ...(etcdNodes.length ? { externalEtcdConfiguration: { count: etcdNodes.length, machineGroupRef: { kind: 'VSphereMachineConfig', name: 'lab-etcd' } } } : {}),
+            kubernetesVersion: '1.28',
+            managementCluster: { name: 'lab' },
+            ...(groups.length
+              ? { workerNodeGroupConfigurations: groups.map((g) => ({ count: g.of.length, machineGroupRef: { kind: 'VSphereMachineConfig', name: `lab-${g.group}` }, name: g.group })) }
+              : {}),
+          },
+        },
+        {
+          apiVersion: api,
+          kind: 'VSphereDatacenterConfig',
+          metadata: { name: 'lab' },
+          spec: { datacenter: 'lab', insecure: false, network: '/lab/network/rc-lab', server: 'vcenter.lab.invalid', thumbprint: '' },
+        },
+        ...(etcdNodes.length ? [machineConfig('lab-etcd', etcdNodes)] : []),
+        machineConfig('lab-cp', cpNodes),
+        ...groups.map((g) => machineConfig(`lab-${g.group}`, g.of)),
+      ];
+      mkdirSync(folder, { recursive: true });
+      await writeFile(join(folder, 'lab-eks-a-cluster.yaml'), docs.map((d) => stringify(d)).join('---\n'));
+      const adminConf = await makeLabNode(cp).readFile(cp.spec.os === 'bottlerocket' ? '/var/lib/kubeadm/admin.conf' : '/etc/kubernetes/admin.conf');
+      for (const [file, data] of [
+        ['lab-eks-a-cluster.kubeconfig', adminConf],
+        ['eks-a-id_rsa', await readFile(join(dir, 'id_ed25519'))],
+      ] as const) {
+        await writeFile(join(folder, file), data, { mode: 0o600 });
+        await chmod(join(folder, file), 0o600);
+      }
+      return folder;
+    },
     expireKubelet: async (name, what) => {
       const n = rt(name);
       if (!what.client && !what.serving) throw new Error('expireKubelet: say which certificate (client, serving)');
@@ -790,6 +869,16 @@ async function writeInventory(dir: string, nodes: NodeRt[]): Promise<void> {
   await writeFile(join(dir, 'inventory.yaml'), stringify(inv));
 }
 
+/**
+ * The worker node group of each worker OS, as writeEksaFolder's spec names them: md-0 for the first OS
+ * met, md-1 for the next... A cluster with one worker OS has md-0 only (MachineDeployment lab-md-0).
+ */
+function eksaWorkerGroups(nodes: NodeRt[]): Map<LabOs, string> {
+  const groups = new Map<LabOs, string>();
+  for (const n of nodes) if (n.spec.role === 'worker' && !groups.has(n.spec.os)) groups.set(n.spec.os, `md-${groups.size}`);
+  return groups;
+}
+
 /** The management cluster's objects the agent serves: secret, KCP, Machines, Nodes. */
 async function seedApiState(dir: string, nodes: NodeRt[]): Promise<void> {
   const b64 = (f: string) => readFileSync(join(dir, 'shared', f)).toString('base64');
@@ -798,6 +887,7 @@ async function seedApiState(dir: string, nodes: NodeRt[]): Promise<void> {
   const br = cp[0]?.spec.os === 'bottlerocket';
   const kpki = br ? '/var/lib/kubeadm/pki' : '/etc/kubernetes/pki';
   const now = new Date().toISOString();
+  const workerGroups = eksaWorkerGroups(nodes);
   let rv = 1;
   const meta = (name: string, extra: Record<string, unknown> = {}) => ({ name, namespace: 'eksa-system', uid: randomBytes(8).toString('hex'), resourceVersion: String(rv++), creationTimestamp: now, ...extra });
   const state = {
@@ -841,7 +931,7 @@ async function seedApiState(dir: string, nodes: NodeRt[]): Promise<void> {
               'cluster.x-k8s.io/cluster-name': 'lab',
               ...(n.spec.role === 'control-plane' ? { 'cluster.x-k8s.io/control-plane': '' } : {}),
               ...(n.spec.role === 'etcd' ? { 'cluster.x-k8s.io/etcd-cluster': 'lab-etcd' } : {}),
-              ...(n.spec.role === 'worker' ? { 'cluster.x-k8s.io/deployment-name': 'lab-md-0' } : {}),
+              ...(n.spec.role === 'worker' ? { 'cluster.x-k8s.io/deployment-name': `lab-${workerGroups.get(n.spec.os)}` } : {}),
             },
           }),
           spec: { clusterName: 'lab', version: 'v1.28.3-eks-1-28-9' },

@@ -273,6 +273,28 @@ const KINDS = {
   nodes: { coll: 'nodes', kind: 'Node', list: 'NodeList', apiVersion: 'v1', group: '' },
 };
 
+/**
+ * An equality-based label selector (`k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-separated) as a predicate
+ * over labels; an empty selector matches everything. Set-based forms (in, notin) are not emulated:
+ * returns the requirement it cannot parse, as a string.
+ */
+function parseLabelSelector(text) {
+  const reqs = [];
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    let m;
+    if ((m = /^([A-Za-z0-9._/-]+)\s*(==|=|!=)\s*([A-Za-z0-9._-]*)$/.exec(part))) {
+      const [, key, op, value] = m;
+      reqs.push(op === '!=' ? (l) => l[key] !== value : (l) => l[key] === value);
+    } else if ((m = /^(!?)([A-Za-z0-9._/-]+)$/.exec(part))) {
+      const [, not, key] = m;
+      reqs.push(not ? (l) => !(key in l) : (l) => key in l);
+    } else {
+      return part;
+    }
+  }
+  return (labels) => reqs.every((req) => req(labels));
+}
+
 function route(path) {
   let m = /^\/api\/v1\/namespaces\/([^/]+)\/(secrets)(?:\/([^/]+))?$/.exec(path);
   if (m) return { k: KINDS.secrets, ns: m[1], name: m[3] };
@@ -330,8 +352,11 @@ async function handle(req, res, pod) {
   }
   if (!r.name) {
     if (method === 'GET') {
+      const selector = parseLabelSelector(url.searchParams.get('labelSelector') ?? '');
+      if (typeof selector === 'string') return send(res, 400, status(400, 'BadRequest', `unable to parse requirement: ${selector}`));
       const items = Object.entries(coll)
         .filter(([k]) => !r.ns || k.startsWith(`${r.ns}/`))
+        .filter(([, v]) => selector(v?.metadata?.labels ?? {}))
         .map(([, v]) => view(v));
       return send(res, 200, { kind: r.k.list, apiVersion: r.k.apiVersion, metadata: { resourceVersion: String(s.resourceVersion ?? 100) }, items });
     }
