@@ -23,6 +23,8 @@ export function choiceFlag<T extends string>(flag: string, choices: readonly T[]
 export interface InventoryFlags {
   inventory?: string;
   cluster?: string;
+  /** For a workload cluster built from its EKS Anywhere folder: the management cluster's kubeconfig. */
+  managementKubeconfig?: string;
 }
 
 /** `--inventory FILE` or `--cluster NAME` (./NAME/rotate-certs.yaml); exactly one. */

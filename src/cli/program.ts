@@ -8,6 +8,7 @@ import { ExitCode, UsageError } from '../util/errors.js';
 import type { CheckEnv, CheckFlags } from './check-command.js';
 import type { CliIo } from './io.js';
 import { choiceFlag, intFlag } from './options.js';
+import type { InteractiveFlags } from './interactive.js';
 import type { ApplyFlags, PlanFlags, RestoreFlags, RotateEnv, RotateFlags } from './rotate-commands.js';
 
 const VERSION = '0.1.0';
@@ -52,7 +53,8 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
           ...ONLY_SCOPES,
         ]),
       )
-      .option('--nodes <names>', 'limit the run to these nodes (comma-separated names from the inventory); named nodes get kubelet steps even when not due');
+      .option('--nodes <names>', 'limit the run to these nodes (comma-separated names from the inventory); named nodes get kubelet steps even when not due')
+      .option('--management-kubeconfig <file>', "with --cluster and no rotate-certs.yaml: a workload cluster's management cluster kubeconfig, to list its Machines");
   const stateOptions = (cmd: Command) =>
     cmd
       .option('--state-dir <dir>', 'where journals, locks and plan copies live (default ${XDG_STATE_HOME:-~/.local/state}/rotate-certs)')
@@ -76,7 +78,7 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     .summary('write the rotation plan: per node, in order, the exact commands')
     .description('Connects read-only, records the certificates it sees, and writes a plan that apply runs. With --dry-run it connects to nothing.')
     .option('-i, --inventory <file>', 'inventory YAML')
-    .option('-c, --cluster <name>', 'read ./<name>/rotate-certs.yaml')
+    .option('-c, --cluster <name>', 'read ./<name>/rotate-certs.yaml, or build it from the EKS Anywhere folder ./<name>/')
     .option('-o, --out <file>', 'write the plan to this file (else print it)')
     .option('--dry-run', 'print the commands without connecting to anything');
   scopeOptions(plan);
@@ -100,7 +102,7 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     .command('rotate')
     .summary('plan and apply in one go')
     .option('-i, --inventory <file>', 'inventory YAML')
-    .option('-c, --cluster <name>', 'read ./<name>/rotate-certs.yaml')
+    .option('-c, --cluster <name>', 'read ./<name>/rotate-certs.yaml, or build it from the EKS Anywhere folder ./<name>/')
     .option('--dry-run', 'print every command per node in execution order and connect to nothing');
   scopeOptions(rotate);
   applyOptions(rotate);
@@ -122,6 +124,36 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     .option('--state-dir <dir>', 'where journals live (default ${XDG_STATE_HOME:-~/.local/state}/rotate-certs)')
     .action(async (flags: RestoreFlags) => {
       setExit(await (await import('./rotate-commands.js')).restoreCommand(flags, io, rotateEnv));
+    });
+
+  // The default command: the guided run from the folder eksctl anywhere left behind.
+  program
+    .enablePositionalOptions()
+    .option('-c, --cluster <name>', 'the guided run: ./<name>/rotate-certs.yaml, or built from the EKS Anywhere folder ./<name>/')
+    .option('--management-kubeconfig <file>', "a workload cluster's management cluster kubeconfig, to list its Machines")
+    .option('-y, --yes', 'ask nothing: rotate everything that needs it (without a terminal this is the only way)')
+    .option('--state-dir <dir>', 'where journals, locks and plan copies live')
+    .addOption(new Option('-w, --warn-days <days>', 'a kubelet certificate with this many days left or fewer is due').default(30).argParser(intFlag('--warn-days', 0, 3650)))
+    .addOption(new Option('--concurrency <n>', 'nodes read at once').default(16).argParser(intFlag('--concurrency', 1, 256)))
+    .addOption(new Option('--parallel <n>', 'worker nodes renewed at once').default(5).argParser(intFlag('--parallel', 1, 64)))
+    .addOption(new Option('--pod-timeout <seconds>', 'how long a static pod may take to stop or become ready').argParser(intFlag('--pod-timeout', 5, 3600)))
+    .addHelpText(
+      'after',
+      '\nGuided run (the default command): rotate-certs --cluster NAME, in the folder where you ran\n' +
+        '`eksctl anywhere create cluster`. It reads every certificate, shows what expires when, asks what to\n' +
+        'rotate, shows the plan, asks once, then rotates with progress. Ctrl-C stops at the next safe point.\n\n' +
+        'Examples:\n  rotate-certs --cluster mycluster\n  rotate-certs check --inventory examples/lab/inventory.yaml --dry-run\n  rotate-certs rotate -i inventory.yaml --dry-run',
+    )
+    // Set after the subcommands exist, so they keep refusing stray arguments.
+    .allowExcessArguments(true)
+    .action(async (flags: InteractiveFlags) => {
+      if (program.args.length > 0) program.error(`error: unknown command '${program.args[0]}'`, { code: 'commander.unknownCommand' });
+      if (!flags.cluster) {
+        program.outputHelp();
+        setExit(ExitCode.usage);
+        return;
+      }
+      setExit(await (await import('./interactive.js')).interactiveCommand(flags, io, rotateEnv));
     });
 
   return program;

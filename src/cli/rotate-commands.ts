@@ -23,6 +23,8 @@ import { SshConnector } from '../transport/ssh.js';
 import type { Connector } from '../transport/session.js';
 import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
 import type { CliIo } from './io.js';
+import { inventorySpecFor } from './cluster-inventory.js';
+import { noPrompter, terminalPrompter } from './prompter.js';
 import { inventoryFromFlags, type InventoryFlags } from './options.js';
 
 export interface RotateEnv {
@@ -81,25 +83,44 @@ function stateDirOf(flags: { stateDir?: string }, io: CliIo): string {
   return flags.stateDir ? fromCwd(io, flags.stateDir) : defaultStateDir(io.env);
 }
 
+/** What a read-only look at the cluster found: every node's OS, and every certificate. */
+export interface ClusterReading {
+  inv: Inventory;
+  detected: Record<string, OsName>;
+  report: CheckReport;
+}
+
+/** Detects os: auto nodes, then reads every certificate. Changes nothing. */
+export async function readCluster(spec: InventorySpec, connector: Connector, flags: { warnDays: number; concurrency: number }): Promise<ClusterReading> {
+  const { inventory: inv, detected } = await resolveInventoryOs(spec, connector, flags.concurrency);
+  const report = await gatherReport(inv, new ProfileSet(), connector, flags.warnDays, flags.concurrency);
+  return { inv, detected, report };
+}
+
+/** A plan made now from what was read: the certificates are its facts, the due kubelets its kubelet nodes. */
+export function planFrom(reading: ClusterReading, scope: Scope): Plan {
+  const now = new Date();
+  const plan = makePlan(reading.inv, scope, newRunId(now), now.toISOString(), reading.detected, kubeletDueFrom(reading.report));
+  return { ...plan, facts: factsFrom(reading.report) };
+}
+
 /**
  * The inventory and a plan for it made now, with the scope flags applied. Read-only: nodes with
  * os: auto are detected, and every certificate is read (the plan records them, and kubelet steps
  * go to the nodes whose kubelet certificates are due). A dry run connects to nothing: it refuses
  * os: auto, and gives kubelet steps only to the nodes named with --nodes.
  */
-async function freshPlan(flags: CommonRotateFlags & { dryRun?: boolean }, io: CliIo, connector: () => Connector): Promise<{ inv: Inventory; plan: Plan; report?: CheckReport }> {
-  const spec = inventoryFromFlags(flags, io.cwd);
-  const now = new Date();
-  const [runId, createdAt] = [newRunId(now), now.toISOString()];
+async function freshPlan(flags: CommonRotateFlags & { dryRun?: boolean }, io: CliIo, env: RotateEnv, connector: () => Connector): Promise<{ inv: Inventory; plan: Plan; report?: CheckReport }> {
   if (flags.dryRun) {
-    const inv = requireKnownOs(spec, '--dry-run connects to nothing');
-    return { inv, plan: makePlan(inv, scopeOf(flags), runId, createdAt) };
+    const inv = requireKnownOs(inventoryFromFlags(flags, io.cwd), '--dry-run connects to nothing');
+    const now = new Date();
+    return { inv, plan: makePlan(inv, scopeOf(flags), newRunId(now), now.toISOString()) };
   }
-  const c = connector();
-  const { inventory: inv, detected } = await resolveInventoryOs(spec, c, flags.concurrency);
-  const report = await gatherReport(inv, new ProfileSet(), c, flags.warnDays, flags.concurrency);
-  const plan = makePlan(inv, scopeOf(flags), runId, createdAt, detected, kubeletDueFrom(report));
-  return { inv, plan: { ...plan, facts: factsFrom(report) }, report };
+  // Building an inventory from the EKS Anywhere folder may need answers (node addresses).
+  const prompter = env.interactive && !(flags as { yes?: boolean }).yes ? await terminalPrompter() : noPrompter;
+  const spec = await inventorySpecFor(flags, io, { prompter });
+  const reading = await readCluster(spec, connector(), flags);
+  return { inv: reading.inv, plan: planFrom(reading, scopeOf(flags)), report: reading.report };
 }
 
 function printDryRun(plan: Plan, command: string, io: CliIo): number {
@@ -120,7 +141,7 @@ export interface PlanFlags extends CommonRotateFlags {
 
 export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
   const connector = env.connector ?? new SshConnector();
-  const { plan: withFacts, report } = await freshPlan(flags, io, () => connector);
+  const { plan: withFacts, report } = await freshPlan(flags, io, env, () => connector);
   if (!report) return printDryRun(withFacts, 'plan', io);
   for (const e of report.errors) io.err(`warning: ${e.node}: ${e.message}\n`);
   const out = flags.out ? fromCwd(io, flags.out) : undefined;
@@ -164,7 +185,7 @@ function timeoutsOf(flags: ApplyFlags, env: RotateEnv): GateTimeouts {
 }
 
 /** Runs a plan already checked against the inventory; prints the report; returns the exit code. */
-async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io: CliIo, env: RotateEnv): Promise<number> {
+export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io: CliIo, env: RotateEnv): Promise<number> {
   const journal = new Journal(stateDirOf(flags, io), plan.cluster);
   journal.lock(plan.runId);
   // Keep the plan beside the journal so --resume and restore work after `rotate` too.
@@ -294,11 +315,11 @@ export async function rotateCommand(flags: RotateFlags, io: CliIo, env: RotateEn
   if (flags.resume) throw new UsageError('rotate --resume: resume a run with rotate-certs apply PLAN --resume');
   if (!flags.dryRun) {
     // Refuse a second run before reading anything; execute() takes the lock for real.
-    const probe = new Journal(stateDirOf(flags, io), inventoryFromFlags(flags, io.cwd).cluster);
+    const probe = new Journal(stateDirOf(flags, io), flags.cluster ?? inventoryFromFlags(flags, io.cwd).cluster);
     probe.lock('pre-check');
     probe.unlock();
   }
-  const { inv, plan } = await freshPlan(flags, io, () => env.connector ?? new SshConnector());
+  const { inv, plan } = await freshPlan(flags, io, env, () => env.connector ?? new SshConnector());
   if (flags.dryRun) return printDryRun(plan, 'rotate', io);
   await confirmStart(plan, flags, io, env);
   return execute({ ...plan, digest: planDigest(plan) }, inv, flags, io, env);

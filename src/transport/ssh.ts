@@ -2,7 +2,7 @@
  * The ssh2 implementation of Connector: the only module that imports ssh2. One connection per
  * node, reused for every command; host keys checked against known_hosts like OpenSSH does.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import ssh2, { type Client as SshClient, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { InventoryNodeSpec, SshSettings } from '../inventory/types.js';
 import { NodeError, errorMessage } from '../util/errors.js';
@@ -25,9 +25,25 @@ const DEFAULT_HOST_KEY_ALGOS = Object.values(ALGOS_BY_KEY_TYPE).flat();
 /** Asks for a key file's passphrase; the interactive flow plugs a prompt in here. */
 export type PassphraseSource = (identityFile: string) => Promise<string | undefined>;
 
+/** A host key known_hosts does not hold, for a person to accept (it is then recorded) or refuse. */
+export interface UnknownHostKey {
+  node: string;
+  host: string;
+  port: number;
+  /** "ssh-ed25519 SHA256:..." as ssh-keygen -l shows it. */
+  fingerprint: string;
+  knownHostsFile: string;
+}
+export type HostKeyQuestion = (key: UnknownHostKey) => Promise<boolean>;
+
 export interface SshConnectorOptions {
   /** Defaults to ROTATE_CERTS_SSH_PASSPHRASE. */
   passphrase?: PassphraseSource;
+  /**
+   * With hostKeyPolicy strict, an unknown (never a changed) host key is put to this question
+   * instead of refused; an accepted key is recorded in known_hosts.
+   */
+  unknownHostKey?: HostKeyQuestion;
   /** Defaults to SSH_AUTH_SOCK. */
   agentSocket?: string;
 }
@@ -47,12 +63,23 @@ export class SshConnector implements Connector {
 
   async connect(node: InventoryNodeSpec): Promise<NodeSession> {
     const creds = await this.credentials(node.ssh);
-    const sock = node.ssh.jumpHost ? await this.tunnel(node, node.ssh.port) : undefined;
-    try {
-      const client = await this.open(node.name, node.host, node.ssh.port, node.ssh.user, node.ssh, creds, sock);
-      return new SshSession(node, client);
-    } catch (err) {
-      throw new NodeError(node.name, errorMessage(err));
+    for (let attempt = 0; ; attempt++) {
+      const sock = node.ssh.jumpHost ? await this.tunnel(node, node.ssh.port) : undefined;
+      try {
+        const client = await this.open(node.name, node.host, node.ssh.port, node.ssh.user, node.ssh, creds, sock);
+        return new SshSession(node, client);
+      } catch (err) {
+        // Asked outside the handshake, so no connect timeout runs while a person reads the fingerprint.
+        if (err instanceof UnknownHostKeyError && this.opts.unknownHostKey && attempt === 0) {
+          const kh = this.hostsFile(node.ssh);
+          if (await this.opts.unknownHostKey({ node: node.name, host: node.host, port: node.ssh.port, fingerprint: err.fingerprint, knownHostsFile: kh.file })) {
+            kh.record(node.host, node.ssh.port, err.key);
+            continue;
+          }
+          throw new NodeError(node.name, `host key ${err.fingerprint} of ${node.host} was not accepted; nothing was run there`);
+        }
+        throw new NodeError(node.name, errorMessage(err));
+      }
     }
   }
 
@@ -111,8 +138,14 @@ export class SshConnector implements Connector {
   private async loadKey(file: string): Promise<Credentials> {
     let data: Buffer;
     try {
+      // As OpenSSH does: a private key others may read is refused, not used.
+      const mode = statSync(file).mode & 0o777;
+      if ((mode & 0o077) !== 0) {
+        throw new NodeError('ssh', `identity file ${file} is readable by others (mode ${mode.toString(8).padStart(4, '0')}); OpenSSH refuses such keys too: chmod 600 ${file}`);
+      }
       data = readFileSync(file);
     } catch (err) {
+      if (err instanceof NodeError) throw err;
       const code = (err as NodeJS.ErrnoException).code;
       throw new NodeError('ssh', `cannot read identity file ${file}: ${code === 'ENOENT' ? 'no such file' : code}`);
     }
@@ -141,7 +174,7 @@ export class SshConnector implements Connector {
   ): Promise<Client> {
     const kh = this.hostsFile(settings);
     const known = kh.knownTypes(host, port).flatMap((t) => ALGOS_BY_KEY_TYPE[t] ?? []);
-    let refusal: string | undefined;
+    let refusal: Error | undefined;
     const config: ConnectConfig = {
       host,
       port,
@@ -157,12 +190,13 @@ export class SshConnector implements Connector {
           kh.record(host, port, key);
           return true;
         }
-        refusal =
+        const message =
           verdict === 'mismatch'
             ? `HOST KEY CHANGED for ${host}:${port} (now ${fp}); known_hosts ${kh.file} holds another key. Possible man-in-the-middle; if the node was rebuilt, remove the old entry with: ssh-keygen -R ${host} -f ${kh.file}`
             : verdict === 'revoked'
               ? `host key ${fp} of ${host} is marked @revoked in ${kh.file}`
               : `unknown host key for ${host}:${port} (${fp}), not in ${kh.file}; verify it and add it, or set ssh.hostKeyPolicy: accept-new`;
+        refusal = verdict === 'unknown' ? new UnknownHostKeyError(message, fp, key) : new Error(message);
         return false;
       },
       ...(creds.privateKey ? { privateKey: creds.privateKey } : {}),
@@ -174,7 +208,7 @@ export class SshConnector implements Connector {
       const client = new Client();
       const onError = (err: Error & { level?: string; code?: string }) => {
         client.end();
-        if (refusal) return reject(new Error(refusal));
+        if (refusal) return reject(refusal);
         reject(new Error(describeConnectError(err, label, host, port, username)));
       };
       client.once('ready', () => {
@@ -186,6 +220,17 @@ export class SshConnector implements Connector {
       client.once('error', onError);
       client.connect(config);
     });
+  }
+}
+
+/** The handshake stopped at a host key known_hosts does not hold. */
+class UnknownHostKeyError extends Error {
+  constructor(
+    message: string,
+    readonly fingerprint: string,
+    readonly key: Buffer,
+  ) {
+    super(message);
   }
 }
 

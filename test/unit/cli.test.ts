@@ -88,3 +88,22 @@ describe('rotate-certs CLI', () => {
     expect(check.out).toMatch(/Examples:/);
   });
 });
+
+describe('the guided run without a terminal', () => {
+  it('asks nothing: a question becomes an error naming the flag or field that answers it', async () => {
+    const { noPrompter } = await import('../../src/cli/prompter.js');
+    await expect(noPrompter.confirm({ message: 'Rotate now?', answeredBy: '--yes' })).rejects.toThrow('no terminal to ask "Rotate now?": give --yes');
+    await expect(noPrompter.input({ message: 'Address of lab-cp-1 (control-plane):', answeredBy: 'the host of lab-cp-1 in ./lab/rotate-certs.yaml' })).rejects.toThrow(
+      /give the host of lab-cp-1 in \.\/lab\/rotate-certs\.yaml/,
+    );
+  });
+  it('rotate-certs with no command and no --cluster shows the help (64); --cluster with no folder names the files it looked for', async () => {
+    const r = await run(['--yes']);
+    expect(r.code).toBe(64);
+    expect(r.out).toContain('Guided run (the default command)');
+    const missing = await run(['--cluster', 'nosuch', '--yes']);
+    expect(missing.code).toBe(64);
+    expect(missing.err).toMatch(/neither .*nosuch\/rotate-certs\.yaml nor .*nosuch\/nosuch-eks-a-cluster\.yaml exists: run in the folder where you ran eksctl anywhere create cluster/);
+    expect(missing.contacted).toBe(0);
+  });
+});

@@ -1,0 +1,142 @@
+/**
+ * `rotate-certs --cluster NAME`: the guided run, for a person at a terminal. The inventory (saved,
+ * or built from the EKS Anywhere folder), a summary of what expires when, the scope, the plan,
+ * one confirmation, progress, the report. Unknown host keys and encrypted keys are asked about.
+ * With --yes or without a terminal it asks nothing: every missing answer is an error naming the
+ * flag or inventory field that gives it, and the scope is "everything that needs it".
+ */
+import type { CheckReport } from '../check/run.js';
+import type { Inventory } from '../inventory/types.js';
+import { planDigest } from '../plan/compile.js';
+import { renderPlanText } from '../plan/print.js';
+import type { Scope } from '../plan/types.js';
+import { SshConnector, type HostKeyQuestion } from '../transport/ssh.js';
+import { ExitCode, RotateCertsError } from '../util/errors.js';
+import { inventorySpecFor } from './cluster-inventory.js';
+import type { CliIo } from './io.js';
+import type { InventoryFlags } from './options.js';
+import { isPromptExit, noPrompter, terminalPrompter, type Prompter } from './prompter.js';
+import { execute, planFrom, readCluster, type ApplyFlags, type ClusterReading, type RotateEnv } from './rotate-commands.js';
+
+export interface InteractiveFlags extends InventoryFlags, ApplyFlags {}
+
+export async function interactiveCommand(flags: InteractiveFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
+  const prompter = env.interactive && !flags.yes ? await terminalPrompter() : noPrompter;
+  try {
+    const spec = await inventorySpecFor(flags, io, { prompter });
+    const connector =
+      env.connector ??
+      new SshConnector(
+        prompter.interactive
+          ? {
+              passphrase: async (file) => process.env.ROTATE_CERTS_SSH_PASSPHRASE ?? (await prompter.password({ message: `Passphrase for ${file}:`, answeredBy: 'ROTATE_CERTS_SSH_PASSPHRASE' })),
+              unknownHostKey: hostKeyQuestion(prompter, io),
+            }
+          : {},
+      );
+    io.err(`Reading the certificates of the ${spec.nodes.length} nodes of ${spec.cluster} (read-only)...\n`);
+    const reading = await readCluster(spec, connector, flags);
+    io.out(renderSummary(reading.report, reading.inv, flags.warnDays));
+    const unread = reading.report.errors.filter((e) => !e.message.startsWith('endpoint '));
+    if (unread.length > 0) {
+      throw new RotateCertsError(`cannot read every node, nothing was changed; fix these first:\n  - ${unread.map((e) => `${e.node}: ${e.message}`).join('\n  - ')}`, ExitCode.unavailable);
+    }
+    const scope = await chooseScope(prompter, reading);
+    const plan = planFrom(reading, scope);
+    if (plan.phases.length === 0) {
+      io.out('\nNothing to do in this scope: nothing was changed.\n');
+      return ExitCode.ok;
+    }
+    io.out(`\n${renderPlanText(plan, { full: false })}`);
+    if (prompter.interactive) {
+      const nodes = new Set(plan.phases.flatMap((p) => p.nodes.map((n) => n.name))).size;
+      const go = await prompter.confirm({ message: `Rotate now? ${nodes} nodes; every node is backed up first and restored if a step fails.`, default: false, answeredBy: '--yes' });
+      if (!go) {
+        io.out('Nothing was changed.\n');
+        return ExitCode.ok;
+      }
+    }
+    return await execute({ ...plan, digest: planDigest(plan) }, reading.inv, { ...flags, yes: true }, io, { ...env, connector });
+  } catch (err) {
+    if (isPromptExit(err)) {
+      io.err('\nrotate-certs: stopped at a prompt; nothing was changed\n');
+      return 130;
+    }
+    throw err;
+  }
+}
+
+/** One question per unknown host key, one at a time; "all" trusts the rest of this inventory. */
+function hostKeyQuestion(prompter: Prompter, io: CliIo): HostKeyQuestion {
+  let queue: Promise<unknown> = Promise.resolve();
+  let trustAll = false;
+  return (key) => {
+    const answer = queue.then(async () => {
+      if (trustAll) return true;
+      io.err(
+        `\n${key.node} (${key.host}:${key.port}) presents host key ${key.fingerprint}, which ${key.knownHostsFile} does not hold.\n` +
+          `Compare it with the node's own: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub (on the node's console).\n`,
+      );
+      const a = await prompter.select({
+        message: `Trust ${key.node}'s host key and record it in ${key.knownHostsFile}?`,
+        choices: [
+          { name: 'Yes, this node', value: 'one' as const },
+          { name: 'Yes, and every other new host key of this inventory', value: 'all' as const },
+          { name: 'No', value: 'no' as const },
+        ],
+        answeredBy: 'known_hosts entries for every node (ssh.knownHostsFile) or ssh.hostKeyPolicy: accept-new',
+      });
+      if (a === 'all') trustAll = true;
+      return a !== 'no';
+    });
+    queue = answer.catch(() => undefined);
+    return answer;
+  };
+}
+
+type ScopeChoice = 'all' | 'etcd' | 'control-plane' | 'kubelet' | 'pick';
+
+async function chooseScope(prompter: Prompter, reading: ClusterReading): Promise<Scope> {
+  if (!prompter.interactive) return {};
+  const external = reading.inv.externalEtcd;
+  const choice = await prompter.select<ScopeChoice>({
+    message: 'What should be rotated?',
+    choices: [
+      { name: `Everything that needs it: ${external ? 'etcd, ' : ''}control plane, and the kubelets that are due`, value: 'all' },
+      ...(external ? [{ name: 'Only the external etcd nodes (and the etcd client pair)', value: 'etcd' as const }] : []),
+      { name: 'Only the control plane', value: 'control-plane' },
+      { name: 'Only kubelets and workers whose certificates are due', value: 'kubelet' },
+      { name: 'Pick nodes', value: 'pick' },
+    ],
+    answeredBy: '--only or --nodes with rotate-certs rotate',
+  });
+  if (choice === 'all') return {};
+  if (choice !== 'pick') return { only: choice };
+  const nodes = await prompter.checkbox<string>({
+    message: 'Which nodes?',
+    choices: reading.inv.nodes.map((n) => ({ name: `${n.name} (${n.role}, ${n.os})`, value: n.name })),
+    required: true,
+    answeredBy: '--nodes with rotate-certs rotate',
+  });
+  return { nodes };
+}
+
+/** Per node: how many certificates, the soonest leaf expiry, and what is expired or close. */
+export function renderSummary(report: CheckReport, inv: Inventory, warnDays: number): string {
+  const out: string[] = ['', `Certificates of ${inv.cluster} (expiring = within ${warnDays} days):`];
+  for (const node of inv.nodes) {
+    const mine = report.certificates.filter((c) => c.node === node.name && c.source !== 'endpoint');
+    const leaves = mine.filter((c) => !c.isCA);
+    const soonest = leaves.reduce<(typeof leaves)[number] | undefined>((a, c) => (!a || c.notAfter < a.notAfter ? c : a), undefined);
+    const count = (s: string) => leaves.filter((c) => c.status === s).length;
+    const bad = [count('expired') && `${count('expired')} expired`, count('expiring') && `${count('expiring')} expiring`, count('not-yet-valid') && `${count('not-yet-valid')} not yet valid`].filter(Boolean);
+    out.push(
+      `  ${node.name.padEnd(20)} ${`${node.role}, ${node.os}`.padEnd(26)} ${String(leaves.length).padStart(3)} certificates` +
+        (soonest ? `, soonest ${soonest.notAfter.slice(0, 10)} (${soonest.daysLeft} days)` : '') +
+        (bad.length > 0 ? `: ${bad.join(', ')}` : ''),
+    );
+    for (const ca of mine.filter((c) => c.isCA && c.status !== 'ok')) out.push(`      CA ${ca.path} is ${ca.status} (${ca.notAfter.slice(0, 10)}): rotate-certs cannot renew a CA`);
+  }
+  for (const e of report.errors) out.push(`  ${e.node}: could not be read: ${e.message}`);
+  return `${out.join('\n')}\n`;
+}
