@@ -10,6 +10,8 @@ import { sourcesFor, type CheckRunbook } from '../runbook/check-sources.js';
 import type { Connector, NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
+import { cisProbesFor, compareItems, evaluateCis, type CisDeviation, type CisProbe, type CisRunbook } from './cis.js';
+import { cisScript, parseCisOutput } from './cis-script.js';
 import { servedCertificate } from './probe.js';
 import { checkScript, parseCheckOutput, type ReadItem } from './remote-script.js';
 
@@ -40,6 +42,8 @@ export interface CheckReport {
   warnDays: number;
   certificates: CertificateEntry[];
   errors: CheckError[];
+  /** With --cis only: every file mode or owner that deviates from runbooks/cis.yaml. */
+  cis?: CisDeviation[];
 }
 
 /** What `check` will do on one node; `--dry-run` prints this and connects to nothing. */
@@ -48,17 +52,21 @@ export interface NodeCheckPlan {
   rootShell: string;
   script: string;
   endpoints: Array<{ host: string; port: number }>;
+  /** With --cis: a second read-only root script, run over the same session, printing modes and owners. */
+  cis?: { script: string; probes: CisProbe[] };
 }
 
-export function planCheck(inv: Inventory, profiles: ProfileSet, runbook: CheckRunbook): NodeCheckPlan[] {
+export function planCheck(inv: Inventory, profiles: ProfileSet, runbook: CheckRunbook, cis?: CisRunbook): NodeCheckPlan[] {
   return inv.nodes.map((node) => {
     const profile = profiles.get(node.os);
     const sources = sourcesFor(runbook, node.role, profile, inv.externalEtcd);
+    const probes = cis ? cisProbesFor(cis, node.role, profile, inv.externalEtcd) : undefined;
     return {
       node,
       rootShell: profile.rootShell,
       script: checkScript(sources),
       endpoints: sources.ports.map((port) => ({ host: node.host, port })),
+      ...(probes ? { cis: { script: cisScript(probes), probes } } : {}),
     };
   });
 }
@@ -75,6 +83,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
   const now = deps.clock.now();
   const certificates: CertificateEntry[] = [];
   const errors: CheckError[] = [];
+  const cis: CisDeviation[] = [];
 
   const entry = (node: InventoryNode, source: CertificateEntry['source'], where: { path?: string; endpoint?: string }, pem: string | Buffer): CertificateEntry => {
     const info = inspectCertificate(pem);
@@ -108,11 +117,25 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
       const parsed = parseCheckOutput(res.stdout);
       if (!parsed.complete) errors.push({ node: node.name, message: 'the certificate read was cut short; some files may be missing from this report' });
       for (const item of parsed.items) collect(node, item);
+      if (plan.cis) await readCis(node, session, plan.rootShell, plan.cis.script, plan.cis.probes);
     } catch (err) {
       errors.push({ node: node.name, message: errorMessage(err).replace(new RegExp(`^${node.name}: `), '') });
     } finally {
       await session?.close().catch(() => {});
     }
+  };
+
+  // Only modes, owners and paths come back; deviations are judged here.
+  const readCis = async (node: InventoryNode, session: NodeSession, rootShell: string, script: string, probes: CisProbe[]) => {
+    const res = await session.exec(rootShell, { stdin: script });
+    if (res.code !== 0) {
+      errors.push({ node: node.name, message: `reading file modes as root failed (exit ${res.code ?? res.signal}): ${firstLine(res.stderr) || 'no error output'}` });
+      return;
+    }
+    const parsed = parseCisOutput(res.stdout);
+    if (!parsed.complete) errors.push({ node: node.name, message: 'the file mode read (--cis) was cut short; some deviations may be missing from this report' });
+    for (const path of parsed.failed) errors.push({ node: node.name, message: `could not read the mode and owner of ${path}` });
+    cis.push(...evaluateCis(node.name, probes, parsed.stats));
   };
 
   const collect = (node: InventoryNode, item: ReadItem) => {
@@ -155,14 +178,23 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
   const order = new Map(inv.nodes.map((n, i) => [n.name, i]));
   certificates.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0) || a.daysLeft - b.daysLeft || (a.path ?? a.endpoint ?? '').localeCompare(b.path ?? b.endpoint ?? ''));
   errors.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0) || a.message.localeCompare(b.message));
-  return { cluster: inv.cluster, checkedAt: now.toISOString(), warnDays: deps.warnDays, certificates, errors };
+  const report: CheckReport = { cluster: inv.cluster, checkedAt: now.toISOString(), warnDays: deps.warnDays, certificates, errors };
+  if (plans.some((p) => p.cis)) {
+    cis.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0) || a.path.localeCompare(b.path) || compareItems(a.item, b.item));
+    report.cis = cis;
+  }
+  return report;
 }
 
-/** 0 all ok, 1 something expiring, 2 something expired or not yet valid, 3 something unchecked. */
+/**
+ * 0 all ok, 1 something expiring or (--cis) a file deviating from the CIS benchmark, 2 something
+ * expired or not yet valid, 3 something unchecked. The highest applies.
+ */
 export function checkExitCode(report: CheckReport): number {
   if (report.errors.length > 0) return 3;
   if (report.certificates.some((c) => c.status === 'expired' || c.status === 'not-yet-valid')) return 2;
   if (report.certificates.some((c) => c.status === 'expiring')) return 1;
+  if ((report.cis?.length ?? 0) > 0) return 1;
   return 0;
 }
 

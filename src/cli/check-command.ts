@@ -1,5 +1,6 @@
 /** `rotate-certs check`: wiring only; the work is in check/run.ts. */
 import { systemClock, type Clock } from '../certs/expiry.js';
+import { loadCisRunbook } from '../check/cis.js';
 import { checkExitCode, planCheck, runCheck, type NodeCheckPlan } from '../check/run.js';
 import { detectInventoryOs, requireKnownOs } from '../inventory/detect-os.js';
 import type { InventoryNode } from '../inventory/types.js';
@@ -17,6 +18,8 @@ export interface CheckFlags extends InventoryFlags {
   warnDays: number;
   concurrency: number;
   dryRun?: boolean;
+  /** Also report file modes and owners that deviate from the CIS Kubernetes Benchmark. */
+  cis?: boolean;
 }
 
 export interface CheckEnv {
@@ -26,15 +29,17 @@ export interface CheckEnv {
 
 export async function checkCommand(flags: CheckFlags, io: CliIo, env: CheckEnv = {}): Promise<number> {
   const spec = inventoryFromFlags(flags, io.cwd);
+  // Loaded (and validated) before anything is contacted.
+  const cisRunbook = flags.cis ? loadCisRunbook() : undefined;
   if (flags.dryRun) {
     const inv = requireKnownOs(spec, '--dry-run connects to nothing');
-    io.out(renderCheckDryRun(planCheck(inv, new ProfileSet(), loadCheckRunbook())));
+    io.out(renderCheckDryRun(planCheck(inv, new ProfileSet(), loadCheckRunbook(), cisRunbook)));
     return 0;
   }
   const connector = env.connector ?? new SshConnector();
   // A node whose OS cannot be told is reported like an unreachable one; the rest are checked.
   const { inventory: inv, errors } = await detectInventoryOs(spec, connector, flags.concurrency);
-  const report = await runCheck(inv, planCheck(inv, new ProfileSet(), loadCheckRunbook()), {
+  const report = await runCheck(inv, planCheck(inv, new ProfileSet(), loadCheckRunbook(), cisRunbook), {
     connector,
     clock: env.clock ?? systemClock,
     concurrency: flags.concurrency,
@@ -57,11 +62,17 @@ export function sshCommandLine(node: InventoryNode): string {
 
 /** Every command `check` would run, per node; reads and connects to nothing. */
 export function renderCheckDryRun(plans: NodeCheckPlan[]): string {
-  const out: string[] = ['# rotate-certs check --dry-run: nothing was contacted. Each node gets one root script on standard input.'];
+  const cis = plans.some((p) => p.cis);
+  const out: string[] = [
+    cis
+      ? '# rotate-certs check --cis --dry-run: nothing was contacted. Each node gets two root scripts on standard input, over one SSH connection: certificates, then file modes and owners (CIS).'
+      : '# rotate-certs check --dry-run: nothing was contacted. Each node gets one root script on standard input.',
+  ];
   for (const p of plans) {
     out.push('', `## ${p.node.name} (${p.node.role}, ${p.node.os})`);
     out.push(`${sshCommandLine(p.node)} ${p.rootShell} <<'ROTATE_CERTS'`);
     out.push(p.script.trimEnd(), 'ROTATE_CERTS');
+    if (p.cis) out.push('# then file modes and owners (--cis); rotate-certs sends this over the same SSH connection', `${sshCommandLine(p.node)} ${p.rootShell} <<'ROTATE_CERTS'`, p.cis.script.trimEnd(), 'ROTATE_CERTS');
     for (const e of p.endpoints) out.push(`# then read the certificate served at ${e.host}:${e.port} (TLS handshake only)`);
   }
   return `${out.join('\n')}\n`;

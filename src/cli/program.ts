@@ -38,9 +38,10 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     .addOption(new Option('-w, --warn-days <days>', 'report certificates with this many days left or fewer as expiring').default(30).argParser(intFlag('--warn-days', 0, 3650)))
     .addOption(new Option('--concurrency <n>', 'nodes contacted at once').default(16).argParser(intFlag('--concurrency', 1, 256)))
     .option('--dry-run', 'print what would run on each node and contact nothing')
+    .option('--cis', 'also report file modes and owners that deviate from the CIS Kubernetes Benchmark (runbooks/cis.yaml)')
     .addHelpText(
       'after',
-      '\nExit codes:\n  0  every certificate ok\n  1  something expires within --warn-days\n  2  something expired or not yet valid\n  3  some node or endpoint could not be checked (the rest are still reported)\n 64  bad usage or a bad inventory (nothing contacted)\n\nExamples:\n  rotate-certs check --inventory examples/lab/inventory.yaml --dry-run\n  rotate-certs check --cluster mycluster --output json\n  rotate-certs check -i inventory.yaml -o prometheus > /var/lib/node_exporter/textfile/certs.prom',
+      '\nExit codes:\n  0  every certificate ok (and, with --cis, no file deviates)\n  1  something expires within --warn-days, or (--cis) a file mode or owner deviates from the CIS benchmark\n  2  something expired or not yet valid\n  3  some node or endpoint could not be checked (the rest are still reported)\n 64  bad usage or a bad inventory (nothing contacted)\n\nExamples:\n  rotate-certs check --inventory examples/lab/inventory.yaml --dry-run\n  rotate-certs check --cluster mycluster --output json\n  rotate-certs check -i inventory.yaml --cis\n  rotate-certs check -i inventory.yaml -o prometheus > /var/lib/node_exporter/textfile/certs.prom',
     )
     .action(async (flags: CheckFlags) => {
       setExit(await (await import('./check-command.js')).checkCommand(flags, io, env));

@@ -1,6 +1,7 @@
 /** Renders a CheckReport as a table, JSON, or Prometheus text. Pure. */
 import { styleText } from 'node:util';
 import { commonName } from '../certs/dn.js';
+import type { CisDeviation } from '../check/cis.js';
 import type { CertificateEntry, CheckReport } from '../check/run.js';
 
 export const OUTPUT_FORMATS = ['table', 'json', 'prometheus'] as const;
@@ -25,6 +26,8 @@ export function renderTable(report: CheckReport, paint: Paint = noPaint): string
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const fmt = (cells: string[]) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ');
   out.push(`Cluster ${report.cluster}: ${report.certificates.length} certificates checked at ${report.checkedAt} (warn at ${report.warnDays} days)`);
+  const cisByNode = new Map<string, CisDeviation[]>();
+  for (const d of report.cis ?? []) cisByNode.set(d.node, [...(cisByNode.get(d.node) ?? []), d]);
   let i = 0;
   for (const [node, certs] of byNode) {
     const role = certs[0]?.role ?? '';
@@ -33,6 +36,12 @@ export function renderTable(report: CheckReport, paint: Paint = noPaint): string
       const line = fmt(rows[i++] ?? []);
       out.push(c.status === 'ok' ? line : paint(c.status === 'expiring' ? 'yellow' : 'red', line));
     }
+    const devs = cisSection(cisByNode.get(node), paint);
+    if (devs.length > 0) out.push('', ...devs);
+  }
+  // A node whose certificates could not be read may still have deviations to show.
+  for (const [node, devs] of cisByNode) {
+    if (!byNode.has(node)) out.push('', paint('bold', node), ...cisSection(devs, paint));
   }
   if (report.errors.length > 0) {
     out.push('', paint('bold', 'Could not check:'));
@@ -40,7 +49,25 @@ export function renderTable(report: CheckReport, paint: Paint = noPaint): string
   }
   const counts = (s: string) => report.certificates.filter((c) => c.status === s).length;
   out.push('', `Summary: ${counts('ok')} ok, ${counts('expiring')} expiring, ${counts('expired')} expired, ${counts('not-yet-valid')} not yet valid, ${report.errors.length} errors`);
+  if (report.cis) {
+    const nodes = cisByNode.size;
+    out.push(
+      report.cis.length === 0
+        ? 'File permissions (CIS): no deviations'
+        : `File permissions (CIS): ${report.cis.length} deviation${report.cis.length === 1 ? '' : 's'} on ${nodes} node${nodes === 1 ? '' : 's'}`,
+    );
+  }
   return `${out.join('\n')}\n`;
+}
+
+/** A node's "File permissions (CIS)" rows: what was found against what the benchmark item expects. */
+function cisSection(devs: CisDeviation[] | undefined, paint: Paint): string[] {
+  if (!devs || devs.length === 0) return [];
+  const header = ['CIS', 'FOUND', 'EXPECTED', 'PATH'];
+  const rows = devs.map((d) => [d.item, d.found, d.expected, d.path]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (cells: string[]) => `  ${cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')}`;
+  return [paint('bold', '  File permissions (CIS)'), paint('dim', fmt(header)), ...rows.map((r) => paint('yellow', fmt(r)))];
 }
 
 function label(v: string): string {
@@ -76,6 +103,16 @@ export function renderPrometheus(report: CheckReport): string {
     '# TYPE x509_read_errors gauge',
     `x509_read_errors{cluster=${label(report.cluster)}} ${report.errors.length}`,
   ];
+  if (report.cis) {
+    lines.push(
+      '# HELP rotate_certs_cis_deviation 1 for each file whose mode or owner deviates from a CIS Kubernetes Benchmark item',
+      '# TYPE rotate_certs_cis_deviation gauge',
+      ...report.cis.map((d) => `rotate_certs_cis_deviation{cluster=${label(report.cluster)},node=${label(d.node)},path=${label(d.path)},item=${label(d.item)}} 1`),
+      '# HELP rotate_certs_cis_deviations Files whose mode or owner deviates from the CIS Kubernetes Benchmark, cluster-wide',
+      '# TYPE rotate_certs_cis_deviations gauge',
+      `rotate_certs_cis_deviations{cluster=${label(report.cluster)}} ${report.cis.length}`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 

@@ -308,7 +308,7 @@ spec:
   hostNetwork: true
 Y
   fi
-  chmod 0644 $M/*.yaml
+  chmod 0600 $M/*.yaml # as kubeadm writes them (CIS 1.1.1-1.1.8)
 else
   # Workers and etcd nodes run a kubelet too: its kubeconfig and the cluster CA.
   mkdir -p "$KPKI"

@@ -88,3 +88,60 @@ describe('renderers', () => {
     expect(typeof ansiPaint('red', 'x')).toBe('string');
   });
 });
+
+describe('--cis in every format', () => {
+  const withCis: CheckReport = {
+    ...report,
+    cis: [
+      { node: 'lab-cp-1', path: '/etc/kubernetes/admin.conf', item: '1.1.13', expected: '0600 or stricter', found: '0644' },
+      { node: 'lab-cp-1', path: '/etc/kubernetes/pki/apiserver.crt', item: '1.1.19', expected: 'root:root', found: '1000:root' },
+      { node: 'lab-md-1', path: '/var/lib/kubelet/pki/kubelet.key', item: '1.1.21', expected: '0600 or stricter', found: '0644' },
+    ],
+  };
+
+  it('JSON carries cis: [{node, path, item, expected, found}] only when asked', () => {
+    const parsed = JSON.parse(renderJson(withCis)) as CheckReport;
+    expect(Object.keys(parsed)).toEqual(['cluster', 'checkedAt', 'warnDays', 'certificates', 'errors', 'cis']);
+    expect(parsed.cis?.[0]).toEqual({ node: 'lab-cp-1', path: '/etc/kubernetes/admin.conf', item: '1.1.13', expected: '0600 or stricter', found: '0644' });
+    expect(JSON.parse(renderJson({ ...report, cis: [] }))).toMatchObject({ cis: [] });
+    expect(Object.keys(JSON.parse(renderJson(report)))).not.toContain('cis');
+  });
+
+  it('the table has a "File permissions (CIS)" section under each node with deviations', () => {
+    const plain = renderTable(withCis);
+    const cp = plain.indexOf('lab-cp-1 (control-plane)');
+    const section = plain.indexOf('  File permissions (CIS)', cp);
+    const etcd = plain.indexOf('lab-etcd-1 (etcd)');
+    expect(section).toBeGreaterThan(cp);
+    expect(etcd).toBeGreaterThan(section); // under its node, before the next node
+    expect(plain).toMatch(/ {2}CIS +FOUND +EXPECTED +PATH\n/);
+    expect(plain).toMatch(/ {2}1\.1\.13 +0644 +0600 or stricter +\/etc\/kubernetes\/admin\.conf\n/);
+    expect(plain).toMatch(/ {2}1\.1\.19 +1000:root +root:root +\/etc\/kubernetes\/pki\/apiserver\.crt\n/);
+    // lab-md-1 has no certificates in this report (it could not be reached) but its deviations show.
+    expect(plain).toMatch(/\nlab-md-1\n {2}File permissions \(CIS\)\n.*\n {2}1\.1\.21 +0644/);
+    expect(plain).toContain('File permissions (CIS): 3 deviations on 2 nodes');
+    expect(renderTable({ ...report, cis: [] })).toContain('File permissions (CIS): no deviations');
+    expect(renderTable(report)).not.toContain('CIS');
+    expect(renderTable(withCis, (s, t) => `<${s}>${t}`)).toMatch(/<yellow> {2}1\.1\.13/);
+  });
+
+  it('Prometheus: one rotate_certs_cis_deviation sample per deviation, and the count', () => {
+    const text = renderPrometheus(withCis);
+    expect(text).toContain('# TYPE rotate_certs_cis_deviation gauge');
+    expect(text).toContain('rotate_certs_cis_deviation{cluster="lab",node="lab-cp-1",path="/etc/kubernetes/admin.conf",item="1.1.13"} 1');
+    expect(text.split('\n').filter((l) => l.startsWith('rotate_certs_cis_deviation{'))).toHaveLength(3);
+    expect(text).toContain('rotate_certs_cis_deviations{cluster="lab"} 3');
+    expect(renderPrometheus({ ...report, cis: [] })).toContain('rotate_certs_cis_deviations{cluster="lab"} 0');
+    expect(renderPrometheus(report)).not.toContain('rotate_certs_cis');
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\["\\n])*",?)*)\} (-?\d+(?:\.\d+)?)$/;
+    for (const line of text.trimEnd().split('\n')) if (!line.startsWith('#')) expect(line, line).toMatch(sample);
+  });
+
+  it('a deviation makes the exit code at least 1; expired and unchecked still win', () => {
+    const base: CheckReport = { ...report, certificates: [cert({ status: 'ok' })], errors: [] };
+    expect(checkExitCode({ ...base, cis: [] })).toBe(0);
+    expect(checkExitCode({ ...base, cis: withCis.cis })).toBe(1);
+    expect(checkExitCode({ ...base, certificates: [cert({ status: 'expired' })], cis: withCis.cis })).toBe(2);
+    expect(checkExitCode({ ...base, errors: [{ node: 'n', message: 'm' }], cis: withCis.cis })).toBe(3);
+  });
+});
