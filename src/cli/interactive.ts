@@ -10,6 +10,7 @@ import type { Inventory } from '../inventory/types.js';
 import { planDigest } from '../plan/compile.js';
 import { renderPlanText } from '../plan/print.js';
 import type { Scope } from '../plan/types.js';
+import { PooledConnector } from '../transport/pool.js';
 import { SshConnector, type HostKeyQuestion } from '../transport/ssh.js';
 import { ExitCode, RotateCertsError } from '../util/errors.js';
 import { inventorySpecFor } from './cluster-inventory.js';
@@ -24,7 +25,7 @@ export async function interactiveCommand(flags: InteractiveFlags, io: CliIo, env
   const prompter = env.interactive && !flags.yes ? await terminalPrompter() : noPrompter;
   try {
     const spec = await inventorySpecFor(flags, io, { prompter });
-    const connector =
+    const connector = new PooledConnector(
       env.connector ??
       new SshConnector(
         prompter.interactive
@@ -33,7 +34,8 @@ export async function interactiveCommand(flags: InteractiveFlags, io: CliIo, env
               unknownHostKey: hostKeyQuestion(prompter, io),
             }
           : {},
-      );
+      ),
+    );
     io.err(`Reading the certificates of the ${spec.nodes.length} nodes of ${spec.cluster} (read-only)...\n`);
     const reading = await readCluster(spec, connector, flags);
     io.out(renderSummary(reading.report, reading.inv, flags.warnDays));

@@ -19,6 +19,7 @@ import type { Plan, Scope } from '../plan/types.js';
 import { ProfileSet } from '../profiles/profile.js';
 import { listrReporter } from '../ui/listr-reporter.js';
 import { loadRotationRunbooks } from '../runbook/runbook.js';
+import { PooledConnector } from '../transport/pool.js';
 import { SshConnector } from '../transport/ssh.js';
 import type { Connector } from '../transport/session.js';
 import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
@@ -140,8 +141,8 @@ export interface PlanFlags extends CommonRotateFlags {
 }
 
 export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
-  const connector = env.connector ?? new SshConnector();
-  const { plan: withFacts, report } = await freshPlan(flags, io, env, () => connector);
+  const connector = new PooledConnector(env.connector ?? new SshConnector());
+  const { plan: withFacts, report } = await freshPlan(flags, io, env, () => connector).finally(() => connector.close());
   if (!report) return printDryRun(withFacts, 'plan', io);
   for (const e of report.errors) io.err(`warning: ${e.node}: ${e.message}\n`);
   const out = flags.out ? fromCwd(io, flags.out) : undefined;
@@ -192,7 +193,8 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
   const planCopy = join(journal.dir, `plan-${plan.runId}.yaml`);
   if (!existsSync(planCopy)) writePlan(planCopy, plan);
   const reporter = reporterFor(io);
-  const connector = env.connector ?? new SshConnector();
+  // One connection per node for pre-flight, the rotation and the report.
+  const connector = env.connector instanceof PooledConnector ? env.connector : new PooledConnector(env.connector ?? new SshConnector());
   const profiles = new ProfileSet();
   let result: ApplyResult | undefined;
   let before: CheckReport | undefined;
@@ -231,7 +233,9 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
     journal.unlock();
   }
 
-  const after = await gatherReport(inv, profiles, connector, flags.warnDays, flags.concurrency).catch(() => undefined);
+  const after = await gatherReport(inv, profiles, connector, flags.warnDays, flags.concurrency)
+    .catch(() => undefined)
+    .finally(() => connector.close());
   io.out(renderReport(plan, result, before, after, planCopy));
   if (result.outcome === 'done') return ApplyExit.done;
   if (result.outcome === 'stopped') return ApplyExit.stopped;
@@ -319,10 +323,15 @@ export async function rotateCommand(flags: RotateFlags, io: CliIo, env: RotateEn
     probe.lock('pre-check');
     probe.unlock();
   }
-  const { inv, plan } = await freshPlan(flags, io, env, () => env.connector ?? new SshConnector());
-  if (flags.dryRun) return printDryRun(plan, 'rotate', io);
-  await confirmStart(plan, flags, io, env);
-  return execute({ ...plan, digest: planDigest(plan) }, inv, flags, io, env);
+  const pool = new PooledConnector(env.connector ?? new SshConnector());
+  try {
+    const { inv, plan } = await freshPlan(flags, io, env, () => pool);
+    if (flags.dryRun) return printDryRun(plan, 'rotate', io);
+    await confirmStart(plan, flags, io, env);
+    return await execute({ ...plan, digest: planDigest(plan) }, inv, flags, io, { ...env, connector: pool });
+  } finally {
+    await pool.close();
+  }
 }
 
 // ---- restore ----
