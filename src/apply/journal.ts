@@ -6,7 +6,7 @@
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join } from 'node:path';
-import { RotateCertsError, ExitCode } from '../util/errors.js';
+import { RotateCertsError, ExitCode, UsageError } from '../util/errors.js';
 
 export type JournalEvent =
   | 'run-start'
@@ -58,9 +58,19 @@ export class Journal {
     this.lockFile = join(this.dir, 'lock');
   }
 
+  /** The state folder, or a usage error naming it when it cannot be one (a file in the way, no permission). */
+  private makeDir(): void {
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new UsageError(`cannot use ${this.dir} as the state folder (${code === 'ENOTDIR' || code === 'EEXIST' ? 'a file is in the way' : code}): give --state-dir a folder`);
+    }
+  }
+
   /** Takes the cluster's lock, or refuses naming who holds it. A dead holder's lock is taken over. */
   lock(runId: string): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.makeDir();
     const me = { pid: process.pid, host: hostname(), runId, since: new Date().toISOString() };
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -93,7 +103,7 @@ export class Journal {
   }
 
   append(entry: Omit<JournalEntry, 't'>): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.makeDir();
     appendFileSync(this.file, `${JSON.stringify({ t: new Date().toISOString(), ...entry })}\n`, { mode: 0o600 });
   }
 

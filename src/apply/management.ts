@@ -6,7 +6,7 @@
  * manual command, never a silent skip.
  */
 import { X509Certificate } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Inventory } from '../inventory/types.js';
 import { KubeApiError, KubeClient, KubeconfigError, parseKubeconfig, type KubeCredentials } from '../kube/client.js';
 import type { PlanNode, PlanStep } from '../plan/types.js';
@@ -109,7 +109,11 @@ async function maybeRefreshKubeconfig(ctx: ManagementContext, adminConf: string)
     return;
   }
   const backup = `${file}.rotate-certs-${ctx.runId}`;
-  if (!existsSync(backup)) copyFileSync(file, backup);
+  if (!existsSync(backup)) {
+    // The kept copy still holds a client key: owner-only, whatever the original's mode was.
+    copyFileSync(file, backup);
+    chmodSync(backup, 0o600);
+  }
   const tmp = `${file}.tmp-${process.pid}`;
   writeFileSync(tmp, adminConf, { mode: 0o600 });
   renameSync(tmp, file);

@@ -153,7 +153,7 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
 
   await reportKcpPaused(inv, reporter);
 
-  if (problems.length > 0) throw new PreflightError(problems);
+  if (problems.length > 0) throw new PreflightError([...new Set(problems)]);
   reporter.info(`pre-flight ok: ${report.certificates.length} certificates read from ${inv.nodes.length} nodes`);
   return report;
 }

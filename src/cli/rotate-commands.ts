@@ -1,6 +1,6 @@
 /** `plan`, `apply`, `rotate` and `restore`: wiring over plan/compile and apply/engine. */
 import { existsSync, readFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { confirm } from '@inquirer/prompts';
 import { Applier, type ApplyResult } from '../apply/engine.js';
 import { DEFAULT_TIMEOUTS, type GateTimeouts } from '../apply/gates.js';
@@ -59,6 +59,7 @@ function scopeOf(flags: ScopeFlags): Scope {
     ?.split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+  if (flags.nodes !== undefined && nodes?.length === 0) throw new UsageError('--nodes: no node names given (comma-separated names from the inventory)');
   return { ...(flags.only ? { only: flags.only } : {}), ...(nodes && nodes.length > 0 ? { nodes } : {}) };
 }
 
@@ -120,6 +121,10 @@ async function freshPlan(flags: CommonRotateFlags & { dryRun?: boolean }, io: Cl
   // Building an inventory from the EKS Anywhere folder may need answers (node addresses).
   const prompter = env.interactive && !(flags as { yes?: boolean }).yes ? await terminalPrompter() : noPrompter;
   const spec = await inventorySpecFor(flags, io, { prompter });
+  // Usage mistakes are refused before any node is contacted.
+  for (const n of scopeOf(flags).nodes ?? []) {
+    if (!spec.nodes.some((x) => x.name === n)) throw new UsageError(`--nodes: no node named ${n} in ${spec.file}`);
+  }
   const reading = await readCluster(spec, connector(), flags);
   return { inv: reading.inv, plan: planFrom(reading, scopeOf(flags)), report: reading.report };
 }
@@ -141,6 +146,8 @@ export interface PlanFlags extends CommonRotateFlags {
 }
 
 export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
+  if (flags.out && flags.dryRun) throw new UsageError('--out writes a plan made from what the nodes hold; --dry-run reads nothing. Drop one of them');
+  if (flags.out && !existsSync(dirname(fromCwd(io, flags.out)))) throw new UsageError(`--out: the folder ${dirname(fromCwd(io, flags.out))} does not exist`);
   const connector = new PooledConnector(env.connector ?? new SshConnector());
   const { plan: withFacts, report } = await freshPlan(flags, io, env, () => connector).finally(() => connector.close());
   if (!report) return printDryRun(withFacts, 'plan', io);
@@ -317,6 +324,9 @@ export interface RotateFlags extends CommonRotateFlags, ApplyFlags {
 
 export async function rotateCommand(flags: RotateFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
   if (flags.resume) throw new UsageError('rotate --resume: resume a run with rotate-certs apply PLAN --resume');
+  if (!flags.dryRun && !flags.yes && !env.interactive) {
+    throw new UsageError('refusing to change the cluster without confirmation: pass --yes (no terminal to ask on), or --dry-run to see the commands');
+  }
   if (!flags.dryRun) {
     // Refuse a second run before reading anything; execute() takes the lock for real.
     const probe = new Journal(stateDirOf(flags, io), flags.cluster ?? inventoryFromFlags(flags, io.cwd).cluster);

@@ -1,0 +1,541 @@
+/**
+ * Bad input, row by row as docs/bad-input.md lists it. Each row runs the CLI in-process with the
+ * real SSH transport against an inventory whose nodes are TCP listeners on 127.x.y.11/.21/.31 (an
+ * SSH port each, :2379 on the etcd node, :6443 on the control-plane node) that count every
+ * connection and close it at once. A row asserts the line printed, the exit code, how many SSH
+ * connections and endpoint probes were made, and that no file appeared in the work folder or the
+ * state folder. The rows that need a real sshd (host keys, jump hosts) are in the e2e tests that
+ * docs/bad-input.md names.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { generateKeyPairSync } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { runCli } from '../../src/cli/program.js';
+import type { CliIo } from '../../src/cli/io.js';
+import { parseInventory } from '../../src/inventory/load.js';
+import { requireKnownOs } from '../../src/inventory/detect-os.js';
+import { compilePlan, planDigest, sha256 } from '../../src/plan/compile.js';
+import { writePlan } from '../../src/plan/file.js';
+import type { Plan } from '../../src/plan/types.js';
+import { ProfileSet } from '../../src/profiles/profile.js';
+import { loadRotationRunbooks } from '../../src/runbook/runbook.js';
+
+// ---------------------------------------------------------------- the fake nodes
+
+interface Listener {
+  server: Server;
+  host: string;
+  port: number;
+  kind: 'ssh' | 'endpoint';
+  count: number;
+}
+const listeners: Listener[] = [];
+let hosts = { etcd: '', cp: '', md: '' };
+let sshPorts = { etcd: 0, cp: 0, md: 0 };
+
+function listen(host: string, port: number, kind: Listener['kind']): Promise<Listener> {
+  return new Promise((resolve, reject) => {
+    const l: Listener = { server: createServer((sock) => {
+      l.count++;
+      sock.destroy();
+    }), host, port, kind, count: 0 };
+    l.server.once('error', reject);
+    l.server.listen(port, host, () => {
+      l.port = (l.server.address() as { port: number }).port;
+      resolve(l);
+    });
+  });
+}
+
+async function startNodes(): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const base = `127.${2 + Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`;
+    const started: Listener[] = [];
+    try {
+      for (const [role, last] of [['etcd', 11], ['cp', 21], ['md', 31]] as const) {
+        const host = `${base}.${last}`;
+        const ssh = await listen(host, 0, 'ssh');
+        started.push(ssh);
+        hosts = { ...hosts, [role]: host };
+        sshPorts = { ...sshPorts, [role]: ssh.port };
+      }
+      started.push(await listen(hosts.etcd, 2379, 'endpoint'), await listen(hosts.cp, 6443, 'endpoint'));
+      listeners.push(...started);
+      return;
+    } catch (err) {
+      for (const l of started) l.server.close();
+      if (attempt >= 5) throw err;
+    }
+  }
+}
+
+function contacts() {
+  const sum = (kind: Listener['kind']) => listeners.filter((l) => l.kind === kind).reduce((n, l) => n + l.count, 0);
+  return { ssh: sum('ssh'), endpoints: sum('endpoint') };
+}
+
+// ---------------------------------------------------------------- files
+
+let dir: string;
+let stateDir: string;
+const path = (f: string) => join(dir, f);
+
+function inventory(cluster = 'lab'): string {
+  return `cluster: ${cluster}
+ssh:
+  user: capv
+  identityFile: id_rsa
+  knownHostsFile: known_hosts
+  connectTimeoutSeconds: 2
+os: ubuntu
+etcd:
+  - { name: lab-etcd-1, host: ${hosts.etcd}, ssh: { port: ${sshPorts.etcd} } }
+controlPlane:
+  - { name: lab-cp-1, host: ${hosts.cp}, ssh: { port: ${sshPorts.cp} } }
+workers:
+  - { name: lab-md-1, host: ${hosts.md}, ssh: { port: ${sshPorts.md} } }
+`;
+}
+
+/** A plan for the inventory at `file`, as `plan --dry-run` would make it (no facts), written to `out`. */
+function planFor(file: string, out: string, runId = '20261126T000000Z'): Plan {
+  const text = readFileSync(file, 'utf8');
+  const inv = requireKnownOs(parseInventory(text, file), 'every OS is set');
+  const plan = compilePlan({ inventory: inv, inventoryDigest: sha256(text), runbooks: loadRotationRunbooks(), profiles: new ProfileSet(), runId, createdAt: '2026-11-26T00:00:00.000Z', scope: {} });
+  writePlan(out, plan);
+  return plan;
+}
+
+/** Every file under a folder, relative, with its size: "nothing changed" means this stays the same. */
+function listing(root: string): string[] {
+  if (!existsSync(root)) return [];
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(`${relative(root, p)} ${statSync(p).size} ${statSync(p).mtimeMs}`);
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+// ---------------------------------------------------------------- running the CLI
+
+const savedEnv = { ...process.env };
+afterEach(() => {
+  process.env = { ...savedEnv };
+});
+
+async function run(args: string[], env: Record<string, string> = {}) {
+  let out = '';
+  let err = '';
+  // The SSH transport reads ROTATE_CERTS_SSH_PASSPHRASE and SSH_AUTH_SOCK from the process.
+  process.env = { ...savedEnv, SSH_AUTH_SOCK: '', ROTATE_CERTS_SSH_PASSPHRASE: '', ...env };
+  const io: CliIo = { out: (t) => void (out += t), err: (t) => void (err += t), color: false, env: process.env, cwd: dir };
+  for (const l of listeners) l.count = 0;
+  const before = listing(dir);
+  const code = await runCli(args, io, {});
+  return { code, out, err, contacted: contacts(), filesChanged: listing(dir).join('\n') !== before.join('\n') };
+}
+
+beforeAll(async () => {
+  await startNodes();
+  dir = mkdtempSync(join(tmpdir(), 'rc-bad-input-'));
+  stateDir = path('state');
+  const key = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  writeFileSync(path('id_rsa'), key.privateKey, { mode: 0o600 });
+  const encrypted = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs1', format: 'pem', cipher: 'aes-128-cbc', passphrase: 'correct horse' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  writeFileSync(path('id_encrypted'), encrypted.privateKey, { mode: 0o600 });
+  writeFileSync(path('id_garbage'), 'this is not a key\n', { mode: 0o600 });
+  mkdirSync(path('id_folder'), { mode: 0o700 });
+  writeFileSync(path('known_hosts'), '');
+  writeFileSync(path('inv.yaml'), inventory());
+  writeFileSync(path('a-file'), 'not a folder\n');
+});
+
+afterAll(async () => {
+  await Promise.all(listeners.map((l) => new Promise((r) => l.server.close(r))));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------- the table
+
+interface Row {
+  /** The row's name in docs/bad-input.md. */
+  name: string;
+  /** Files to write before the run, relative to the work folder (text, or a function of the base inventory). */
+  files?: Record<string, string | ((inv: string) => string)>;
+  setup?: () => void;
+  args: string[];
+  env?: Record<string, string>;
+  code: number;
+  /** Matched against stderr (or stdout with json output). */
+  message: RegExp;
+  /** SSH connections expected (default 0); 'any' for rows that read the nodes. */
+  ssh?: number | 'some';
+  /** Endpoint probes (:6443, :2379) expected (default 0). */
+  endpoints?: number | 'some';
+  /** Files in the work folder may change (default: they must not). */
+  writes?: boolean;
+  stream?: 'out' | 'err';
+}
+
+const rotate = (file: string) => ['rotate', '-i', file, '--yes', '--state-dir', 'state'];
+
+/** Inventory mistakes: refused at load, the same way by every command, before anything is contacted. */
+const inventoryRows: Array<{ name: string; edit: (text: string) => string; message: RegExp }> = [
+  { name: 'malformed YAML', edit: () => 'cluster: lab\ncontrolPlane: [ {name: a\n', message: /bad\.yaml:3: not valid YAML: Flow map in block collection must be sufficiently indented and end with a \}/ },
+  { name: 'an empty file', edit: () => '', message: /bad\.yaml: the file is empty/ },
+  { name: 'unknown top-level field', edit: (t) => t.replace(/^ssh:/m, 'sssh:'), message: /bad\.yaml:2: sssh: unknown field \(known fields: cluster, kubeconfig, ssh, os, etcd, controlPlane, workers\)/ },
+  { name: 'unknown node field', edit: (t) => t.replace('{ name: lab-cp-1,', '{ name: lab-cp-1, role: master,'), message: /bad\.yaml:11: controlPlane\[0\]\.role: unknown field \(known fields: name, host, os, ssh\)/ },
+  { name: 'unknown ssh field', edit: (t) => t.replace('  user: capv\n', '  user: capv\n  password: hunter2\n'), message: /bad\.yaml:4: ssh\.password: unknown field/ },
+  { name: 'unknown OS', edit: (t) => t.replace('os: ubuntu', 'os: windows'), message: /bad\.yaml:7: os: expected one of ubuntu, rhel, bottlerocket, auto, got "windows"/ },
+  { name: 'unknown OS on one node', edit: (t) => t.replace('{ name: lab-md-1,', '{ name: lab-md-1, os: debian,'), message: /bad\.yaml:13: workers\[0\]\.os: expected one of ubuntu, rhel, bottlerocket, auto, got "debian"/ },
+  { name: 'duplicate node names', edit: (t) => t.replace('name: lab-md-1', 'name: lab-cp-1'), message: /bad\.yaml:13: workers\[0\]\.name: node name "lab-cp-1" is already used by controlPlane\[0\] \(node names must be unique\)/ },
+  { name: 'duplicate hosts', edit: (t) => t.replace(`host: ${hosts.md}, ssh: { port: ${sshPorts.md} }`, `host: ${hosts.cp}, ssh: { port: ${sshPorts.cp} }`), message: /workers\[0\]\.host: host \S+ is already used by controlPlane\[0\] \(each node needs its own address\)/ },
+  { name: 'empty control-plane list', edit: (t) => t.replace(/controlPlane:\n.*\n/, 'controlPlane: []\n'), message: /bad\.yaml:10: controlPlane: needs at least 1 entry/ },
+  { name: 'control-plane list left empty (null)', edit: (t) => t.replace(/controlPlane:\n.*\n/, 'controlPlane:\n'), message: /bad\.yaml:10: controlPlane: expected a list of a node: \{ name, host \}, got null/ },
+  { name: 'no control-plane list', edit: (t) => t.replace(/controlPlane:\n.*\n/, ''), message: /bad\.yaml:1: controlPlane: required field is missing/ },
+  { name: 'name: x;touch /tmp/pwned', edit: (t) => t.replace('name: lab-cp-1', 'name: "x;touch /tmp/pwned"'), message: /controlPlane\[0\]\.name: "x;touch \/tmp\/pwned" is not a node name: lower-case letters, digits, "-" and "\."/ },
+  { name: 'name: $(id)', edit: (t) => t.replace('name: lab-cp-1', 'name: "$(id)"'), message: /controlPlane\[0\]\.name: "\$\(id\)" is not a node name/ },
+  { name: 'name with a backtick', edit: (t) => t.replace('name: lab-cp-1', 'name: "`id`"'), message: /controlPlane\[0\]\.name: "`id`" is not a node name/ },
+  { name: 'name with a single quote', edit: (t) => t.replace('name: lab-cp-1', `name: "lab'cp"`), message: /controlPlane\[0\]\.name: "lab'cp" is not a node name/ },
+  { name: 'name with a double quote', edit: (t) => t.replace('name: lab-cp-1', 'name: "lab\\"cp"'), message: /controlPlane\[0\]\.name: "lab\\"cp" is not a node name/ },
+  { name: 'name with a newline', edit: (t) => t.replace('name: lab-cp-1', 'name: "lab-cp-1\\ntouch /tmp/pwned"'), message: /controlPlane\[0\]\.name: "lab-cp-1\\ntouch \/tmp\/pwned" is not a node name/ },
+  { name: 'name with a space', edit: (t) => t.replace('name: lab-cp-1', 'name: "lab cp"'), message: /controlPlane\[0\]\.name: "lab cp" is not a node name/ },
+  { name: 'host: x;touch /tmp/pwned', edit: (t) => t.replace(`host: ${hosts.cp}`, 'host: "10.0.0.1;touch /tmp/pwned"'), message: /controlPlane\[0\]\.host: "10\.0\.0\.1;touch \/tmp\/pwned" is not an IP address or a host name \(letters, digits, "-" and "\."\)/ },
+  { name: 'host: $(id)', edit: (t) => t.replace(`host: ${hosts.cp}`, 'host: "$(id)"'), message: /controlPlane\[0\]\.host: "\$\(id\)" is not an IP address or a host name/ },
+  { name: 'host with a backtick', edit: (t) => t.replace(`host: ${hosts.cp}`, 'host: "`id`"'), message: /controlPlane\[0\]\.host: "`id`" is not an IP address or a host name/ },
+  { name: 'host with quotes', edit: (t) => t.replace(`host: ${hosts.cp}`, `host: "cp'1"`), message: /controlPlane\[0\]\.host: "cp'1" is not an IP address or a host name/ },
+  { name: 'host with a newline', edit: (t) => t.replace(`host: ${hosts.cp}`, 'host: "10.0.0.1\\nid"'), message: /controlPlane\[0\]\.host: "10\.0\.0\.1\\nid" is not an IP address or a host name/ },
+  { name: 'host that looks like an ssh option', edit: (t) => t.replace(`host: ${hosts.cp}`, 'host: "-oProxyCommand=id"'), message: /controlPlane\[0\]\.host: "-oProxyCommand=id" is not an IP address or a host name/ },
+  { name: 'IPv6 zone id with $(id)', edit: (t) => t.replace(`host: ${hosts.cp}`, 'host: "fe80::1%$(id)"'), message: /controlPlane\[0\]\.host: "fe80::1%\$\(id\)" is not an IP address or a host name/ },
+  { name: 'ssh.user: $(id)', edit: (t) => t.replace('user: capv', 'user: "$(id)"'), message: /bad\.yaml:3: ssh\.user: "\$\(id\)" is not a user name: lower-case letters, digits, "_", "-" and "\."/ },
+  { name: 'ssh.user that looks like an ssh option', edit: (t) => t.replace('user: capv', 'user: "-oProxyCommand=id"'), message: /ssh\.user: "-oProxyCommand=id" is not a user name/ },
+  { name: 'ssh.jumpHost: capv@$(id)', edit: (t) => t.replace('  user: capv\n', '  user: capv\n  jumpHost: "capv@$(id)"\n'), message: /bad\.yaml:4: ssh\.jumpHost: "capv@\$\(id\)" is not user@host or user@host:port/ },
+  { name: 'cluster: lab;id', edit: (t) => t.replace('cluster: lab', 'cluster: "lab;id"'), message: /bad\.yaml:1: cluster: "lab;id" is not a DNS label: lower-case letters, digits and "-", at most 63/ },
+  { name: 'identityFile with a newline', edit: (t) => t.replace('identityFile: id_rsa', 'identityFile: "id_rsa\\nid"'), message: /bad\.yaml:4: ssh\.identityFile: "id_rsa\\nid" is not a file path/ },
+  { name: 'port out of range', edit: (t) => t.replace(`port: ${sshPorts.cp}`, 'port: 70000'), message: /controlPlane\[0\]\.ssh\.port: expected a port number 1-65535, got 70000/ },
+];
+
+describe('bad inventories: one line naming file, line and field; exit 64; nothing contacted, nothing written', () => {
+  for (const row of inventoryRows) {
+    it(row.name, async () => {
+      writeFileSync(path('bad.yaml'), row.edit(readFileSync(path('inv.yaml'), 'utf8')));
+      for (const args of [['check', '-i', 'bad.yaml'], ['plan', '-i', 'bad.yaml', '--out', 'plan.yaml', '--state-dir', 'state'], rotate('bad.yaml'), ['rotate', '-i', 'bad.yaml', '--dry-run']]) {
+        const r = await run(args);
+        expect(r.err, args.join(' ')).toMatch(row.message);
+        expect(r.err.trim().split('\n'), 'one line').toHaveLength(1);
+        expect(r.err).toMatch(/^rotate-certs: \//);
+        expect(r.code).toBe(64);
+        expect(r.out).toBe('');
+        expect(r.contacted).toEqual({ ssh: 0, endpoints: 0 });
+        expect(r.filesChanged, 'no file written').toBe(false);
+      }
+    });
+  }
+});
+
+const rows: Row[] = [
+  // ---- files named on the command line
+  { name: 'inventory file missing', args: rotate('nope.yaml'), code: 64, message: /^rotate-certs: cannot read inventory \S+\/nope\.yaml: no such file$/m },
+  { name: 'inventory is a folder', files: { 'inv-dir/.keep': '' }, args: rotate('inv-dir'), code: 64, message: /^rotate-certs: cannot read inventory \S+\/inv-dir: is a folder$/m },
+  // ---- flags
+  { name: '--nodes naming no node (--dry-run)', args: ['rotate', '-i', 'inv.yaml', '--dry-run', '--nodes', 'x;touch /tmp/pwned'], code: 64, message: /^rotate-certs: --nodes: no node named x;touch \/tmp\/pwned in \S+\/inv\.yaml$/m },
+  {
+    name: '--nodes naming no node, without --dry-run',
+    args: ['plan', '-i', 'inv.yaml', '--nodes', 'lab-nope', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: --nodes: no node named lab-nope in \S+\/inv\.yaml$/m,
+  },
+  { name: '--nodes with no names', args: ['rotate', '-i', 'inv.yaml', '--dry-run', '--nodes', ',,,'], code: 64, message: /^rotate-certs: --nodes: no node names given/m },
+  { name: '--only with an unknown part', args: ['rotate', '-i', 'inv.yaml', '--dry-run', '--only', 'everything'], code: 64, message: /error: option '--only <part>' argument 'everything' is invalid\. Allowed choices are etcd, control-plane, kubelet, workers\./ },
+  { name: '--warn-days out of range', args: ['check', '-i', 'inv.yaml', '--warn-days', '99999'], code: 64, message: /^rotate-certs: --warn-days must be between 0 and 3650, got 99999$/m },
+  { name: '--pod-timeout too short', args: ['rotate', '-i', 'inv.yaml', '--dry-run', '--pod-timeout', '1'], code: 64, message: /^rotate-certs: --pod-timeout must be between 5 and 3600, got 1$/m },
+  { name: '--parallel 0', args: ['rotate', '-i', 'inv.yaml', '--dry-run', '--parallel', '0'], code: 64, message: /^rotate-certs: --parallel must be between 1 and 64, got 0$/m },
+  {
+    name: 'os: auto with --dry-run',
+    files: { 'auto.yaml': (t) => t.replace('os: ubuntu', 'os: auto') },
+    args: ['rotate', '-i', 'auto.yaml', '--dry-run'],
+    code: 64,
+    message: /^rotate-certs: lab-etcd-1, lab-cp-1, lab-md-1 have os: auto, which needs a connection to detect, and --dry-run connects to nothing\./m,
+  },
+  { name: 'rotate --resume', args: ['rotate', '-i', 'inv.yaml', '--resume'], code: 64, message: /error: unknown option '--resume'/ },
+  {
+    name: 'rotate without --yes and no terminal',
+    args: ['rotate', '-i', 'inv.yaml', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: refusing to change the cluster without confirmation: pass --yes \(no terminal to ask on\), or --dry-run to see the commands$/m,
+  },
+  {
+    name: '--state-dir is a file',
+    args: ['rotate', '-i', 'inv.yaml', '--yes', '--state-dir', 'a-file'],
+    code: 64,
+    message: /^rotate-certs: cannot use \S+\/a-file\/lab as the state folder \(a file is in the way\): give --state-dir a folder$/m,
+  },
+  {
+    name: 'plan --out into a missing folder',
+    args: ['plan', '-i', 'inv.yaml', '--out', 'no/such/dir/plan.yaml', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: --out: the folder \S+\/no\/such\/dir does not exist$/m,
+  },
+  { name: 'plan --dry-run --out', args: ['plan', '-i', 'inv.yaml', '--dry-run', '--out', 'dry-plan.yaml'], code: 64, message: /^rotate-certs: --out writes a plan made from what the nodes hold; --dry-run reads nothing/m },
+  { name: 'restore --node naming no node', args: ['restore', '-i', 'inv.yaml', '--node', '$(id)', '--yes', '--state-dir', 'state'], code: 64, message: /^rotate-certs: --node: no node named \$\(id\) in \S+\/inv\.yaml$/m },
+  { name: 'restore with no backup in the journal', args: ['restore', '-i', 'inv.yaml', '--node', 'lab-cp-1', '--yes', '--state-dir', 'state'], code: 64, message: /^rotate-certs: the journal \S+\/state\/lab\/journal\.jsonl records no backup of lab-cp-1; nothing to restore$/m },
+  // ---- plan files
+  { name: 'plan file missing', args: ['apply', 'nope-plan.yaml', '--yes', '--state-dir', 'state'], code: 64, message: /^rotate-certs: cannot read plan \S+\/nope-plan\.yaml: no such file$/m },
+  { name: 'plan file not a plan (an inventory)', args: ['apply', 'inv.yaml', '--yes', '--state-dir', 'state'], code: 64, message: /^rotate-certs: \S+\/inv\.yaml: not a rotate-certs plan \(kind: rotate-certs\/plan is missing\)$/m },
+  {
+    name: 'plan file not YAML',
+    files: { 'broken-plan.yaml': 'kind: rotate-certs/plan\nphases: [ {x: 1\n' },
+    args: ['apply', 'broken-plan.yaml', '--yes', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: \S+\/broken-plan\.yaml: not a plan file \(not valid YAML: /m,
+  },
+  {
+    name: 'plan edited by hand',
+    setup: () => {
+      planFor(path('inv.yaml'), path('edited.yaml'));
+      writeFileSync(path('edited.yaml'), readFileSync(path('edited.yaml'), 'utf8').replace('kubeadm certs renew all', 'kubeadm certs renew all; touch /tmp/pwned'));
+    },
+    args: ['apply', 'edited.yaml', '--yes', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: \S+\/edited\.yaml: the plan was changed after it was made \(digest mismatch\); make a new one with rotate-certs plan$/m,
+  },
+  {
+    name: 'plan edited by hand, digest recomputed',
+    setup: () => {
+      const plan = planFor(path('inv.yaml'), path('redigested.yaml'));
+      const text = JSON.stringify(plan).replace('kubeadm certs renew all', 'kubeadm certs renew all; touch /tmp/pwned');
+      const edited = JSON.parse(text) as Plan;
+      writeFileSync(path('redigested.yaml'), stringify({ ...edited, digest: planDigest(edited) }, { lineWidth: 0 }));
+    },
+    args: ['apply', 'redigested.yaml', '--yes', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: the plan does not match what this rotate-certs would run from its inventory and runbooks \(made by another version\?\); make a new plan$/m,
+  },
+  {
+    name: 'plan of an unsupported version',
+    setup: () => {
+      planFor(path('inv.yaml'), path('v2.yaml'));
+      const plan = parse(readFileSync(path('v2.yaml'), 'utf8')) as Plan & { version: number };
+      writeFileSync(path('v2.yaml'), stringify({ ...plan, version: 2 }));
+    },
+    args: ['apply', 'v2.yaml', '--yes', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: \S+\/v2\.yaml: plan version 2 is not supported by this rotate-certs; make a new plan$/m,
+  },
+  {
+    name: 'inventory changed since the plan',
+    setup: () => {
+      writeFileSync(path('inv-changed.yaml'), inventory());
+      planFor(path('inv-changed.yaml'), path('stale.yaml'));
+      writeFileSync(path('inv-changed.yaml'), inventory().replace('connectTimeoutSeconds: 2', 'connectTimeoutSeconds: 3'));
+    },
+    args: ['apply', 'stale.yaml', '--yes', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: the inventory \S+\/inv-changed\.yaml changed since the plan was made; make a new plan$/m,
+  },
+  {
+    name: "plan from another cluster (its inventory path now holds this cluster's)",
+    setup: () => {
+      writeFileSync(path('cluster.yaml'), inventory('prod'));
+      planFor(path('cluster.yaml'), path('prod-plan.yaml'));
+      writeFileSync(path('cluster.yaml'), inventory('lab'));
+    },
+    args: ['apply', 'prod-plan.yaml', '--yes', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: the inventory \S+\/cluster\.yaml changed since the plan was made; make a new plan$/m,
+  },
+  {
+    name: 'plan from another machine (its inventory is not here)',
+    setup: () => {
+      writeFileSync(path('elsewhere.yaml'), inventory('prod'));
+      planFor(path('elsewhere.yaml'), path('foreign-plan.yaml'));
+      rmSync(path('elsewhere.yaml'));
+    },
+    args: ['apply', 'foreign-plan.yaml', '--yes', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: the plan's inventory \S+\/elsewhere\.yaml cannot be read$/m,
+  },
+  {
+    name: 'plan already applied',
+    setup: () => {
+      planFor(path('inv.yaml'), path('done-plan.yaml'), '20261126T010000Z');
+      mkdirSync(path('state/lab'), { recursive: true });
+      writeFileSync(path('state/lab/journal.jsonl'), `${JSON.stringify({ t: '2026-11-26T01:00:00.000Z', runId: '20261126T010000Z', event: 'run-start' })}\n`);
+    },
+    args: ['apply', 'done-plan.yaml', '--yes', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: plan 20261126T010000Z was already applied \(see \S+\/journal\.jsonl\); use --resume to continue it, or make a new plan$/m,
+    // The plan copy beside the journal is written before the refusal.
+    writes: true,
+  },
+  {
+    name: 'apply --resume of a run the journal does not hold',
+    setup: () => {
+      planFor(path('inv.yaml'), path('fresh-plan.yaml'), '20261126T020000Z');
+    },
+    args: ['apply', 'fresh-plan.yaml', '--resume', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: --resume: the journal \S+\/journal\.jsonl has no run 20261126T020000Z; run without --resume$/m,
+    writes: true,
+  },
+  {
+    name: 'lock held by another run',
+    setup: () => {
+      mkdirSync(path('state/lab'), { recursive: true });
+      writeFileSync(path('state/lab/lock'), JSON.stringify({ pid: process.pid, host: hostname(), runId: 'other', since: 'now' }));
+    },
+    args: rotate('inv.yaml'),
+    code: 75,
+    message: /^rotate-certs: another rotate-certs run holds the lock for cluster lab \(pid \d+ on \S+, run other, since now\); wait for it, or if it is gone, remove \S+\/state\/lab\/lock$/m,
+  },
+  {
+    name: 'control: a valid plan gets as far as pre-flight, which reads the nodes',
+    setup: () => {
+      planFor(path('inv.yaml'), path('valid-plan.yaml'), '20261126T030000Z');
+    },
+    args: ['apply', 'valid-plan.yaml', '--yes', '--state-dir', 'state'],
+    code: 69,
+    message: /^rotate-certs: pre-flight failed, nothing was changed:$/m,
+    ssh: 'some',
+    endpoints: 'some',
+    writes: true,
+  },
+  // ---- SSH credentials: refused on this machine, before any SSH connection
+  {
+    name: 'identity file missing (check)',
+    files: { 'nokey.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: no_such_key') },
+    args: ['check', '-i', 'nokey.yaml', '-o', 'json'],
+    code: 3,
+    message: /"message": "ssh: cannot read identity file \S+\/no_such_key: no such file"/,
+    stream: 'out',
+    endpoints: 'some',
+  },
+  {
+    name: 'identity file missing (rotate)',
+    files: { 'nokey.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: no_such_key') },
+    args: rotate('nokey.yaml'),
+    code: 69,
+    message: /pre-flight failed, nothing was changed:\n {2}- lab-etcd-1: ssh: cannot read identity file \S+\/no_such_key: no such file/,
+    endpoints: 'some',
+    writes: true,
+  },
+  {
+    name: 'identity file unreadable (a folder)',
+    files: { 'dirkey.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_folder') },
+    args: ['check', '-i', 'dirkey.yaml', '-o', 'json'],
+    code: 3,
+    message: /"message": "ssh: cannot read identity file \S+\/id_folder: EISDIR"/,
+    stream: 'out',
+    endpoints: 'some',
+  },
+  {
+    name: 'identity file readable by others',
+    setup: () => {
+      writeFileSync(path('id_open'), readFileSync(path('id_rsa')));
+      chmodSync(path('id_open'), 0o644);
+    },
+    files: { 'openkey.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_open') },
+    args: ['check', '-i', 'openkey.yaml', '-o', 'json'],
+    code: 3,
+    message: /"message": "ssh: identity file \S+\/id_open is readable by others \(mode 0644\); OpenSSH refuses such keys too: chmod 600 \S+\/id_open"/,
+    stream: 'out',
+    endpoints: 'some',
+  },
+  {
+    name: 'identity file not a key',
+    files: { 'garbage.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_garbage') },
+    args: ['check', '-i', 'garbage.yaml', '-o', 'json'],
+    code: 3,
+    message: /"message": "ssh: identity file \S+\/id_garbage is not a private key ssh2 can read: /,
+    stream: 'out',
+    endpoints: 'some',
+  },
+  {
+    name: 'encrypted key, no ROTATE_CERTS_SSH_PASSPHRASE',
+    files: { 'enc.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_encrypted') },
+    args: ['check', '-i', 'enc.yaml', '-o', 'json'],
+    code: 3,
+    message: /"message": "ssh: identity file \S+\/id_encrypted is encrypted: set ROTATE_CERTS_SSH_PASSPHRASE or run interactively"/,
+    stream: 'out',
+    endpoints: 'some',
+  },
+  {
+    name: 'encrypted key, wrong ROTATE_CERTS_SSH_PASSPHRASE',
+    files: { 'enc.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_encrypted') },
+    args: ['check', '-i', 'enc.yaml', '-o', 'json'],
+    env: { ROTATE_CERTS_SSH_PASSPHRASE: 'wrong horse' },
+    code: 3,
+    message: /"message": "ssh: wrong passphrase for identity file \S+\/id_encrypted"/,
+    stream: 'out',
+    endpoints: 'some',
+  },
+  {
+    name: 'encrypted key, wrong ROTATE_CERTS_SSH_PASSPHRASE (rotate)',
+    files: { 'enc.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_encrypted') },
+    args: rotate('enc.yaml'),
+    env: { ROTATE_CERTS_SSH_PASSPHRASE: 'wrong horse' },
+    code: 69,
+    message: /pre-flight failed, nothing was changed:\n {2}- lab-etcd-1: ssh: wrong passphrase for identity file \S+\/id_encrypted/,
+    endpoints: 'some',
+    writes: true,
+  },
+  {
+    name: 'no identityFile and no ssh-agent',
+    files: { 'agentless.yaml': (t) => t.replace('  identityFile: id_rsa\n', '') },
+    args: ['check', '-i', 'agentless.yaml', '-o', 'json'],
+    code: 3,
+    message: /"message": "ssh: no identityFile in the inventory and no ssh-agent \(SSH_AUTH_SOCK is not set\)"/,
+    stream: 'out',
+    endpoints: 'some',
+  },
+];
+
+describe('bad flags, plan files and credentials', () => {
+  for (const row of rows) {
+    it(row.name, async () => {
+      rmSync(stateDir, { recursive: true, force: true });
+      const base = readFileSync(path('inv.yaml'), 'utf8');
+      for (const [f, content] of Object.entries(row.files ?? {})) {
+        mkdirSync(join(dir, f, '..'), { recursive: true });
+        writeFileSync(path(f), typeof content === 'function' ? content(base) : content);
+      }
+      row.setup?.();
+      const r = await run(row.args, row.env);
+      const text = row.stream === 'out' ? r.out : r.err;
+      expect(text).toMatch(row.message);
+      expect(r.code).toBe(row.code);
+      if (row.code !== 70) expect(r.err, 'no stack trace').not.toMatch(/\n\s+at /);
+      const want = (n: number | 'some' | undefined) => (n === 'some' ? expect.any(Number) : (n ?? 0));
+      expect(r.contacted).toEqual({ ssh: want(row.ssh), endpoints: want(row.endpoints) });
+      if (row.ssh === 'some') expect(r.contacted.ssh).toBeGreaterThan(0);
+      if (row.endpoints === 'some') expect(r.contacted.endpoints).toBeGreaterThan(0);
+      if (!row.writes) expect(r.filesChanged, 'no file written').toBe(false);
+    });
+  }
+
+  it('the passphrase itself is never printed', async () => {
+    writeFileSync(path('enc.yaml'), inventory().replace('identityFile: id_rsa', 'identityFile: id_encrypted'));
+    const r = await run(['check', '-i', 'enc.yaml', '-o', 'json'], { ROTATE_CERTS_SSH_PASSPHRASE: 'wrong horse' });
+    expect(`${r.out}${r.err}`).not.toContain('wrong horse');
+  });
+
+  it('the listeners count: a check that reads the nodes is seen', async () => {
+    const r = await run(['check', '-i', 'inv.yaml', '-o', 'json']);
+    expect(r.code).toBe(3);
+    expect(r.contacted.ssh).toBe(3);
+    expect(r.contacted.endpoints).toBe(2);
+  });
+});
