@@ -141,10 +141,14 @@ export class Applier {
       res = await session.exec(node.rootShell, { stdin: script });
     } catch (err) {
       if (err instanceof CommandTimeoutError) throw new StepError(`${step.run} ${err.message}`);
+      // The connection is gone: the restore that follows connects anew.
+      this.sessions.delete(node.name);
       throw new StepError(errorMessage(err).replace(new RegExp(`^${node.name}: `), ''));
     }
     if (res.code !== 0) {
       const stderr = res.stderr.trim().split('\n').slice(-5).join(' | ');
+      if (res.code === null && !res.signal) this.sessions.delete(node.name);
+      if (res.code === null && !res.signal) throw new StepError(`command ${step.run} lost its SSH connection before it finished: ${stderr || '(no error output)'}`);
       throw new StepError(`command ${step.run} exited ${res.code ?? `on signal ${res.signal}`}: ${stderr || '(no error output)'}`);
     }
     if (step.capture === 'etcdClientPair') {

@@ -4,7 +4,7 @@
  * the pool closes them all at the end. A failed connection is not cached, so the next use retries.
  */
 import type { InventoryNodeSpec } from '../inventory/types.js';
-import type { Connector, NodeSession } from './session.js';
+import { CommandTimeoutError, type Connector, type NodeSession } from './session.js';
 
 export class PooledConnector implements Connector {
   private readonly sessions = new Map<string, Promise<NodeSession>>();
@@ -23,7 +23,25 @@ export class PooledConnector implements Connector {
       s.catch(() => this.sessions.delete(key));
       this.sessions.set(key, s);
     }
-    return s.then((real) => ({ node, exec: (command, opts) => real.exec(command, opts), close: async () => {} }));
+    // A connection that died is dropped, so the next use (a restore, a resume) connects anew.
+    const evict = () => {
+      if (this.sessions.get(key) === s) this.sessions.delete(key);
+    };
+    return s.then((real) => ({
+      node,
+      exec: (command, opts) =>
+        real.exec(command, opts).then(
+          (res) => {
+            if (res.code === null && !res.signal) evict();
+            return res;
+          },
+          (err: unknown) => {
+            if (!(err instanceof CommandTimeoutError)) evict();
+            throw err;
+          },
+        ),
+      close: async () => {},
+    }));
   }
 
   /** Closes every pooled connection, then the inner connector's shared ones (jump hosts). */

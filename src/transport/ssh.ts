@@ -277,15 +277,18 @@ class SshSession implements NodeSession {
         let timedOut = false;
         const timer = setTimeout(() => {
           timedOut = true;
-          // OpenSSH honours signal requests; closing the channel ends it otherwise.
+          // OpenSSH honours signal requests; closing the channel ends it otherwise. A process that
+          // keeps the channel's output open (a child of sudo) can hold the close back, so the
+          // timeout is reported now rather than when the channel finally closes.
           stream.signal('KILL');
           stream.close();
+          reject(new CommandTimeoutError(command, timeoutMs));
         }, timeoutMs);
         stream.on('data', (d: Buffer) => out.push(d));
         stream.stderr.on('data', (d: Buffer) => errOut.push(d));
         stream.on('close', (code: number | null, signal?: string) => {
           clearTimeout(timer);
-          if (timedOut) return reject(new CommandTimeoutError(command, timeoutMs));
+          if (timedOut) return;
           resolve({
             code: code ?? null,
             ...(signal ? { signal } : {}),
