@@ -10,23 +10,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { runCli } from '../../src/cli/program.js';
-import type { CliIo } from '../../src/cli/io.js';
-import type { RotateEnv } from '../../src/cli/rotate-commands.js';
 import type { CheckReport } from '../../src/check/run.js';
 import { inspectCertificate } from '../../src/certs/inspect.js';
 import { servedCertificate } from '../../src/check/probe.js';
 import { startLab, type Lab } from '../lab/lab.js';
-import { clusterState, etcdHealthy, expectRotated, fileState, journal, serials } from './rotation-state.js';
-
-/** cli() of rotation-state.ts, with the whole in-process environment (gate timeouts, Ctrl-C). */
-async function cli(args: string[], env: RotateEnv = {}) {
-  let out = '';
-  let err = '';
-  const io: CliIo = { out: (t) => void (out += t), err: (t) => void (err += t), color: false, env: process.env, cwd: process.cwd() };
-  const code = await runCli(args, io, env);
-  return { code, out, err };
-}
+import { cli, clusterState, etcdHealthy, expectRotated, fileState, journal, serials } from './rotation-state.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -190,7 +190,7 @@ describe('faults', () => {
           return false;
         }
       };
-      const stopped = await cli(['apply', file, '--yes', '--state-dir', stateDir], pressed);
+      const stopped = await cli(['apply', file, '--yes', '--state-dir', stateDir], { stopRequested: pressed });
       expect(stopped.code).toBe(130);
       expect(stopped.out).toMatch(/Stopped at a safe point\. Continue with: rotate-certs apply \S+ --resume/);
       // Not left half-done: restored from its verified backup, and etcd healthy.

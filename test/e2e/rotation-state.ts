@@ -8,17 +8,18 @@ import { expect } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli } from '../../src/cli/program.js';
+import { runCli, type CliEnv } from '../../src/cli/program.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { inspectCertificate } from '../../src/certs/inspect.js';
 import { servedCertificate } from '../../src/check/probe.js';
 import type { Lab, LabNode } from '../lab/lab.js';
 
-export async function cli(args: string[], stopRequested?: () => boolean) {
+/** The CLI in-process, output captured; `env` is what the binary would pass (Ctrl-C, gate timeouts). */
+export async function cli(args: string[], env: CliEnv = {}) {
   let out = '';
   let err = '';
   const io: CliIo = { out: (t) => void (out += t), err: (t) => void (err += t), color: false, env: process.env, cwd: process.cwd() };
-  const code = await runCli(args, io, stopRequested ? { stopRequested } : {});
+  const code = await runCli(args, io, env);
   return { code, out, err };
 }
 

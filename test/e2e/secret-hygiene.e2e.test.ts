@@ -230,9 +230,11 @@ describe('secret hygiene: no private key leaves a node through output or files',
   async function run(args: string[]) {
     const lock = join(stateDir, 'lab', 'lock');
     dbg(`run ${args.join(' ')}`);
-    const r = await cli(args, () => {
-      if (existsSync(lock)) lockSeen.push({ mode: modeOf(lock), text: readFileSync(lock, 'utf8') });
-      return false;
+    const r = await cli(args, {
+      stopRequested: () => {
+        if (existsSync(lock)) lockSeen.push({ mode: modeOf(lock), text: readFileSync(lock, 'utf8') });
+        return false;
+      },
     });
     dbg(`  -> ${r.code} ${r.err.split('\n').filter((l) => /^(rotate-certs:| {2}- )/.test(l)).slice(0, 4).join('\n     ')}`);
     captured.push({ what: `rotate-certs ${args.join(' ')} (stdout)`, text: r.out }, { what: `rotate-certs ${args.join(' ')} (stderr)`, text: r.err });

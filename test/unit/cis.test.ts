@@ -14,18 +14,10 @@ import { loadCheckRunbook } from '../../src/runbook/check-sources.js';
 import type { Connector, NodeSession } from '../../src/transport/session.js';
 import { LoadError } from '../../src/util/errors.js';
 import { PACKAGE_ROOT } from '../../src/util/package-root.js';
+import { loadErr } from './load-error.js';
 
 const cisText = readFileSync(join(PACKAGE_ROOT, 'runbooks', 'cis.yaml'), 'utf8');
 
-function loadErr(fn: () => unknown): LoadError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof LoadError) return err;
-    throw err;
-  }
-  throw new Error('expected a LoadError');
-}
 
 /** A probe's expansion as "item(s) path[pattern]" lines, for readable assertions. */
 const show = (probes: CisProbe[]) =>

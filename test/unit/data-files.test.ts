@@ -7,19 +7,11 @@ import { expandIncludes, loadProfile, parseProfile } from '../../src/profiles/pr
 import { loadCheckRunbook, parseCheckRunbook, sourcesFor } from '../../src/runbook/check-sources.js';
 import { LoadError } from '../../src/util/errors.js';
 import { PACKAGE_ROOT } from '../../src/util/package-root.js';
+import { loadErr } from './load-error.js';
 
 const ubuntuText = readFileSync(join(PACKAGE_ROOT, 'os-profiles', 'ubuntu.yaml'), 'utf8');
 const checkText = readFileSync(join(PACKAGE_ROOT, 'runbooks', 'check.yaml'), 'utf8');
 
-function loadErr(fn: () => unknown): LoadError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof LoadError) return err;
-    throw err;
-  }
-  throw new Error('expected a LoadError');
-}
 
 describe('shipped OS profiles and runbooks load', () => {
   it.each(OS_NAMES)('%s profile', (os) => {

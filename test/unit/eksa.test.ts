@@ -10,21 +10,13 @@ import { buildInventory, inventoryYaml, missingHosts, MissingHostsError, type No
 import { parseInventory } from '../../src/inventory/load.js';
 import { KubeApiError, type KubeClient } from '../../src/kube/client.js';
 import { InputFileError, LoadError, UsageError } from '../../src/util/errors.js';
+import { loadErr as loadError } from './load-error.js';
 
 const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../fixtures/eksa');
 const fixture = (kase: string, name: string) => join(FIXTURES, kase, name);
 const NOW = new Date('2025-03-04T05:06:07.000Z');
 const HOME = '/home/u';
 
-function loadError(fn: () => unknown): LoadError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof LoadError) return err;
-    throw err;
-  }
-  throw new Error('expected a LoadError');
-}
 
 /** A folder in a temp dir holding one spec file (and nothing else). */
 function tempFolder(name: string, spec: string): string {
