@@ -6,20 +6,36 @@
 import type { FileSource, NodeSources } from '../runbook/check-sources.js';
 import { shq } from '../util/shell.js';
 
-const FUNCTIONS = String.raw`set -euo pipefail
+// Bash builtins only: a fork per file (sed, grep) costs more than the whole read on a busy node.
+// A block is printed only once its END line is seen; any other "-----" line inside it drops it,
+// so a block cut short before a private key never carries the key out with it.
+const FUNCTIONS = `set -euo pipefail
+RC_CCD='^[[:space:]]*client-certificate-data:[[:space:]]*["'\\'']?([A-Za-z0-9+/=]*)'
 rc_file() {
   if [ -r "$1" ]; then
-    printf '@@file\t%s\n' "$1"
-    sed -n '/^-----BEGIN CERTIFICATE-----/,/^-----END CERTIFICATE-----/p' "$1"
-    printf '@@end\n'
-  elif [ "$2" = required ]; then printf '@@missing\t%s\n' "$1"; fi
+    printf '@@file\\t%s\\n' "$1"
+    local line block='' inblock=0
+    while IFS= read -r line || [ -n "$line" ]; do
+      line=\${line%$'\\r'}
+      case $line in
+        '-----BEGIN CERTIFICATE-----'*) inblock=1; block=$line$'\\n' ;;
+        '-----END CERTIFICATE-----'*) if [ "$inblock" = 1 ]; then printf '%s%s\\n' "$block" "$line"; fi; inblock=0 ;;
+        -----*) inblock=0 ;;
+        *) if [ "$inblock" = 1 ]; then block+=$line$'\\n'; fi ;;
+      esac
+    done <"$1"
+    printf '@@end\\n'
+  elif [ "$2" = required ]; then printf '@@missing\\t%s\\n' "$1"; fi
 }
 rc_kubeconfig() {
   if [ -r "$1" ]; then
-    printf '@@kubeconfig\t%s\n' "$1"
-    sed -n 's/^[[:space:]]*client-certificate-data:[[:space:]]*["'\'']\{0,1\}\([A-Za-z0-9+/=]*\).*/\1/p' "$1"
-    printf '@@end\n'
-  elif [ "$2" = required ]; then printf '@@missing\t%s\n' "$1"; fi
+    printf '@@kubeconfig\\t%s\\n' "$1"
+    local line
+    while IFS= read -r line || [ -n "$line" ]; do
+      if [[ $line =~ $RC_CCD ]]; then printf '%s\\n' "\${BASH_REMATCH[1]}"; fi
+    done <"$1"
+    printf '@@end\\n'
+  elif [ "$2" = required ]; then printf '@@missing\\t%s\\n' "$1"; fi
 }
 `;
 
@@ -74,6 +90,8 @@ function splitPem(lines: string[]): string[] {
   const pems: string[] = [];
   let block: string[] = [];
   for (const l of lines) {
+    // A block the node cut short (BEGIN without END) is dropped, not glued to the next one.
+    if (l.startsWith('-----BEGIN CERTIFICATE-----')) block = [];
     block.push(l);
     if (l.startsWith('-----END CERTIFICATE-----')) {
       pems.push(block.join('\n'));

@@ -25,6 +25,11 @@ describe('the check script, run by a real bash over real files', () => {
   );
   writeFileSync(join(dir, 'quoted.conf'), `users:\n- user:\n    client-certificate-data: "${Buffer.from(CERT2).toString('base64')}"\n`);
   writeFileSync(join(dir, "it's odd.crt"), `${CERT}\n`);
+  // Windows line ends, no final newline.
+  writeFileSync(join(dir, 'crlf.crt'), [CERT, CERT2].join('\n').replace(/\n/g, '\r\n'));
+  // A block cut short right before a key: the key must not ride along, the good block must survive.
+  writeFileSync(join(dir, 'cut.pem'), `-----BEGIN CERTIFICATE-----\nMIIBcut\n${KEY}\n${CERT2}\n`);
+  writeFileSync(join(dir, 'no-newline.conf'), `users:\n- user:\n    client-certificate-data: ${Buffer.from(CERT).toString('base64')}`);
 
   const script = checkScript({
     files: [
@@ -34,11 +39,14 @@ describe('the check script, run by a real bash over real files', () => {
       { path: join(dir, 'pki', 'peer.crt'), optional: false },
       { path: join(dir, 'pki', 'super.crt'), optional: true },
       { path: join(dir, "it's odd.crt"), optional: false },
+      { path: join(dir, 'crlf.crt'), optional: false },
+      { path: join(dir, 'cut.pem'), optional: false },
     ],
     kubeconfigs: [
       { path: join(dir, 'admin.conf'), optional: false },
       { path: join(dir, 'quoted.conf'), optional: false },
       { path: join(dir, 'nope.conf'), optional: true },
+      { path: join(dir, 'no-newline.conf'), optional: false },
     ],
   });
   const stdout = execFileSync('bash', ['-s'], { input: script, encoding: 'utf8' });
@@ -46,6 +54,7 @@ describe('the check script, run by a real bash over real files', () => {
   it('never prints private key material', () => {
     expect(stdout).not.toContain('PRIVATE KEY');
     expect(stdout).not.toContain('SECRETKEYMATERIAL');
+    expect(stdout).not.toContain('MIIBcut');
     expect(stdout).not.toContain(Buffer.from(KEY).toString('base64'));
   });
 
@@ -58,8 +67,11 @@ describe('the check script, run by a real bash over real files', () => {
       { kind: 'file', path: join(dir, 'kubelet-client-current.pem'), pems: [CERT] },
       { kind: 'missing', path: join(dir, 'pki', 'peer.crt') },
       { kind: 'file', path: join(dir, "it's odd.crt"), pems: [CERT] },
+      { kind: 'file', path: join(dir, 'crlf.crt'), pems: [CERT, CERT2] },
+      { kind: 'file', path: join(dir, 'cut.pem'), pems: [CERT2] },
       { kind: 'kubeconfig', path: join(dir, 'admin.conf'), pems: [CERT] },
       { kind: 'kubeconfig', path: join(dir, 'quoted.conf'), pems: [CERT2] },
+      { kind: 'kubeconfig', path: join(dir, 'no-newline.conf'), pems: [CERT] },
     ]);
   });
 
