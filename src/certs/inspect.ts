@@ -1,6 +1,8 @@
 /** Parses X.509 certificates (PEM or DER) into the fields the reports need. */
 import 'reflect-metadata';
-import { BasicConstraintsExtension, SubjectAlternativeNameExtension, X509Certificate } from '@peculiar/x509';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { BasicConstraints, id_ce_basicConstraints, type Certificate } from '@peculiar/asn1-x509';
+import { X509Certificate } from '@peculiar/x509';
 import { createHash } from 'node:crypto';
 
 export interface CertInfo {
@@ -11,8 +13,6 @@ export interface CertInfo {
   isCA: boolean;
   notBefore: Date;
   notAfter: Date;
-  /** DNS names and IP addresses from the subjectAltName extension. */
-  sans: string[];
   /** SHA-256 of the DER, hex: identifies "the same certificate" across sources. */
   fingerprint: string;
 }
@@ -24,20 +24,29 @@ export function pemCertificates(text: string): string[] {
   return text.match(PEM_CERT) ?? [];
 }
 
+/**
+ * X509Certificate with the one extension we need read straight from the parsed ASN.1. Its
+ * getExtension() re-encodes and re-parses every extension first, which tripled the cost of a
+ * `check` over many nodes.
+ */
+class ParsedCertificate extends X509Certificate {
+  get isCA(): boolean {
+    const tbs = (this.asn as Certificate).tbsCertificate;
+    const ext = tbs.extensions?.find((e) => e.extnID === id_ce_basicConstraints);
+    return ext ? AsnConvert.parse(ext.extnValue, BasicConstraints).cA : false;
+  }
+}
+
 export function inspectCertificate(input: string | Uint8Array): CertInfo {
-  const cert = new X509Certificate(typeof input === 'string' ? input : new Uint8Array(input));
-  const bc = cert.getExtension(BasicConstraintsExtension);
-  const san = cert.getExtension(SubjectAlternativeNameExtension);
-  const der = new Uint8Array(cert.rawData);
+  const cert = new ParsedCertificate(typeof input === 'string' ? input : new Uint8Array(input));
   return {
     subject: cert.subject,
     issuer: cert.issuer,
     serial: cert.serialNumber.toLowerCase(),
-    isCA: bc?.ca ?? false,
+    isCA: cert.isCA,
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,
-    sans: san ? san.names.items.map((n) => n.value) : [],
-    fingerprint: createHash('sha256').update(der).digest('hex'),
+    fingerprint: createHash('sha256').update(new Uint8Array(cert.rawData)).digest('hex'),
   };
 }
 
