@@ -97,6 +97,8 @@ export class Applier {
 
   /** Runs one step; returns a one-line summary or throws StepError with the node's own words. */
   private async runStep(node: PlanNode, step: PlanStep, gateState: GateContext): Promise<string> {
+    // Decided when the plan was made, and shown in it: see compile.ts recoveryDeferrals.
+    if (step.deferred) return `deferred: ${step.deferred}`;
     const session = await this.session(node.name);
     if (step.action === 'update-etcd-client-secret' || step.action === 'kcp-not-paused') {
       const ctx: ManagementContext = {
@@ -136,6 +138,23 @@ export class Applier {
     const template = profile.commands[step.run as string] as string;
     const scalars = Object.fromEntries(Object.entries(step.with).filter((e): e is [string, string] => typeof e[1] === 'string'));
     const script = renderScript(template, { ...node.vars, ...scalars }, { ...this.secrets, ...this.secretsOf(node.name) });
+    if (step.retried) {
+      // Read-only by construction (the runbook loader allows deferWhileEtcdExpired on reads only).
+      const until = this.deps.now() + this.deps.timeouts.endpointMs;
+      for (;;) {
+        try {
+          // A fresh session after a dropped connection, not the dead one.
+          return await this.execStep(node, step, await this.session(node.name), script);
+        } catch (err) {
+          if (!(err instanceof StepError) || this.deps.now() >= until) throw err;
+          await this.deps.sleep(1000);
+        }
+      }
+    }
+    return this.execStep(node, step, session, script);
+  }
+
+  private async execStep(node: PlanNode, step: PlanStep, session: NodeSession, script: string): Promise<string> {
     let res;
     try {
       res = await session.exec(node.rootShell, { stdin: script });

@@ -12,6 +12,7 @@ import { loadInventory } from '../inventory/load.js';
 import { requireKnownOs, resolveInventoryOs, withDetected } from '../inventory/detect-os.js';
 import type { Inventory, InventorySpec, OsName } from '../inventory/types.js';
 import { compilePlan, newRunId, planDigest, sha256 } from '../plan/compile.js';
+import { etcdExpiredFrom } from '../plan/etcd-expired.js';
 import { kubeletDueFrom } from '../plan/kubelet-due.js';
 import { readPlan, writePlan } from '../plan/file.js';
 import { renderPlanText } from '../plan/print.js';
@@ -63,10 +64,14 @@ function scopeOf(flags: ScopeFlags): Scope {
   return { ...(flags.only ? { only: flags.only } : {}), ...(nodes && nodes.length > 0 ? { nodes } : {}) };
 }
 
-function makePlan(inv: Inventory, scope: Scope, runId: string, createdAt: string, detected?: Record<string, OsName>, kubeletDue?: string[]): Plan {
+/** What a plan is made for beyond its inventory: found by reading the cluster, absent on --dry-run. */
+type PlanReadings = Pick<Plan, 'detected' | 'kubeletDue' | 'etcdExpired'>;
+
+function makePlan(inv: Inventory, scope: Scope, runId: string, createdAt: string, readings: PlanReadings = {}): Plan {
   return compilePlan({
-    ...(detected ? { detected } : {}),
-    ...(kubeletDue ? { kubeletDue } : {}),
+    ...(readings.detected ? { detected: readings.detected } : {}),
+    ...(readings.kubeletDue ? { kubeletDue: readings.kubeletDue } : {}),
+    ...(readings.etcdExpired ? { etcdExpired: readings.etcdExpired } : {}),
     inventory: inv,
     inventoryDigest: sha256(readFileSync(inv.file, 'utf8')),
     runbooks: loadRotationRunbooks(),
@@ -102,7 +107,11 @@ export async function readCluster(spec: InventorySpec, connector: Connector, fla
 /** A plan made now from what was read: the certificates are its facts, the due kubelets its kubelet nodes. */
 export function planFrom(reading: ClusterReading, scope: Scope): Plan {
   const now = new Date();
-  const plan = makePlan(reading.inv, scope, newRunId(now), now.toISOString(), reading.detected, kubeletDueFrom(reading.report));
+  const plan = makePlan(reading.inv, scope, newRunId(now), now.toISOString(), {
+    detected: reading.detected,
+    kubeletDue: kubeletDueFrom(reading.report),
+    etcdExpired: etcdExpiredFrom(reading.report),
+  });
   return { ...plan, facts: factsFrom(reading.report) };
 }
 
@@ -291,7 +300,7 @@ function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | und
 /** Checks that a plan still matches its inventory and this version's runbooks. */
 function verifyPlan(plan: Plan): Inventory {
   const inv = withDetected(readPlanInventory(plan), plan.detected ?? {});
-  const again = makePlan(inv, plan.scope, plan.runId, plan.createdAt, plan.detected, plan.kubeletDue);
+  const again = makePlan(inv, plan.scope, plan.runId, plan.createdAt, plan);
   const expected = planDigest({ ...again, ...(plan.facts ? { facts: plan.facts } : {}) });
   if (expected !== plan.digest) throw new UsageError('the plan does not match what this rotate-certs would run from its inventory and runbooks (made by another version?); make a new plan');
   return inv;

@@ -37,7 +37,7 @@ export function nodeVars(node: InventoryNode, profile: OsProfile, runId: string)
   return { ...profile.vars, nodeName: node.name, host: node.host, runId };
 }
 
-function compileStep(step: RunbookStep, node: InventoryNode, profile: OsProfile, vars: Record<string, string>): PlanStep {
+function compileStep(step: RunbookStep, node: InventoryNode, profile: OsProfile, vars: Record<string, string>, recovery?: Recovery): PlanStep {
   const where = stepWhere(step);
   const resolved: Record<string, WithValue> = {};
   for (const [k, v] of Object.entries(step.with)) {
@@ -50,6 +50,8 @@ function compileStep(step: RunbookStep, node: InventoryNode, profile: OsProfile,
     effect: step.effect,
     with: resolved,
     ...(step.capture ? { capture: step.capture } : {}),
+    ...(recovery?.deferred && step.deferWhileEtcdExpired ? { deferred: recovery.deferred } : {}),
+    ...(recovery?.retried && step.deferWhileEtcdExpired ? { retried: recovery.retried } : {}),
   };
   if (step.action) return { ...out, action: step.action };
   const key = step.run as string;
@@ -90,6 +92,43 @@ export interface CompileInput {
   detected?: Record<string, OsName>;
   /** Nodes whose kubelet certificates are due (from the certificates read); absent on --dry-run. */
   kubeletDue?: string[];
+  /** External etcd members with expired leaf certificates (from the certificates read). */
+  etcdExpired?: string[];
+}
+
+/** How an etcd recovery changes a node's deferWhileEtcdExpired gates. */
+interface Recovery {
+  deferred?: string;
+  retried?: string;
+}
+
+/**
+ * etcd recovery: while members' certificates are expired, etcd has no quorum (or a member that
+ * cannot talk), and a member that restarted meanwhile does not even serve clients, so gates that
+ * need a healthy cluster can only pass once the last of them is renewed. The expired members come
+ * first in the phase; those before the last one defer those gates; on the last they are retried
+ * while the members elect a leader; their restores defer them (the expired certificates come back).
+ * Per node of the phase: for its steps and its restore.
+ */
+function recoveryOf(rb: PhaseRunbook, targets: InventoryNode[], etcdExpired: string[]): Map<string, { steps: Recovery; restore: Recovery }> {
+  const out = new Map<string, { steps: Recovery; restore: Recovery }>();
+  const defers = [...rb.steps, ...(rb.restore?.steps ?? [])].some((s) => s.deferWhileEtcdExpired);
+  const expiredHere = targets.filter((n) => etcdExpired.includes(n.name)).map((n) => n.name);
+  if (!defers || expiredHere.length === 0) return out;
+  const elsewhere = etcdExpired.filter((n) => !expiredHere.includes(n));
+  if (elsewhere.length > 0) {
+    throw new UsageError(
+      `etcd member${elsewhere.length > 1 ? 's' : ''} ${elsewhere.join(', ')} ${elsewhere.length > 1 ? 'have' : 'has'} expired certificates too: etcd cannot be healthy until every member is renewed, so renew them in the same run (name them with --nodes as well, or drop --nodes)`,
+    );
+  }
+  const last = expiredHere[expiredHere.length - 1] as string;
+  const lastIndex = targets.findIndex((n) => n.name === last);
+  const restore = { deferred: 'etcd recovery: members with expired certificates remain after this restore, so etcd cannot be healthy' };
+  targets.forEach((n, i) => {
+    if (i < lastIndex) out.set(n.name, { steps: { deferred: `etcd recovery: waits for ${last}, the last member with expired certificates; etcd cannot be healthy before it is renewed` }, restore });
+    else if (i === lastIndex) out.set(n.name, { steps: { retried: 'etcd recovery: retried while the renewed members elect a leader' }, restore });
+  });
+  return out;
 }
 
 export function compilePlan(input: CompileInput): Plan {
@@ -109,13 +148,23 @@ export function compilePlan(input: CompileInput): Plan {
     else if (rb.select === 'kubelet-due') targets = targets.filter((n) => input.kubeletDue?.includes(n.name));
     if (scope.only === 'workers') targets = targets.filter((n) => n.role === 'worker');
     if (targets.length === 0) continue;
+    // etcd recovery renews the expired members first: a healthy member renewed before them could
+    // not be checked (its gates need the whole cluster), and it is what keeps any quorum there is.
+    if (rb.steps.some((s) => s.deferWhileEtcdExpired)) {
+      const expired = (n: InventoryNode) => (input.etcdExpired ?? []).includes(n.name);
+      targets = [...targets.filter(expired), ...targets.filter((n) => !expired(n))];
+    }
+    const recovery = recoveryOf(rb, targets, input.etcdExpired ?? []);
     const nodes: PlanNode[] = targets.map((node) => {
+      const deferred = recovery.get(node.name);
       const profile = input.profiles.get(node.os);
       const base = nodeVars(node, profile, input.runId);
       const vars = { ...base };
       for (const [k, v] of Object.entries(rb.vars)) vars[k] = expand(v, vars, `${rb.file}: vars.${k}`);
-      const steps = rb.steps.filter((s) => applies(s.when, inv)).map((s) => compileStep(s, node, profile, vars));
-      const restore = rb.restore ? { after: rb.restore.after, steps: rb.restore.steps.filter((s) => applies(s.when, inv)).map((s) => compileStep(s, node, profile, vars)) } : undefined;
+      const steps = rb.steps.filter((s) => applies(s.when, inv)).map((s) => compileStep(s, node, profile, vars, deferred?.steps));
+      const restore = rb.restore
+        ? { after: rb.restore.after, steps: rb.restore.steps.filter((s) => applies(s.when, inv)).map((s) => compileStep(s, node, profile, vars, deferred?.restore)) }
+        : undefined;
       const backups = [...new Set(steps.filter((s) => typeof s.with.backup === 'string').map((s) => s.with.backup as string))];
       return { name: node.name, host: node.host, role: node.role, os: node.os, rootShell: profile.rootShell, vars, steps, ...(restore ? { restore } : {}), backups };
     });
@@ -133,6 +182,7 @@ export function compilePlan(input: CompileInput): Plan {
     scope,
     ...(input.detected && Object.keys(input.detected).length > 0 ? { detected: input.detected } : {}),
     ...(input.kubeletDue ? { kubeletDue: input.kubeletDue } : {}),
+    ...(input.etcdExpired && input.etcdExpired.length > 0 ? { etcdExpired: input.etcdExpired } : {}),
     phases,
   };
 }

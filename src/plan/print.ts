@@ -8,7 +8,8 @@ function withText(step: PlanStep): string {
 }
 
 function stepLines(step: PlanStep, n: number, node: PlanNode, full: boolean): string[] {
-  const out = [`    ${String(n).padStart(2)}. ${step.id}: ${step.title}${step.effect === 'read' ? ' [read-only]' : ''}`];
+  const out = [`    ${String(n).padStart(2)}. ${step.id}: ${step.title}${step.effect === 'read' ? ' [read-only]' : ''}${step.deferred ? ' [deferred]' : ''}${step.retried ? ' [retried]' : ''}`];
+  if (step.deferred ?? step.retried) out.push(`        ${step.deferred ?? step.retried}`);
   if (step.why && full) out.push(`        why: ${step.why}`);
   if (step.action) out.push(`        action ${step.action} ${withText(step)}`.trimEnd());
   if (step.command) {
@@ -31,6 +32,12 @@ export function renderPlanText(plan: Plan, opts: { full: boolean; header?: strin
   if (detected.length > 0) out.push(`Detected (os: auto): ${detected.map(([n, os]) => `${n} ${os}`).join(', ')}`);
   if (plan.kubeletDue === undefined) out.push('Kubelet certificates were not read (--dry-run): kubelet steps go only to nodes named with --nodes.');
   else out.push(`Kubelet certificates due (expired or within --warn-days): ${plan.kubeletDue.length > 0 ? plan.kubeletDue.join(', ') : 'none'}`);
+  if (plan.etcdExpired) {
+    out.push(
+      `etcd members with expired certificates: ${plan.etcdExpired.join(', ')}. etcd cannot be healthy until all are renewed (etcd recovery):`,
+      '  they are renewed one at a time, and the gates that need a healthy cluster run after the last of them.',
+    );
+  }
   if (plan.scope.only || plan.scope.nodes) out.push(`Scope: ${plan.scope.only ? `only ${plan.scope.only}` : ''}${plan.scope.nodes ? ` nodes ${plan.scope.nodes.join(',')}` : ''}`.trim());
   plan.phases.forEach((phase, i) => {
     out.push('', `Phase ${i + 1}: ${phase.title}${phase.serial && phase.nodes.length > 1 ? ' (one node at a time, in this order)' : ''}`);

@@ -13,6 +13,10 @@ export interface PlanStep {
   action?: Action;
   with: Record<string, WithValue>;
   capture?: Capture;
+  /** Not run, and why: a cluster-health gate that etcd members' expired certificates hold back. */
+  deferred?: string;
+  /** Run again until it passes or the endpoint timeout ends, and why (etcd recovery). */
+  retried?: string;
 }
 
 export interface PlanNode {
@@ -70,6 +74,11 @@ export interface Plan {
    * the plan was made; absent when nothing was read (--dry-run).
    */
   kubeletDue?: string[];
+  /**
+   * External etcd members with a leaf certificate expired or not yet valid when the plan was made:
+   * etcd cannot be healthy until all are renewed (etcd recovery). Absent when there were none.
+   */
+  etcdExpired?: string[];
   phases: PlanPhase[];
   facts?: PlanFacts;
   /** SHA-256 of everything above; a plan edited by hand no longer matches. */

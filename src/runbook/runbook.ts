@@ -59,6 +59,11 @@ export interface RunbookStep {
   capture?: Capture;
   /** read: changes nothing (gates, health checks); mutate: changes the node. */
   effect: 'read' | 'mutate';
+  /**
+   * A cluster-health gate that cannot pass while etcd members' certificates are expired: on those
+   * members it runs only on the last one renewed (in restore steps, not at all).
+   */
+  deferWhileEtcdExpired?: boolean;
   /** Where the step is written, for messages. */
   file: string;
   line?: number;
@@ -101,6 +106,7 @@ const stepSchema = obj(
     when: opt(oneOf(TOPOLOGIES)),
     capture: opt(oneOf(CAPTURES)),
     effect: opt(oneOf(['read', 'mutate'] as const)),
+    deferWhileEtcdExpired: opt(bool()),
   },
   'a step: { id, title, run | action }',
 );
@@ -133,6 +139,9 @@ export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
       const field = `${where}[${i}]`;
       if ((s.run === undefined) === (s.action === undefined)) fail(ctx, node, field, 'a step needs exactly one of run (a command key) or action (a built-in)');
       if (s.capture && !s.run) fail(ctx, node, `${field}.capture`, 'only a run step can capture output');
+      if (s.deferWhileEtcdExpired && s.effect !== 'read' && !(s.action && !MUTATING_ACTIONS.has(s.action))) {
+        fail(ctx, node, `${field}.deferWhileEtcdExpired`, 'only a read-only step (a gate) can be deferred; add effect: read if it changes nothing');
+      }
       if (seen.has(s.id)) fail(ctx, node, `${field}.id`, `step id ${s.id} is used twice`);
       seen.add(s.id);
       const line = lineOf(node, ctx);
@@ -147,6 +156,7 @@ export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
         ...(s.capture ? { capture: s.capture } : {}),
         // Built-in actions only look unless declared otherwise; commands change the node unless the runbook says they only read.
         effect: s.effect ?? (s.action ? (MUTATING_ACTIONS.has(s.action) ? 'mutate' : 'read') : 'mutate'),
+        ...(s.deferWhileEtcdExpired ? { deferWhileEtcdExpired: true } : {}),
         file,
         ...(line !== undefined ? { line } : {}),
       };

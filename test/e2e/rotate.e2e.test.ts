@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { inspectCertificate } from '../../src/certs/inspect.js';
 import { servedCertificate } from '../../src/check/probe.js';
 import { startLab, type Lab } from '../lab/lab.js';
-import { cert, cli, clusterState, etcdHealthy, expectRotated, fileState, journal, maxApiserversDown, secretPair, serials } from './rotation-state.js';
+import { cert, cli, clusterState, etcdHealthy, etcdPkiLines, expectRotated, fileState, journal, maxApiserversDown, secretPair, serials } from './rotation-state.js';
 
 describe('rotate on a healthy Ubuntu cluster', () => {
   let lab: Lab;
@@ -119,10 +119,6 @@ describe('rotate on a healthy Ubuntu cluster', () => {
 });
 
 /** Lines of a fileState listing for the files directly in /etc/etcd/pki. */
-function etcdPkiLines(state: string): string {
-  return state.split('\n').filter((l) => / \/etc\/etcd\/pki\/[^/]+$/.test(l)).join('\n');
-}
-
 interface FaultLab {
   lab: Lab;
   stateDir: string;

@@ -41,6 +41,11 @@ export async function fileState(node: LabNode): Promise<string> {
   return r.stdout;
 }
 
+/** The lines of a fileState() that are files directly in /etc/etcd/pki (not its backups). */
+export function etcdPkiLines(state: string): string {
+  return state.split('\n').filter((l) => / \/etc\/etcd\/pki\/[^/]+$/.test(l)).join('\n');
+}
+
 export async function clusterState(lab: Lab): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const n of lab.nodes) out[n.name] = await fileState(n);

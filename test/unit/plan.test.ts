@@ -14,6 +14,7 @@ import { LoadError, UsageError } from '../../src/util/errors.js';
 import { Journal, progressOf } from '../../src/apply/journal.js';
 import { kubeletKubeconfig } from '../../src/apply/kubelet.js';
 import { kubeletDueFrom } from '../../src/plan/kubelet-due.js';
+import { etcdExpiredFrom } from '../../src/plan/etcd-expired.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-plan-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -173,6 +174,9 @@ describe('runbook validation', () => {
     expect(err(base.replace('    title: Back up the etcd PKI folder', '    title: Back up the etcd PKI folder\n    retries: 3')).message).toMatch(/steps\[1\]\.retries: unknown field/);
     expect(err(base.replace('  after: backup', '  after: backupp')).message).toMatch(/restore\.after: no step with id backupp/);
     expect(err(base.replace('  - id: clear', '  - id: backup')).message).toMatch(/step id backup is used twice/);
+    expect(err(base.replace('    run: etcdadmCertificates', '    run: etcdadmCertificates\n    deferWhileEtcdExpired: true')).message).toMatch(
+      /^etcd\.yaml:\d+: steps\[3\]\.deferWhileEtcdExpired: only a read-only step \(a gate\) can be deferred/,
+    );
   });
 });
 
@@ -260,5 +264,65 @@ users:
     expect(out).not.toContain('client-certificate: /var');
     expect(kubeletKubeconfig(undefined, 'generated', { cert: 'C', key: 'K' })).toBe('generated');
     expect(kubeletKubeconfig('not: [yaml', 'generated', { cert: 'C', key: 'K' })).toBe('generated');
+  });
+});
+
+describe('etcd recovery (members whose certificates already expired)', () => {
+  const three = parseInventory(invText.replace('  - { name: lab-etcd-2, host: 10.0.0.12 }\n', '  - { name: lab-etcd-2, host: 10.0.0.12 }\n  - { name: lab-etcd-3, host: 10.0.0.13 }\n'), join(dir, 'inv3.yaml'));
+  const plan = (etcdExpired: string[], scope: object = {}) =>
+    compilePlan({ inventory: three, inventoryDigest: 'x', runbooks: loadRotationRunbooks(), profiles: new ProfileSet(), runId: 'r', createdAt: 'c', scope, etcdExpired });
+  const gates = (p: ReturnType<typeof plan>) =>
+    p.phases
+      .find((x) => x.phase === 'etcd')!
+      .nodes.map((n) => [
+        n.name,
+        n.steps.filter((s) => s.deferred || s.retried).map((s) => `${s.id}:${s.deferred ? 'deferred' : 'retried'}`),
+        n.restore!.steps.filter((s) => s.deferred).map((s) => s.id),
+      ]);
+
+  it('finds the etcd members with an expired or not yet valid leaf, never a CA, never another role', () => {
+    const c = (node: string, role: string, path: string, status: string, isCA = false) => ({ node, role, path, status, isCA, source: 'file' });
+    const found = etcdExpiredFrom({
+      certificates: [
+        c('lab-etcd-1', 'etcd', '/etc/etcd/pki/peer.crt', 'expired'),
+        c('lab-etcd-2', 'etcd', '/etc/etcd/pki/ca.crt', 'expired', true),
+        c('lab-etcd-2', 'etcd', '/etc/etcd/pki/server.crt', 'expiring'),
+        c('lab-etcd-3', 'etcd', '/etc/etcd/pki/server.crt', 'not-yet-valid'),
+        c('lab-cp-1', 'control-plane', '/etc/kubernetes/pki/apiserver-etcd-client.crt', 'expired'),
+      ] as never,
+    });
+    expect(found).toEqual(['lab-etcd-1', 'lab-etcd-3']);
+  });
+
+  it('defers the cluster-health gates until the last expired member, retries them there, and defers restores up to it', () => {
+    const all = plan(['lab-etcd-1', 'lab-etcd-2', 'lab-etcd-3']);
+    expect(all.etcdExpired).toEqual(['lab-etcd-1', 'lab-etcd-2', 'lab-etcd-3']);
+    expect(gates(all)).toEqual([
+      ['lab-etcd-1', ['health:deferred', 'serving:deferred'], ['restore-health']],
+      ['lab-etcd-2', ['health:deferred', 'serving:deferred'], ['restore-health']],
+      ['lab-etcd-3', ['health:retried', 'serving:retried'], ['restore-health']],
+    ]);
+    // Expired members go first: the healthy ones, which hold any quorum there is, keep every gate.
+    expect(gates(plan(['lab-etcd-2']))).toEqual([
+      ['lab-etcd-2', ['health:retried', 'serving:retried'], ['restore-health']],
+      ['lab-etcd-1', [], []],
+      ['lab-etcd-3', [], []],
+    ]);
+    // Nothing else changes: every step is still there, in order.
+    expect(all.phases[0]!.nodes[0]!.steps.map((s) => s.id)).toEqual(plan([]).phases[0]!.nodes[0]!.steps.map((s) => s.id));
+    expect(plan([]).etcdExpired).toBeUndefined();
+    expect(gates(plan([])).flatMap(([, a, b]) => [...a!, ...b!])).toEqual([]);
+    const text = renderPlanText(all, { full: false });
+    expect(text).toContain('etcd members with expired certificates: lab-etcd-1, lab-etcd-2, lab-etcd-3.');
+    expect(text).toMatch(/health: etcd members listed and healthy with the new client certificate \[read-only\] \[deferred\]\n\s+etcd recovery: waits for lab-etcd-3/);
+    expect(planDigest(all)).not.toBe(planDigest(plan([])));
+  });
+
+  it('refuses a scope that leaves an expired member out: etcd could never be healthy', () => {
+    expect(() => plan(['lab-etcd-1', 'lab-etcd-3'], { nodes: ['lab-etcd-1'] })).toThrow(UsageError);
+    expect(() => plan(['lab-etcd-1', 'lab-etcd-3'], { nodes: ['lab-etcd-1'] })).toThrow(/etcd member lab-etcd-3 has expired certificates too/);
+    expect(() => plan(['lab-etcd-1', 'lab-etcd-3'], { nodes: ['lab-etcd-1', 'lab-etcd-3'] })).not.toThrow();
+    // --only control-plane has no etcd phase to defer in: pre-flight refuses it instead (unhealthy etcd).
+    expect(plan(['lab-etcd-1'], { only: 'control-plane' }).phases.map((p) => p.phase)).not.toContain('etcd');
   });
 });
