@@ -7,20 +7,21 @@ import type { FileSource, NodeSources } from '../runbook/check-sources.js';
 import { shq } from '../util/shell.js';
 
 // Bash builtins only: a fork per file (sed, grep) costs more than the whole read on a busy node.
-// A block is printed only once its END line is seen; any other "-----" line inside it drops it,
-// so a block cut short before a private key never carries the key out with it.
+// A block is printed only once its END line is seen; a line inside it that is not base64 (another
+// "-----" marker, an indented or empty line) drops it, so a block cut short before a private key
+// never carries the key out with it.
 const FUNCTIONS = `set -euo pipefail
 RC_CCD='^[[:space:]]*client-certificate-data:[[:space:]]*["'\\'']?([A-Za-z0-9+/=]*)'
 rc_file() {
   if [ -r "$1" ]; then
     printf '@@file\\t%s\\n' "$1"
-    local line block='' inblock=0
+    local line='' block='' inblock=0
     while IFS= read -r line || [ -n "$line" ]; do
       line=\${line%$'\\r'}
       case $line in
         '-----BEGIN CERTIFICATE-----'*) inblock=1; block=$line$'\\n' ;;
         '-----END CERTIFICATE-----'*) if [ "$inblock" = 1 ]; then printf '%s%s\\n' "$block" "$line"; fi; inblock=0 ;;
-        -----*) inblock=0 ;;
+        -----* | *[!A-Za-z0-9+/=]* | '') inblock=0 ;;
         *) if [ "$inblock" = 1 ]; then block+=$line$'\\n'; fi ;;
       esac
     done <"$1"
@@ -30,7 +31,7 @@ rc_file() {
 rc_kubeconfig() {
   if [ -r "$1" ]; then
     printf '@@kubeconfig\\t%s\\n' "$1"
-    local line
+    local line=''
     while IFS= read -r line || [ -n "$line" ]; do
       if [[ $line =~ $RC_CCD ]]; then printf '%s\\n' "\${BASH_REMATCH[1]}"; fi
     done <"$1"

@@ -29,6 +29,8 @@ describe('the check script, run by a real bash over real files', () => {
   writeFileSync(join(dir, 'crlf.crt'), [CERT, CERT2].join('\n').replace(/\n/g, '\r\n'));
   // A block cut short right before a key: the key must not ride along, the good block must survive.
   writeFileSync(join(dir, 'cut.pem'), `-----BEGIN CERTIFICATE-----\nMIIBcut\n${KEY}\n${CERT2}\n`);
+  // The same with the key indented and an END CERTIFICATE line after it.
+  writeFileSync(join(dir, 'indented.pem'), `-----BEGIN CERTIFICATE-----\nMIIBcut\n${KEY.replace(/^/gm, '  ')}\n-----END CERTIFICATE-----\n`);
   writeFileSync(join(dir, 'no-newline.conf'), `users:\n- user:\n    client-certificate-data: ${Buffer.from(CERT).toString('base64')}`);
 
   const script = checkScript({
@@ -41,6 +43,7 @@ describe('the check script, run by a real bash over real files', () => {
       { path: join(dir, "it's odd.crt"), optional: false },
       { path: join(dir, 'crlf.crt'), optional: false },
       { path: join(dir, 'cut.pem'), optional: false },
+      { path: join(dir, 'indented.pem'), optional: false },
     ],
     kubeconfigs: [
       { path: join(dir, 'admin.conf'), optional: false },
@@ -69,6 +72,7 @@ describe('the check script, run by a real bash over real files', () => {
       { kind: 'file', path: join(dir, "it's odd.crt"), pems: [CERT] },
       { kind: 'file', path: join(dir, 'crlf.crt'), pems: [CERT, CERT2] },
       { kind: 'file', path: join(dir, 'cut.pem'), pems: [CERT2] },
+      { kind: 'file', path: join(dir, 'indented.pem'), pems: [] },
       { kind: 'kubeconfig', path: join(dir, 'admin.conf'), pems: [CERT] },
       { kind: 'kubeconfig', path: join(dir, 'quoted.conf'), pems: [CERT2] },
       { kind: 'kubeconfig', path: join(dir, 'no-newline.conf'), pems: [CERT] },
