@@ -138,9 +138,9 @@ export class Applier {
     const template = profile.commands[step.run as string] as string;
     const scalars = Object.fromEntries(Object.entries(step.with).filter((e): e is [string, string] => typeof e[1] === 'string'));
     const script = renderScript(template, { ...node.vars, ...scalars }, { ...this.secrets, ...this.secretsOf(node.name) });
-    if (step.retried) {
-      // Read-only by construction (the runbook loader allows deferWhileEtcdExpired on reads only).
-      const until = this.deps.now() + this.deps.timeouts.endpointMs;
+    if (step.retried && step.effect === 'read') {
+      // As long as a static pod may take to come back: a crashed etcd pod waits out its back-off.
+      const until = this.deps.now() + this.deps.timeouts.podStartMs;
       for (;;) {
         try {
           // A fresh session after a dropped connection, not the dead one.

@@ -14,7 +14,7 @@ import type { ProfileSet } from '../profiles/profile.js';
 import { loadCheckRunbook } from '../runbook/check-sources.js';
 import { renderScript } from '../runbook/template.js';
 import { nodeVars } from '../plan/compile.js';
-import { etcdExpiredFrom } from '../plan/etcd-expired.js';
+import { etcdExpiredFrom, unexplainedEtcdTrouble } from '../plan/etcd-recovery.js';
 import type { Connector } from '../transport/session.js';
 import { RotateCertsError, ExitCode, errorMessage } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
@@ -129,14 +129,16 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
   });
 
   // etcd health before touching it: a cluster that is already unhealthy must not lose a member,
-  // unless the plan is an etcd recovery: its members' expired certificates are why it is unhealthy.
-  const etcdNode = inv.externalEtcd ? inv.nodes.find((n) => n.role === 'etcd') : undefined;
+  // unless the plan is an etcd recovery and its members' expired certificates explain it all.
+  const etcdMembers = inv.externalEtcd ? inv.nodes.filter((n) => n.role === 'etcd') : [];
   const expiredNow = etcdExpiredFrom(report);
   const planned = plan.etcdExpired ?? [];
-  const recovering = planned.length > 0 && plan.phases.some((p) => p.phase === 'etcd');
+  const recovering = plan.phases.some((p) => p.phase === 'etcd' && p.nodes.some((n) => n.steps.some((s) => s.deferred ?? s.retried)));
   if (input.compareFacts && expiredNow.join(',') !== planned.join(',')) {
     problems.push(`etcd members with expired certificates: ${expiredNow.join(', ') || 'none'} now, ${planned.join(', ') || 'none'} when the plan was made; make a new plan`);
   }
+  // Asked of a member whose own certificates are valid: an expired one cannot even answer etcdctl.
+  const etcdNode = etcdMembers.find((n) => !expiredNow.includes(n.name)) ?? etcdMembers[0];
   if (etcdNode && plan.phases.some((p) => p.phase === 'etcd' || p.phase === 'control-plane')) {
     const profile = input.profiles.get(etcdNode.os);
     const template = profile.commands.etcdHealth;
@@ -146,20 +148,23 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
         try {
           const res = await session.exec(profile.rootShell, { stdin: renderScript(template, nodeVars(etcdNode, profile, plan.runId), {}) });
           const why = res.stderr.trim().split('\n').slice(-3).join(' | ');
-          if (res.code === 0) reporter.info(`etcd healthy (checked from ${etcdNode.name})`);
-          else if (recovering) {
-            reporter.warn(
-              `etcd is not healthy (checked from ${etcdNode.name}), as expected with expired certificates on ${planned.join(', ')}. ` +
-                `etcd recovery: they are renewed one at a time and the cluster health gate runs after the last of them: ${why}`,
-            );
+          const from = `checked from ${etcdNode.name}`;
+          if (res.code === 0 && recovering && input.compareFacts) {
+            problems.push(`etcd is healthy (${from}), but the plan is an etcd recovery for ${planned.join(', ')}: its gates would wait for the last of them; make a new plan`);
+          } else if (res.code === 0) {
+            reporter.info(`etcd healthy (${from})`);
+          } else if (recovering) {
+            const unexplained = unexplainedEtcdTrouble(etcdMembers, expiredNow, `${res.stdout}\n${res.stderr}`);
+            if (unexplained) problems.push(`etcd is not healthy (${from}) beyond its members with expired certificates: ${unexplained}. Fix that first: renewing members now could cost the quorum (${why})`);
+            else reporter.warn(`etcd is not healthy (${from}), as expected with expired certificates on ${expiredNow.join(', ')}. etcd recovery: they are renewed one at a time, and the gates that need a healthy cluster run on the last of them: ${why}`);
           } else if (input.compareFacts) {
-            const hint = expiredNow.length > 0 ? ` (certificates expired on ${expiredNow.join(', ')}: renew etcd first, in a plan that includes the etcd phase)` : '';
-            problems.push(`etcd is not healthy (checked from ${etcdNode.name}): ${why}${hint}`);
+            const hint = expiredNow.length > 0 ? ` (certificates expired on ${expiredNow.join(', ')}: renew etcd first, in a plan that includes every etcd member)` : '';
+            problems.push(`etcd is not healthy (${from}): ${why}${hint}`);
           }
           // On resume a node the last run left part-way may be the unhealthy member: it is
           // restored first, and the restore waits for the whole cluster's health.
-          else reporter.warn(`etcd is not healthy (checked from ${etcdNode.name}); resuming restores any node left part-way first: ${why}`);
-          // Healthy, but the profile noticed something worth saying (say, a stale etcd container).
+          else reporter.warn(`etcd is not healthy (${from}); resuming restores any node left part-way first: ${why}`);
+          // The profile noticed something worth saying (say, a stale etcd container).
           for (const w of res.stderr.split('\n').filter((l) => l.startsWith('warning: '))) reporter.warn(`${etcdNode.name}: ${w.slice('warning: '.length)}`);
         } finally {
           await session.close();

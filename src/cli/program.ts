@@ -69,7 +69,7 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     cmd
       .option('-y, --yes', 'do not ask before changing the cluster (needed without a terminal)')
       .option('--refresh-kubeconfig', "when the inventory's kubeconfig is refused, replace it with the renewed admin.conf (old one kept)")
-      .addOption(new Option('--pod-timeout <seconds>', 'how long a static pod may take to stop or become ready').argParser(intFlag('--pod-timeout', 5, 3600)))
+      .addOption(new Option('--pod-timeout <seconds>', 'how long a static pod may take to stop or become ready, and etcd to become healthy again in an etcd recovery (default 300)').argParser(intFlag('--pod-timeout', 5, 3600)))
       .addOption(new Option('--parallel <n>', 'worker nodes renewed at once (etcd and control-plane nodes always go one at a time)').default(5).argParser(intFlag('--parallel', 1, 64)));
   const exitText =
     '\nExit codes:\n  0  rotation finished\n  1  a step failed; that node was restored and the run stopped (failing workers: each restored, the other workers finished)\n  2  a step failed and the restore failed too: act now (see docs/troubleshooting.md)\n 64  bad usage, inventory, plan, runbook or profile (nothing changed)\n 69  pre-flight failed (nothing changed)\n 75  another run holds the cluster lock\n130  stopped by Ctrl-C at a safe point; --resume continues';
@@ -137,7 +137,7 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     .addOption(new Option('-w, --warn-days <days>', 'a kubelet certificate with this many days left or fewer is due').default(30).argParser(intFlag('--warn-days', 0, 3650)))
     .addOption(new Option('--concurrency <n>', 'nodes read at once').default(16).argParser(intFlag('--concurrency', 1, 256)))
     .addOption(new Option('--parallel <n>', 'worker nodes renewed at once').default(5).argParser(intFlag('--parallel', 1, 64)))
-    .addOption(new Option('--pod-timeout <seconds>', 'how long a static pod may take to stop or become ready').argParser(intFlag('--pod-timeout', 5, 3600)))
+    .addOption(new Option('--pod-timeout <seconds>', 'how long a static pod may take to stop or become ready, and etcd to become healthy again in an etcd recovery (default 300)').argParser(intFlag('--pod-timeout', 5, 3600)))
     .addHelpText(
       'after',
       '\nGuided run (the default command): rotate-certs --cluster NAME, in the folder where you ran\n' +

@@ -12,7 +12,7 @@ import { loadInventory } from '../inventory/load.js';
 import { requireKnownOs, resolveInventoryOs, withDetected } from '../inventory/detect-os.js';
 import type { Inventory, InventorySpec, OsName } from '../inventory/types.js';
 import { compilePlan, newRunId, planDigest, sha256 } from '../plan/compile.js';
-import { etcdExpiredFrom } from '../plan/etcd-expired.js';
+import { etcdExpiredFrom } from '../plan/etcd-recovery.js';
 import { kubeletDueFrom } from '../plan/kubelet-due.js';
 import { readPlan, writePlan } from '../plan/file.js';
 import { renderPlanText } from '../plan/print.js';

@@ -113,20 +113,22 @@ interface Recovery {
 function recoveryOf(rb: PhaseRunbook, targets: InventoryNode[], etcdExpired: string[]): Map<string, { steps: Recovery; restore: Recovery }> {
   const out = new Map<string, { steps: Recovery; restore: Recovery }>();
   const defers = [...rb.steps, ...(rb.restore?.steps ?? [])].some((s) => s.deferWhileEtcdExpired);
+  if (!defers || etcdExpired.length === 0) return out;
   const expiredHere = targets.filter((n) => etcdExpired.includes(n.name)).map((n) => n.name);
-  if (!defers || expiredHere.length === 0) return out;
+  // Also when the scope names only healthy members: renewing them in a degraded cluster is what
+  // the health gates exist to prevent.
   const elsewhere = etcdExpired.filter((n) => !expiredHere.includes(n));
   if (elsewhere.length > 0) {
     throw new UsageError(
-      `etcd member${elsewhere.length > 1 ? 's' : ''} ${elsewhere.join(', ')} ${elsewhere.length > 1 ? 'have' : 'has'} expired certificates too: etcd cannot be healthy until every member is renewed, so renew them in the same run (name them with --nodes as well, or drop --nodes)`,
+      `etcd member${elsewhere.length > 1 ? 's' : ''} ${elsewhere.join(', ')} ${elsewhere.length > 1 ? 'have' : 'has'} expired certificates: etcd cannot be healthy until every such member is renewed, so renew them in this run (name them with --nodes as well, or drop --nodes)`,
     );
   }
   const last = expiredHere[expiredHere.length - 1] as string;
   const lastIndex = targets.findIndex((n) => n.name === last);
   const restore = { deferred: 'etcd recovery: members with expired certificates remain after this restore, so etcd cannot be healthy' };
   targets.forEach((n, i) => {
-    if (i < lastIndex) out.set(n.name, { steps: { deferred: `etcd recovery: waits for ${last}, the last member with expired certificates; etcd cannot be healthy before it is renewed` }, restore });
-    else if (i === lastIndex) out.set(n.name, { steps: { retried: 'etcd recovery: retried while the renewed members elect a leader' }, restore });
+    if (i < lastIndex) out.set(n.name, { steps: { deferred: `etcd recovery: waits for ${last}, the last member with expired certificates; etcd cannot be healthy before it is renewed, and the health gate there checks every member` }, restore });
+    else if (i === lastIndex) out.set(n.name, { steps: { retried: 'etcd recovery: retried up to --pod-timeout while the renewed members elect a leader; checks every member' }, restore });
   });
   return out;
 }

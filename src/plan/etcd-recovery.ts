@@ -1,14 +1,41 @@
 /**
- * Which external etcd members cannot be healthy as they stand: one of their leaf certificates has
- * expired or is not yet valid. When these make up the cluster's trouble, the rotation is the way
- * back, and the cluster-health gate can only pass once every one of them is renewed. Pure.
+ * etcd recovery, the pure parts: which external etcd members cannot be healthy as they stand, and
+ * whether an unhealthy etcd is explained by them alone. Only then may a rotation renew members of
+ * an unhealthy cluster; any other trouble must be fixed first.
  */
 import type { CheckReport } from '../check/run.js';
+
+/** A member whose own server or peer certificate has expired or is not yet valid cannot serve or join. */
+const MEMBER_CERT = /\/pki\/(server|peer)\.crt$/;
 
 export function etcdExpiredFrom(report: Pick<CheckReport, 'certificates'>): string[] {
   const expired = new Set<string>();
   for (const c of report.certificates) {
-    if (c.role === 'etcd' && c.source === 'file' && !c.isCA && (c.status === 'expired' || c.status === 'not-yet-valid')) expired.add(c.node);
+    if (c.role === 'etcd' && c.source === 'file' && c.path && MEMBER_CERT.test(c.path) && (c.status === 'expired' || c.status === 'not-yet-valid')) expired.add(c.node);
   }
   return [...expired];
+}
+
+export interface EtcdMember {
+  name: string;
+  host: string;
+}
+
+/**
+ * Why an unhealthy etcd is NOT explained by its expired members alone, or undefined when it is:
+ * they are too many for the others to hold a quorum (then no member answers), or every endpoint
+ * `etcdctl endpoint health --cluster` called unhealthy is one of them.
+ */
+export function unexplainedEtcdTrouble(members: EtcdMember[], expired: string[], healthOutput: string): string | undefined {
+  const quorum = Math.floor(members.length / 2) + 1;
+  if (members.length - expired.length < quorum) return undefined;
+  const byHost = new Map(members.map((m) => [m.host, m.name]));
+  const unhealthy = [...healthOutput.matchAll(/^\s*(?:https?:\/\/)?(\[[^\]]+\]|[^\s/]+?):\d+ is unhealthy/gm)].map((m) => {
+    const host = (m[1] as string).replace(/^\[(.*)\]$/, '$1');
+    return byHost.get(host) ?? host;
+  });
+  if (unhealthy.length === 0) return 'the members whose certificates are valid should hold a quorum, but etcdctl could not check them';
+  const others = [...new Set(unhealthy.filter((n) => !expired.includes(n)))];
+  if (others.length > 0) return `${others.join(', ')} ${others.length > 1 ? 'are' : 'is'} unhealthy too, and ${others.length > 1 ? 'their' : 'its'} certificates have not expired`;
+  return undefined;
 }

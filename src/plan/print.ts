@@ -35,7 +35,7 @@ export function renderPlanText(plan: Plan, opts: { full: boolean; header?: strin
   if (plan.etcdExpired) {
     out.push(
       `etcd members with expired certificates: ${plan.etcdExpired.join(', ')}. etcd cannot be healthy until all are renewed (etcd recovery):`,
-      '  they are renewed one at a time, and the gates that need a healthy cluster run after the last of them.',
+      '  they are renewed first, one at a time; the gates that need a healthy cluster run on the last of them, where etcd health covers every member.',
     );
   }
   if (plan.scope.only || plan.scope.nodes) out.push(`Scope: ${plan.scope.only ? `only ${plan.scope.only}` : ''}${plan.scope.nodes ? ` nodes ${plan.scope.nodes.join(',')}` : ''}`.trim());

@@ -15,7 +15,7 @@ export interface PlanStep {
   capture?: Capture;
   /** Not run, and why: a cluster-health gate that etcd members' expired certificates hold back. */
   deferred?: string;
-  /** Run again until it passes or the endpoint timeout ends, and why (etcd recovery). */
+  /** Run again until it passes or the pod start timeout (--pod-timeout) ends, and why (etcd recovery). */
   retried?: string;
 }
 

@@ -14,7 +14,7 @@ import { LoadError, UsageError } from '../../src/util/errors.js';
 import { Journal, progressOf } from '../../src/apply/journal.js';
 import { kubeletKubeconfig } from '../../src/apply/kubelet.js';
 import { kubeletDueFrom } from '../../src/plan/kubelet-due.js';
-import { etcdExpiredFrom } from '../../src/plan/etcd-expired.js';
+import { etcdExpiredFrom, unexplainedEtcdTrouble } from '../../src/plan/etcd-recovery.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-plan-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -280,18 +280,40 @@ describe('etcd recovery (members whose certificates already expired)', () => {
         n.restore!.steps.filter((s) => s.deferred).map((s) => s.id),
       ]);
 
-  it('finds the etcd members with an expired or not yet valid leaf, never a CA, never another role', () => {
+  it('finds the etcd members whose own server or peer certificate expired or is not yet valid', () => {
     const c = (node: string, role: string, path: string, status: string, isCA = false) => ({ node, role, path, status, isCA, source: 'file' });
     const found = etcdExpiredFrom({
       certificates: [
         c('lab-etcd-1', 'etcd', '/etc/etcd/pki/peer.crt', 'expired'),
         c('lab-etcd-2', 'etcd', '/etc/etcd/pki/ca.crt', 'expired', true),
         c('lab-etcd-2', 'etcd', '/etc/etcd/pki/server.crt', 'expiring'),
-        c('lab-etcd-3', 'etcd', '/etc/etcd/pki/server.crt', 'not-yet-valid'),
+        // Client pairs and the kubelet's files do not keep a member out of the cluster.
+        c('lab-etcd-2', 'etcd', '/etc/etcd/pki/etcdctl-etcd-client.crt', 'expired'),
+        c('lab-etcd-2', 'etcd', '/var/lib/kubelet/pki/kubelet-client-current.pem', 'expired'),
+        c('lab-etcd-3', 'etcd', '/var/lib/etcd/pki/server.crt', 'not-yet-valid'),
         c('lab-cp-1', 'control-plane', '/etc/kubernetes/pki/apiserver-etcd-client.crt', 'expired'),
       ] as never,
     });
     expect(found).toEqual(['lab-etcd-1', 'lab-etcd-3']);
+  });
+
+  it('accepts an unhealthy etcd only when the expired members explain it', () => {
+    const members = [1, 2, 3].map((i) => ({ name: `lab-etcd-${i}`, host: `10.0.0.1${i}` }));
+    // etcdctl 3.4's own lines: healthy ones on stdout, unhealthy ones on stderr.
+    const out = (unhealthy: number[]) =>
+      [1, 2, 3]
+        .map((i) => (unhealthy.includes(i) ? `https://10.0.0.1${i}:2379 is unhealthy: failed to commit proposal: context deadline exceeded` : `https://10.0.0.1${i}:2379 is healthy: successfully committed proposal: took = 2.1ms`))
+        .join('\n') + '\nError: unhealthy cluster';
+    // Too many expired for the rest to hold a quorum: whatever etcdctl said, they explain it.
+    expect(unexplainedEtcdTrouble(members, ['lab-etcd-1', 'lab-etcd-2'], 'Error: context deadline exceeded')).toBeUndefined();
+    expect(unexplainedEtcdTrouble(members, ['lab-etcd-1', 'lab-etcd-2', 'lab-etcd-3'], '')).toBeUndefined();
+    // One expired, quorum kept: only it may be unhealthy.
+    expect(unexplainedEtcdTrouble(members, ['lab-etcd-2'], out([2]))).toBeUndefined();
+    expect(unexplainedEtcdTrouble(members, ['lab-etcd-2'], out([2, 3]))).toBe('lab-etcd-3 is unhealthy too, and its certificates have not expired');
+    expect(unexplainedEtcdTrouble(members, ['lab-etcd-2'], 'Error: context deadline exceeded')).toMatch(/should hold a quorum, but etcdctl could not check them/);
+    // Five members, two expired: the other three hold a quorum and must be healthy.
+    const five = [...members, { name: 'lab-etcd-4', host: 'fd00::14' }, { name: 'lab-etcd-5', host: '10.0.0.15' }];
+    expect(unexplainedEtcdTrouble(five, ['lab-etcd-1', 'lab-etcd-2'], `${out([1, 2])}\nhttps://[fd00::14]:2379 is unhealthy: x`)).toBe('lab-etcd-4 is unhealthy too, and its certificates have not expired');
   });
 
   it('defers the cluster-health gates until the last expired member, retries them there, and defers restores up to it', () => {
@@ -320,7 +342,11 @@ describe('etcd recovery (members whose certificates already expired)', () => {
 
   it('refuses a scope that leaves an expired member out: etcd could never be healthy', () => {
     expect(() => plan(['lab-etcd-1', 'lab-etcd-3'], { nodes: ['lab-etcd-1'] })).toThrow(UsageError);
-    expect(() => plan(['lab-etcd-1', 'lab-etcd-3'], { nodes: ['lab-etcd-1'] })).toThrow(/etcd member lab-etcd-3 has expired certificates too/);
+    expect(() => plan(['lab-etcd-1', 'lab-etcd-3'], { nodes: ['lab-etcd-1'] })).toThrow(/etcd member lab-etcd-3 has expired certificates: etcd cannot be healthy/);
+    // Naming only healthy members of a degraded cluster is refused too.
+    expect(() => plan(['lab-etcd-1'], { nodes: ['lab-etcd-2'] })).toThrow(/etcd member lab-etcd-1 has expired certificates/);
+    // A scope without etcd members has no etcd phase to refuse.
+    expect(plan(['lab-etcd-1'], { nodes: ['lab-cp-1'] }).phases.map((p) => p.phase)).not.toContain('etcd');
     expect(() => plan(['lab-etcd-1', 'lab-etcd-3'], { nodes: ['lab-etcd-1', 'lab-etcd-3'] })).not.toThrow();
     // --only control-plane has no etcd phase to defer in: pre-flight refuses it instead (unhealthy etcd).
     expect(plan(['lab-etcd-1'], { only: 'control-plane' }).phases.map((p) => p.phase)).not.toContain('etcd');
