@@ -30,7 +30,12 @@ export function renderPlanText(plan: Plan, opts: { full: boolean; header?: strin
   out.push(`Plan ${plan.runId} for cluster ${plan.cluster} (inventory ${plan.inventory})`);
   const detected = Object.entries(plan.detected ?? {});
   if (detected.length > 0) out.push(`Detected (os: auto): ${detected.map(([n, os]) => `${n} ${os}`).join(', ')}`);
-  if (plan.kubeletDue === undefined) out.push('Kubelet certificates were not read (--dry-run): kubelet steps go only to nodes named with --nodes.');
+  if (plan.kubeletDue === undefined) {
+    out.push(
+      'Kubelet certificates were not read (--dry-run): kubelet steps go only to nodes named with --nodes.',
+      'etcd certificates were not read either: a plan for etcd members whose certificates have expired (etcd recovery) differs; see docs/rotate.md.',
+    );
+  }
   else out.push(`Kubelet certificates due (expired or within --warn-days): ${plan.kubeletDue.length > 0 ? plan.kubeletDue.join(', ') : 'none'}`);
   if (plan.etcdExpired) {
     out.push(

@@ -338,6 +338,8 @@ describe('etcd recovery (members whose certificates already expired)', () => {
     expect(text).toContain('etcd members with expired certificates: lab-etcd-1, lab-etcd-2, lab-etcd-3.');
     expect(text).toMatch(/health: etcd members listed and healthy with the new client certificate \[read-only\] \[deferred\]\n\s+etcd recovery: waits for lab-etcd-3/);
     expect(planDigest(all)).not.toBe(planDigest(plan([])));
+    // A dry run reads nothing, and says that a recovery would be planned differently.
+    expect(renderPlanText(compile(), { full: false })).toMatch(/etcd certificates were not read either: a plan for etcd members whose certificates have expired \(etcd recovery\) differs/);
   });
 
   it('refuses a scope that leaves an expired member out: etcd could never be healthy', () => {
