@@ -100,3 +100,38 @@ describe('rotate a cluster whose etcd certificates have already expired', () => 
     expect(bad).toEqual([]);
   });
 });
+
+describe('etcd recovery on a mixed cluster (Bottlerocket, RHEL and Ubuntu etcd members)', () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({
+      certs: 'expired',
+      nodes: [
+        { name: 'lab-etcd-1', role: 'etcd', os: 'bottlerocket' },
+        { name: 'lab-etcd-2', role: 'etcd' },
+        { name: 'lab-etcd-3', role: 'etcd', os: 'rhel' },
+        { name: 'lab-cp-1', role: 'control-plane' },
+        { name: 'lab-cp-2', role: 'control-plane', os: 'bottlerocket' },
+        { name: 'lab-md-1', role: 'worker', os: 'bottlerocket' },
+      ],
+    });
+  });
+  afterAll(async () => {
+    await lab?.down();
+  });
+
+  it('rotate --yes brings etcd back, each member in its own OS spelling', async () => {
+    expect(await etcdHealthy(lab)).toBe(false);
+    const before = await serials(lab);
+    const beforeState = await clusterState(lab);
+    const r = await cli(['rotate', '-i', lab.inventoryPath, '--yes', '--state-dir', join(lab.dir, 'state')]);
+    expect(r.err).toMatch(/etcd is not healthy \(checked from lab-etcd-1\), as expected with expired certificates on lab-etcd-1, lab-etcd-2, lab-etcd-3/);
+    expect(r.err).not.toMatch(/FAILED/);
+    expect(r.code).toBe(0);
+    // The Bottlerocket member was renewed through the kubeadm-bootstrap image, its gates deferred.
+    expect(r.err).toMatch(/lab-etcd-1 health: ok \(deferred: etcd recovery/);
+    expect(r.err).toMatch(/lab-etcd-3 health: ok \([^)]*started/);
+    await expectRotated(lab, before, beforeState);
+    expect(await etcdHealthy(lab)).toBe(true);
+  });
+});
