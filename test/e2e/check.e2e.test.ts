@@ -196,6 +196,24 @@ describe('check on a healthy cluster (3 etcd, 2 control plane, 1 worker)', () =>
     }
   });
 
+  it('an etcd node without kubelet files is no error (it is not a Node); a worker without its client certificate is', async () => {
+    const etcd = lab.node('lab-etcd-1');
+    const worker = lab.node('lab-md-1');
+    await etcd.exec('mv /var/lib/kubelet/pki /root/kubelet-pki.saved');
+    await worker.exec('mv /var/lib/kubelet/pki/kubelet-client-current.pem /root/kubelet-client.saved');
+    try {
+      const r = await check(['-i', lab.inventoryPath, '-o', 'json']);
+      const report = json(r.out);
+      expect(report.errors).toEqual([{ node: 'lab-md-1', message: 'expected certificate file /var/lib/kubelet/pki/kubelet-client-current.pem is missing' }]);
+      expect(r.code).toBe(3);
+      expect(report.certificates.some((c) => c.node === 'lab-etcd-1' && c.path?.startsWith('/var/lib/kubelet/'))).toBe(false);
+      expect(report.certificates.some((c) => c.node === 'lab-etcd-2' && c.path === '/var/lib/kubelet/pki/kubelet-client-current.pem')).toBe(true);
+    } finally {
+      await etcd.exec('mv /root/kubelet-pki.saved /var/lib/kubelet/pki');
+      await worker.exec('mv /root/kubelet-client.saved /var/lib/kubelet/pki/kubelet-client-current.pem');
+    }
+  });
+
   it('one node down: exit 3, that node named, the rest still reported', async () => {
     await lab.stopSshd('lab-cp-2');
     try {

@@ -32,6 +32,7 @@ describe('shipped OS profiles and runbooks load', () => {
     const rb = loadCheckRunbook();
     const ubuntu = loadProfile('ubuntu');
     const etcd = sourcesFor(rb, 'etcd', ubuntu, true);
+    const worker = () => sourcesFor(rb, 'worker', ubuntu, true);
     expect(etcd.files.map((f) => f.path)).toEqual([
       '/etc/etcd/pki/ca.crt',
       '/etc/etcd/pki/server.crt',
@@ -42,6 +43,9 @@ describe('shipped OS profiles and runbooks load', () => {
       '/var/lib/kubelet/pki/kubelet.crt',
       '/var/lib/kubelet/pki/kubelet-server-current.pem',
     ]);
+    // External etcd machines are not Nodes: their kubelet files are read when present, never required.
+    expect(etcd.files.filter((f) => f.path.startsWith('/var/lib/kubelet/')).every((f) => f.optional)).toBe(true);
+    expect(worker().files.find((f) => f.path.endsWith('/kubelet-client-current.pem'))!.optional).toBe(false);
     expect(etcd.ports).toEqual([2379]);
     const cpExternal = sourcesFor(rb, 'control-plane', ubuntu, true);
     expect(cpExternal.ports).toEqual([6443]);
@@ -49,9 +53,8 @@ describe('shipped OS profiles and runbooks load', () => {
     const cpStacked = sourcesFor(rb, 'control-plane', ubuntu, false);
     expect(cpStacked.ports).toEqual([6443, 2379]);
     expect(cpStacked.files.map((f) => f.path)).toContain('/etc/kubernetes/pki/etcd/server.crt');
-    const worker = sourcesFor(rb, 'worker', ubuntu, true);
-    expect(worker.ports).toEqual([]);
-    expect(worker.kubeconfigs).toEqual([{ path: '/etc/kubernetes/kubelet.conf', optional: true }]);
+    expect(worker().ports).toEqual([]);
+    expect(worker().kubeconfigs).toEqual([{ path: '/etc/kubernetes/kubelet.conf', optional: true }]);
   });
 });
 
