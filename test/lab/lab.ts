@@ -496,7 +496,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     ]);
     await chmod(join(dir, 'id_ed25519'), 0o600);
     // The etcd client pair the control plane and the management-cluster secret share (first etcd node has it too).
-    await must('bash', ['-c', `. "${SHIM_DIR}/rc-lab-lib.sh"; rc_issue "$1/etcd-ca.crt" "$1/etcd-ca.key" "$2/apiserver-etcd-client.crt" "$2/apiserver-etcd-client.key" /O=system:masters/CN=apiserver-etcd-client client '' ${certDates(certs)}`, '_', caDir, join(dir, 'shared')]);
+    await must('bash', ['-c', `. "${SHIM_DIR}/rc-lab-lib.sh"; trap rc_tmp_done EXIT; rc_issue "$1/etcd-ca.crt" "$1/etcd-ca.key" "$2/apiserver-etcd-client.crt" "$2/apiserver-etcd-client.key" /O=system:masters/CN=apiserver-etcd-client client '' ${certDates(certs)}`, '_', caDir, join(dir, 'shared')]);
 
     debug('keys, CAs, bridge', began);
     await Promise.all(nodes.map((n) => startHolder(dir, n)));
