@@ -9,7 +9,7 @@ import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { startLab, type Lab } from '../lab/lab.js';
-import { cert, cli, clusterState, etcdHealthy, etcdPkiLines, expectRotated, fileState, serials } from './rotation-state.js';
+import { cert, cli, clusterState, etcdHealthy, etcdPkiLines, expectRotated, fileState, MIXED_NODES, serials } from './rotation-state.js';
 
 describe('rotate a cluster whose etcd certificates have already expired', () => {
   let lab: Lab;
@@ -106,14 +106,7 @@ describe('etcd recovery on a mixed cluster (Bottlerocket, RHEL and Ubuntu etcd m
   beforeAll(async () => {
     lab = await startLab({
       certs: 'expired',
-      nodes: [
-        { name: 'lab-etcd-1', role: 'etcd', os: 'bottlerocket' },
-        { name: 'lab-etcd-2', role: 'etcd' },
-        { name: 'lab-etcd-3', role: 'etcd', os: 'rhel' },
-        { name: 'lab-cp-1', role: 'control-plane' },
-        { name: 'lab-cp-2', role: 'control-plane', os: 'bottlerocket' },
-        { name: 'lab-md-1', role: 'worker', os: 'bottlerocket' },
-      ],
+      nodes: MIXED_NODES,
     });
   });
   afterAll(async () => {

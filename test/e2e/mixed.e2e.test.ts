@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLab, type Lab } from '../lab/lab.js';
-import { cert, cli, clusterState, expectRotated, fileState, serials } from './rotation-state.js';
+import { cert, cli, clusterState, expectRotated, fileState, MIXED_NODES, serials } from './rotation-state.js';
 
 const BOOTSTRAP_IMAGE = 'public.ecr.aws/eks-anywhere/bottlerocket-bootstrap:v1-28-9-eks-a-lab';
 
@@ -27,14 +27,7 @@ describe('a mixed Ubuntu, RHEL and Bottlerocket cluster', () => {
   let autoInventory: string;
   beforeAll(async () => {
     lab = await startLab({
-      nodes: [
-        { name: 'lab-etcd-1', role: 'etcd', os: 'bottlerocket' },
-        { name: 'lab-etcd-2', role: 'etcd' },
-        { name: 'lab-etcd-3', role: 'etcd', os: 'rhel' },
-        { name: 'lab-cp-1', role: 'control-plane' },
-        { name: 'lab-cp-2', role: 'control-plane', os: 'bottlerocket' },
-        { name: 'lab-md-1', role: 'worker', os: 'bottlerocket' },
-      ],
+      nodes: MIXED_NODES,
     });
     stateDir = join(lab.dir, 'state');
     // The same cluster with every OS left to detection.

@@ -12,7 +12,7 @@ import { runCli, type CliEnv } from '../../src/cli/program.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { inspectCertificate } from '../../src/certs/inspect.js';
 import { servedCertificate } from '../../src/check/probe.js';
-import type { Lab, LabNode } from '../lab/lab.js';
+import type { Lab, LabNode, LabNodeSpec } from '../lab/lab.js';
 
 /** The CLI in-process, output captured; `env` is what the binary would pass (Ctrl-C, gate timeouts). */
 export async function cli(args: string[], env: CliEnv = {}) {
@@ -22,6 +22,16 @@ export async function cli(args: string[], env: CliEnv = {}) {
   const code = await runCli(args, io, env);
   return { code, out, err };
 }
+
+/** The mixed cluster of the Bottlerocket tests: every OS in the etcd cluster and on the control plane. */
+export const MIXED_NODES: LabNodeSpec[] = [
+  { name: 'lab-etcd-1', role: 'etcd', os: 'bottlerocket' },
+  { name: 'lab-etcd-2', role: 'etcd' },
+  { name: 'lab-etcd-3', role: 'etcd', os: 'rhel' },
+  { name: 'lab-cp-1', role: 'control-plane' },
+  { name: 'lab-cp-2', role: 'control-plane', os: 'bottlerocket' },
+  { name: 'lab-md-1', role: 'worker', os: 'bottlerocket' },
+];
 
 /** Where a node keeps its PKI, as os-profiles/<os>.yaml says. */
 export function pathsOf(node: Pick<LabNode, 'os'>) {

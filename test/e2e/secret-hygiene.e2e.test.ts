@@ -24,7 +24,7 @@ import { join, relative } from 'node:path';
 import ssh2 from 'ssh2';
 import { startLab, type Lab, type LabNode } from '../lab/lab.js';
 import type { JournalEntry } from '../../src/apply/journal.js';
-import { cli, clusterState, pathsOf } from './rotation-state.js';
+import { cli, clusterState, MIXED_NODES, pathsOf } from './rotation-state.js';
 
 // ---------------------------------------------------------------- secrets and the scanner
 
@@ -311,14 +311,7 @@ describe('secret hygiene: no private key leaves a node through output or files',
 
   beforeAll(async () => {
     lab = await startLab({
-      nodes: [
-        { name: 'lab-etcd-1', role: 'etcd', os: 'bottlerocket' },
-        { name: 'lab-etcd-2', role: 'etcd' },
-        { name: 'lab-etcd-3', role: 'etcd', os: 'rhel' },
-        { name: 'lab-cp-1', role: 'control-plane' },
-        { name: 'lab-cp-2', role: 'control-plane', os: 'bottlerocket' },
-        { name: 'lab-md-1', role: 'worker', os: 'bottlerocket' },
-      ],
+      nodes: MIXED_NODES,
     });
     // Kubelets due, so the rotation has a kubelet phase: an Ubuntu control plane and a Bottlerocket worker.
     await lab.expireKubelet('lab-cp-1', { client: 'expiring' });
