@@ -203,9 +203,19 @@ describe('faults (issue 7)', { timeout: 240_000 }, () => {
     const h = await etcd2.exec('set -e; mv /usr/local/bin/etcdadm /usr/local/bin/etcdadm.real; printf "#!/bin/bash\\nsleep 618\\n" >/usr/local/bin/etcdadm; chmod 0755 /usr/local/bin/etcdadm');
     expect(h.code, h.stderr).toBe(0);
     const run = cli(['rotate', '-i', lab.inventoryPath, '--only', 'etcd', '--yes', '--state-dir', state]);
+    // Cut only once the hanging etcdadm runs: the journal says renew started before the command
+    // reaches the node.
+    const hanging = () => {
+      try {
+        execFileSync('pgrep', ['-f', '^sleep 618$'], { stdio: 'ignore' });
+        return true;
+      } catch {
+        return false;
+      }
+    };
     await waitFor('lab-etcd-2 to start renew', () => {
       try {
-        return journal(state).some((e) => e.event === 'step-start' && e.node === 'lab-etcd-2' && e.step === 'renew');
+        return journal(state).some((e) => e.event === 'step-start' && e.node === 'lab-etcd-2' && e.step === 'renew') && hanging();
       } catch {
         return false;
       }
@@ -217,7 +227,8 @@ describe('faults (issue 7)', { timeout: 240_000 }, () => {
       const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
       if (comm === 'sshd' || comm.startsWith('sshd')) execFileSync('kill', ['-9', pid], { stdio: 'ignore' });
     }
-    execFileSync('pkill', ['-f', '^sleep 618$'], { stdio: 'ignore' });
+    // The orphaned etcdadm, unless it went down with its session.
+    if (hanging()) execFileSync('pkill', ['-f', '^sleep 618$'], { stdio: 'ignore' });
     const failed = await run;
     expect(failed.code, failed.out + failed.err).toBeGreaterThanOrEqual(1);
     expect(failed.out).toMatch(/Rotation FAILED on lab-etcd-2, step renew/);
