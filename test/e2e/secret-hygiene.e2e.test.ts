@@ -24,6 +24,7 @@ import { join, relative } from 'node:path';
 import ssh2 from 'ssh2';
 import { startLab, type Lab, type LabNode } from '../lab/lab.js';
 import type { JournalEntry } from '../../src/apply/journal.js';
+import { filesUnder } from '../files.js';
 import { cli, clusterState, MIXED_NODES, pathsOf } from './rotation-state.js';
 
 // ---------------------------------------------------------------- secrets and the scanner
@@ -173,20 +174,6 @@ function keyHoldersWritten(lab: Lab, node: string): Set<string> {
 }
 
 // ---------------------------------------------------------------- the local side
-
-function filesUnder(root: string): string[] {
-  if (!existsSync(root)) return [];
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out.push(p);
-    }
-  };
-  walk(root);
-  return out.sort();
-}
 
 const T0 = Date.now();
 const dbg = (msg: string) => {

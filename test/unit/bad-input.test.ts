@@ -9,7 +9,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -23,6 +23,7 @@ import { writePlan } from '../../src/plan/file.js';
 import type { Plan } from '../../src/plan/types.js';
 import { ProfileSet } from '../../src/profiles/profile.js';
 import { loadRotationRunbooks } from '../../src/runbook/runbook.js';
+import { filesUnder } from '../files.js';
 
 // ---------------------------------------------------------------- the fake nodes
 
@@ -112,17 +113,7 @@ function planFor(file: string, out: string, runId = '20261126T000000Z'): Plan {
 
 /** Every file under a folder, relative, with its size: "nothing changed" means this stays the same. */
 function listing(root: string): string[] {
-  if (!existsSync(root)) return [];
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out.push(`${relative(root, p)} ${statSync(p).size} ${statSync(p).mtimeMs}`);
-    }
-  };
-  walk(root);
-  return out.sort();
+  return filesUnder(root).map((p) => `${relative(root, p)} ${statSync(p).size} ${statSync(p).mtimeMs}`);
 }
 
 // ---------------------------------------------------------------- running the CLI
