@@ -97,7 +97,7 @@ export class Applier {
 
   /** Runs one step; returns a one-line summary or throws StepError with the node's own words. */
   private async runStep(node: PlanNode, step: PlanStep, gateState: GateContext): Promise<string> {
-    // Decided when the plan was made, and shown in it: see compile.ts recoveryDeferrals.
+    // Decided when the plan was made, and shown in it: see recoveryOf in compile.ts.
     if (step.deferred) return `deferred: ${step.deferred}`;
     const session = await this.session(node.name);
     if (step.action === 'update-etcd-client-secret' || step.action === 'kcp-not-paused') {
@@ -166,8 +166,10 @@ export class Applier {
     }
     if (res.code !== 0) {
       const stderr = res.stderr.trim().split('\n').slice(-5).join(' | ');
-      if (res.code === null && !res.signal) this.sessions.delete(node.name);
-      if (res.code === null && !res.signal) throw new StepError(`command ${step.run} lost its SSH connection before it finished: ${stderr || '(no error output)'}`);
+      if (res.code === null && !res.signal) {
+        this.sessions.delete(node.name);
+        throw new StepError(`command ${step.run} lost its SSH connection before it finished: ${stderr || '(no error output)'}`);
+      }
       throw new StepError(`command ${step.run} exited ${res.code ?? `on signal ${res.signal}`}: ${stderr || '(no error output)'}`);
     }
     if (step.capture === 'etcdClientPair') {

@@ -92,7 +92,7 @@ export interface CompileInput {
   detected?: Record<string, OsName>;
   /** Nodes whose kubelet certificates are due (from the certificates read); absent on --dry-run. */
   kubeletDue?: string[];
-  /** External etcd members with expired leaf certificates (from the certificates read). */
+  /** External etcd members whose server or peer certificate expired (from the certificates read). */
   etcdExpired?: string[];
 }
 
@@ -105,15 +105,19 @@ interface Recovery {
 /**
  * etcd recovery: while members' certificates are expired, etcd has no quorum (or a member that
  * cannot talk), and a member that restarted meanwhile does not even serve clients, so gates that
- * need a healthy cluster can only pass once the last of them is renewed. The expired members come
- * first in the phase; those before the last one defer those gates; on the last they are retried
- * while the members elect a leader; their restores defer them (the expired certificates come back).
- * Per node of the phase: for its steps and its restore.
+ * need a healthy cluster can only pass once the last of them is renewed. Returns the phase's nodes
+ * with the expired members first, and per node how its steps and restore steps change: before the
+ * last expired member those gates are deferred; on it they are retried while the members elect a
+ * leader; their restores defer them (the expired certificates come back).
  */
-function recoveryOf(rb: PhaseRunbook, targets: InventoryNode[], etcdExpired: string[]): Map<string, { steps: Recovery; restore: Recovery }> {
+function recoveryOf(rb: PhaseRunbook, phaseTargets: InventoryNode[], etcdExpired: string[]): { targets: InventoryNode[]; byNode: Map<string, { steps: Recovery; restore: Recovery }> } {
   const out = new Map<string, { steps: Recovery; restore: Recovery }>();
   const defers = [...rb.steps, ...(rb.restore?.steps ?? [])].some((s) => s.deferWhileEtcdExpired);
-  if (!defers || etcdExpired.length === 0) return out;
+  if (!defers || etcdExpired.length === 0) return { targets: phaseTargets, byNode: out };
+  // The expired members first: a healthy member renewed before them could not be checked (its
+  // gates need the whole cluster), and it is what keeps any quorum there is.
+  const expired = (n: InventoryNode) => etcdExpired.includes(n.name);
+  const targets = [...phaseTargets.filter(expired), ...phaseTargets.filter((n) => !expired(n))];
   const expiredHere = targets.filter((n) => etcdExpired.includes(n.name)).map((n) => n.name);
   // Also when the scope names only healthy members: renewing them in a degraded cluster is what
   // the health gates exist to prevent.
@@ -130,7 +134,7 @@ function recoveryOf(rb: PhaseRunbook, targets: InventoryNode[], etcdExpired: str
     if (i < lastIndex) out.set(n.name, { steps: { deferred: `etcd recovery: waits for ${last}, the last member with expired certificates; etcd cannot be healthy before it is renewed, and the health gate there checks every member` }, restore });
     else if (i === lastIndex) out.set(n.name, { steps: { retried: 'etcd recovery: retried up to --pod-timeout while the renewed members elect a leader; checks every member' }, restore });
   });
-  return out;
+  return { targets, byNode: out };
 }
 
 export function compilePlan(input: CompileInput): Plan {
@@ -150,22 +154,16 @@ export function compilePlan(input: CompileInput): Plan {
     else if (rb.select === 'kubelet-due') targets = targets.filter((n) => input.kubeletDue?.includes(n.name));
     if (scope.only === 'workers') targets = targets.filter((n) => n.role === 'worker');
     if (targets.length === 0) continue;
-    // etcd recovery renews the expired members first: a healthy member renewed before them could
-    // not be checked (its gates need the whole cluster), and it is what keeps any quorum there is.
-    if (rb.steps.some((s) => s.deferWhileEtcdExpired)) {
-      const expired = (n: InventoryNode) => (input.etcdExpired ?? []).includes(n.name);
-      targets = [...targets.filter(expired), ...targets.filter((n) => !expired(n))];
-    }
-    const recovery = recoveryOf(rb, targets, input.etcdExpired ?? []);
-    const nodes: PlanNode[] = targets.map((node) => {
-      const deferred = recovery.get(node.name);
+    const recoveries = recoveryOf(rb, targets, input.etcdExpired ?? []);
+    const nodes: PlanNode[] = recoveries.targets.map((node) => {
+      const recovery = recoveries.byNode.get(node.name);
       const profile = input.profiles.get(node.os);
       const base = nodeVars(node, profile, input.runId);
       const vars = { ...base };
       for (const [k, v] of Object.entries(rb.vars)) vars[k] = expand(v, vars, `${rb.file}: vars.${k}`);
-      const steps = rb.steps.filter((s) => applies(s.when, inv)).map((s) => compileStep(s, node, profile, vars, deferred?.steps));
+      const steps = rb.steps.filter((s) => applies(s.when, inv)).map((s) => compileStep(s, node, profile, vars, recovery?.steps));
       const restore = rb.restore
-        ? { after: rb.restore.after, steps: rb.restore.steps.filter((s) => applies(s.when, inv)).map((s) => compileStep(s, node, profile, vars, deferred?.restore)) }
+        ? { after: rb.restore.after, steps: rb.restore.steps.filter((s) => applies(s.when, inv)).map((s) => compileStep(s, node, profile, vars, recovery?.restore)) }
         : undefined;
       const backups = [...new Set(steps.filter((s) => typeof s.with.backup === 'string').map((s) => s.with.backup as string))];
       return { name: node.name, host: node.host, role: node.role, os: node.os, rootShell: profile.rootShell, vars, steps, ...(restore ? { restore } : {}), backups };

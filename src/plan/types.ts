@@ -75,7 +75,7 @@ export interface Plan {
    */
   kubeletDue?: string[];
   /**
-   * External etcd members with a leaf certificate expired or not yet valid when the plan was made:
+   * External etcd members whose server or peer certificate was expired or not yet valid when the plan was made:
    * etcd cannot be healthy until all are renewed (etcd recovery). Absent when there were none.
    */
   etcdExpired?: string[];
