@@ -11,7 +11,8 @@ export default defineConfig({
           globalSetup: ['test/lab/global-setup.ts'],
           // Each file brings up its own emulated cluster; two at once would fight over 2 cores.
           fileParallelism: false,
-          testTimeout: 120_000,
+          // A full rotation of a six-node lab takes about a minute, more on a busy machine.
+          testTimeout: 300_000,
           hookTimeout: 120_000,
         },
       },

@@ -83,13 +83,57 @@ describe('lab: 3 etcd, 2 control plane, 1 worker', () => {
     const renewed = await serial(lab, 'lab-cp-1', '/etc/kubernetes/pki/apiserver.crt');
     // Still the old cert: the static pod read it at start.
     expect((await servedCert(cp.host, 6443)).serialNumber).not.toBe(renewed);
+    const running = async () => JSON.parse((await cp.exec('crictl ps -o json')).stdout).containers as Array<{ id: string; metadata: { name: string }; state: string }>;
+    const named = <T extends { metadata: { name: string } }>(cs: T[], n: string) => cs.filter((c) => c.metadata.name === n);
+    const firstApiserver = named(await running(), 'kube-apiserver');
+    expect(firstApiserver).toHaveLength(1);
+    // Done right: wait until the old containers are gone, not only the port, then move them back.
     await cp.exec('mkdir -p /root/m && mv /etc/kubernetes/manifests/* /root/m/');
     await until('apiserver to stop', async () => ((await servedCert(cp.host, 6443).catch(() => null)) === null ? true : undefined));
+    await until('the static pods\' containers to go', async () => ((await running()).length === 0 ? true : undefined));
     await cp.exec('mv /root/m/* /etc/kubernetes/manifests/');
     const served = await until('apiserver to start', () => servedCert(cp.host, 6443));
     expect(served.serialNumber).toBe(renewed);
-    const events = readFileSync(join(lab.dir, 'events.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { node: string; event: string });
-    expect(events.filter((e) => e.node === 'lab-cp-1').map((e) => e.event)).toEqual(['apiserver-start', 'apiserver-stop', 'apiserver-start']);
+    await until('four static pods running', async () => ((await running()).length === 4 ? true : undefined));
+    expect(named(await running(), 'kube-apiserver')[0]!.id).not.toBe(firstApiserver[0]!.id);
+    const events = () => readFileSync(join(lab.dir, 'events.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { node: string; event: string; pod?: string });
+    expect(events().filter((e) => e.node === 'lab-cp-1' && e.event.startsWith('apiserver-')).map((e) => e.event)).toEqual(['apiserver-start', 'apiserver-stop', 'apiserver-start']);
+    expect(events().filter((e) => e.event === 'duplicate-container')).toEqual([]);
+
+    // Too early: back as soon as the port closes, as a fixed sleep or a port check would do. The
+    // kubelet starts new containers while the old ones still run: duplicates, as AWS saw them.
+    const early = await cp.exec(`mv /etc/kubernetes/manifests/* /root/m/
+      while (exec 3<>/dev/tcp/${cp.host}/6443) 2>/dev/null; do sleep 0.05; done
+      mv /root/m/* /etc/kubernetes/manifests/`);
+    expect(early.code, early.stderr).toBe(0);
+    await until('apiserver to start', () => servedCert(cp.host, 6443));
+    await new Promise((r) => setTimeout(r, 5000)); // longer than any container takes to go
+    const after = await running();
+    expect(named(after, 'kube-apiserver'), 'two kube-apiserver containers').toHaveLength(2);
+    expect(named(after, 'kube-vip'), 'two kube-vip containers').toHaveLength(2);
+    expect(events().filter((e) => e.event === 'duplicate-container').map((e) => e.pod).sort()).toEqual(['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-vip']);
+    // crictl removes the older ones; the kubelet keeps running the newest.
+    for (const n of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-vip']) {
+      const older = (await cp.exec(`crictl ps -q --name '^${n}$' | tail -n +2`)).stdout.trim().split('\n').filter(Boolean);
+      expect(older, n).toHaveLength(1);
+      expect((await cp.exec(`crictl stop ${older[0]} && crictl rm ${older[0]}`)).code).toBe(0);
+    }
+    expect(await running()).toHaveLength(4);
+    expect((await servedCert(cp.host, 6443)).serialNumber).toBe(renewed);
+  });
+
+  it("a kube-apiserver whose etcd key is not its certificate's exits and is restarted until the files match", async () => {
+    const cp = lab.node('lab-cp-2');
+    const pki = '/etc/kubernetes/pki';
+    // The new certificate beside the old key: what installing only one half of the pair leaves.
+    await cp.exec(`cp ${pki}/apiserver-etcd-client.key /root/etcd-client.key && cp ${pki}/apiserver-kubelet-client.key ${pki}/apiserver-etcd-client.key && mkdir -p /root/m2 && mv /etc/kubernetes/manifests/kube-apiserver.yaml /root/m2/`);
+    await until('apiserver to stop', async () => ((await servedCert(cp.host, 6443).catch(() => null)) === null ? true : undefined));
+    await cp.exec('mv /root/m2/kube-apiserver.yaml /etc/kubernetes/manifests/');
+    await until('the kube-apiserver to exit', async () => ((await cp.exec("crictl ps -a --name '^kube-apiserver$' --state exited -q")).stdout.trim() ? true : undefined));
+    expect(await servedCert(cp.host, 6443).catch(() => null)).toBeNull();
+    expect((await cp.readFile('/var/log/kubelet-agent.log')).toString()).toMatch(/tls: private key does not match public key/);
+    await cp.exec(`cp /root/etcd-client.key ${pki}/apiserver-etcd-client.key`);
+    await until('apiserver to start', () => servedCert(cp.host, 6443), 15_000);
   });
 
   it('kubeadm certs renew all renews every kubeadm leaf and embedded client cert, not the etcd client pair', async () => {
@@ -113,9 +157,24 @@ describe('lab: 3 etcd, 2 control plane, 1 worker', () => {
     expect(api.verify(ca.publicKey)).toBe(true);
     expect(api.subjectAltName).toContain(`IP Address:${cp.host}`);
     expect(api.subject).toMatch(/CN=kube-apiserver/);
+
+    // When it cannot read the cluster's configuration it falls back to a local etcd, and on this
+    // external-etcd control plane stops at apiserver-etcd-client, after renewing two certificates.
+    const noCluster = await cp.exec('kubeadm certs renew all --kubeconfig /root/none.conf');
+    expect(noCluster.code).toBe(1);
+    expect(noCluster.stdout.trim().split('\n')).toEqual([
+      'certificate embedded in the kubeconfig file for the admin to use and for kubeadm itself renewed',
+      'certificate for serving the Kubernetes API renewed',
+    ]);
+    expect(noCluster.stderr).toMatch(/^Error checking external CA condition for etcd\/ca certificate authority: failure loading key for etcd\/server: couldn't load the private key file \/etc\/kubernetes\/pki\/etcd\/server\.key/);
+    // By name, each one checks only its own CA: they all work.
+    const byName = await cp.exec('for n in admin.conf apiserver apiserver-kubelet-client controller-manager.conf front-proxy-client scheduler.conf; do kubeadm certs renew $n --kubeconfig /root/none.conf || exit 1; done');
+    expect(byName.code, byName.stderr).toBe(0);
+    // super-admin.conf is a certificate of kubeadm 1.29 and later; this lab runs 1.28.
+    expect((await cp.exec('kubeadm certs renew super-admin.conf')).stderr).toMatch(/^invalid subcommand: "super-admin.conf"/);
   });
 
-  it('etcdadm join phase certificates recreates deleted certs with the same CA', async () => {
+  it('etcdadm join phase certificates recreates deleted certs with the same CA, named after the host as it is now', async () => {
     const n = lab.node('lab-etcd-2');
     const r = await n.exec('cd /etc/etcd && cp -r pki pki.bak && rm pki/* && cp pki.bak/ca.* pki && etcdadm join phase certificates http://eks-a-etcd-dumb-url');
     expect(r.code, r.stderr).toBe(0);
@@ -124,6 +183,13 @@ describe('lab: 3 etcd, 2 control plane, 1 worker', () => {
       const c = new X509Certificate(await n.readFile(`/etc/etcd/pki/${f}.crt`));
       expect(c.verify(ca.publicKey), f).toBe(true);
     }
+    // etcdadm's SANs: the host's name and default-route address (and 127.0.0.1 for the server).
+    expect(new X509Certificate(await n.readFile('/etc/etcd/pki/server.crt')).subjectAltName).toBe(`DNS:lab-etcd-2, IP Address:${n.host}, IP Address:127.0.0.1`);
+    expect(new X509Certificate(await n.readFile('/etc/etcd/pki/peer.crt')).subjectAltName).toBe(`DNS:lab-etcd-2, IP Address:${n.host}`);
+    expect((await n.readFile('/etc/etcd/pki/server.key')).toString()).toMatch(/^-----BEGIN RSA PRIVATE KEY-----/);
+    // Run again: it only creates what is missing, so it keeps every pair.
+    const again = await n.exec('etcdadm join phase certificates http://eks-a-etcd-dumb-url');
+    expect(again.stdout.match(/Using the existing \S+ certificate and key/g)).toHaveLength(5);
     // etcd serves the new server cert on new connections without a restart.
     const fresh = await serial(lab, n.name, '/etc/etcd/pki/server.crt');
     expect((await servedCert(n.host, 2379)).serialNumber).toBe(fresh);

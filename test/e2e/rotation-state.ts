@@ -33,11 +33,42 @@ export const MIXED_NODES: LabNodeSpec[] = [
   { name: 'lab-md-1', role: 'worker', os: 'bottlerocket' },
 ];
 
-/** Where a node keeps its PKI, as os-profiles/<os>.yaml says. */
+/**
+ * Where a node keeps its PKI, as os-profiles/<os>.yaml says, and the etcd client files its
+ * kube-apiserver reads (EKS Anywhere's Bottlerocket templates: server-etcd-client.crt with
+ * apiserver-etcd-client.key).
+ */
 export function pathsOf(node: Pick<LabNode, 'os'>) {
   return node.os === 'bottlerocket'
-    ? { etcdPki: '/var/lib/etcd/pki', kubePki: '/var/lib/kubeadm/pki', kubeDir: '/var/lib/kubeadm', pair: 'server-etcd-client' }
-    : { etcdPki: '/etc/etcd/pki', kubePki: '/etc/kubernetes/pki', kubeDir: '/etc/kubernetes', pair: 'apiserver-etcd-client' };
+    ? { etcdPki: '/var/lib/etcd/pki', kubePki: '/var/lib/kubeadm/pki', kubeDir: '/var/lib/kubeadm', pairCrt: 'server-etcd-client.crt', pairKey: 'apiserver-etcd-client.key', staticPods: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-vip'] }
+    : { etcdPki: '/etc/etcd/pki', kubePki: '/etc/kubernetes/pki', kubeDir: '/etc/kubernetes', pairCrt: 'apiserver-etcd-client.crt', pairKey: 'apiserver-etcd-client.key', staticPods: ['kube-apiserver.yaml', 'kube-controller-manager.yaml', 'kube-scheduler.yaml', 'kube-vip.yaml'] };
+}
+
+/** The client certificate a kubeconfig embeds. */
+export async function kubeconfigCert(node: LabNode, path: string) {
+  const text = (await node.readFile(path)).toString('utf8');
+  const b64 = /client-certificate-data: (\S+)/.exec(text)?.[1];
+  if (!b64) throw new Error(`${node.name}:${path} embeds no client certificate`);
+  return inspectCertificate(Buffer.from(b64, 'base64').toString('utf8'));
+}
+
+const KUBECONFIGS = ['admin.conf', 'controller-manager.conf', 'scheduler.conf', 'super-admin.conf'];
+
+/** Running containers per name on a node, from the lab runtime's records (what crictl and ctr list). */
+export async function runningContainers(node: LabNode): Promise<Record<string, number>> {
+  const r = await node.exec(`cat /var/lib/rotate-certs-lab/containers/*.json 2>/dev/null | jq -s -c 'map(select(.state == "CONTAINER_RUNNING") | .metadata.name) | group_by(.) | map({key: .[0], value: length}) | from_entries'`);
+  return JSON.parse(r.stdout || '{}') as Record<string, number>;
+}
+
+/** Static pods that were started again while their old container still ran, anywhere in the lab. */
+export function duplicateStarts(lab: Lab): string[] {
+  return readFileSync(join(lab.dir, 'events.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { node: string; event: string; pod?: string })
+    .filter((e) => e.event === 'duplicate-container')
+    .map((e) => `${e.node}: ${e.pod}`);
 }
 
 const ETCD_LEAVES = ['server.crt', 'peer.crt', 'etcdctl-etcd-client.crt', 'apiserver-etcd-client.crt'];
@@ -72,8 +103,14 @@ export async function serials(lab: Lab): Promise<Record<string, string>> {
   for (const n of lab.nodes) {
     const p = pathsOf(n);
     const files =
-      n.role === 'etcd' ? ETCD_LEAVES.map((f) => `${p.etcdPki}/${f}`) : n.role === 'control-plane' ? [...CP_LEAVES, `${p.pair}.crt`].map((f) => `${p.kubePki}/${f}`) : [];
+      n.role === 'etcd' ? ETCD_LEAVES.map((f) => `${p.etcdPki}/${f}`) : n.role === 'control-plane' ? [...CP_LEAVES, p.pairCrt].map((f) => `${p.kubePki}/${f}`) : [];
     for (const f of files) out[`${n.name}:${f}`] = (await cert(n, f)).serial;
+    if (n.role === 'control-plane') {
+      for (const k of KUBECONFIGS) {
+        const path = `${p.kubeDir}/${k}`;
+        if ((await n.exec(`test -f ${path}`)).code === 0) out[`${n.name}:${path}`] = (await kubeconfigCert(n, path)).serial;
+      }
+    }
   }
   return out;
 }
@@ -123,7 +160,7 @@ export async function expectRotated(lab: Lab, before: Record<string, string>, be
   for (const [k, serial] of Object.entries(before)) {
     expect(after[k], `${k} renewed`).not.toBe(serial);
     const [name, path] = k.split(':') as [string, string];
-    const c = await cert(lab.node(name), path);
+    const c = path.endsWith('.conf') ? await kubeconfigCert(lab.node(name), path) : await cert(lab.node(name), path);
     const daysLeft = (c.notAfter.getTime() - now) / 86_400_000;
     expect(daysLeft, `${k} about a year out`).toBeGreaterThan(360);
     expect(daysLeft).toBeLessThan(367);
@@ -146,12 +183,15 @@ export async function expectRotated(lab: Lab, before: Record<string, string>, be
     const served = inspectCertificate(await servedCertificate({ host: n.host, port: n.role === 'etcd' ? 2379 : 6443, timeoutMs: 3000 }));
     expect(served.fingerprint, `${n.name} serves the renewed cert`).toBe((await cert(n, file)).fingerprint);
     if (n.role === 'control-plane') {
-      const ls = (await n.exec('ls /etc/kubernetes/manifests')).stdout.split('\n').filter(Boolean).sort();
-      expect(ls).toEqual(['kube-apiserver.yaml', 'kube-controller-manager.yaml', 'kube-scheduler.yaml']);
-      const key = await n.exec(`stat -c %a ${p.kubePki}/${p.pair}.key`);
+      const ls = (await n.exec('ls /etc/kubernetes/manifests/')).stdout.split('\n').filter(Boolean).sort();
+      expect(ls, `${n.name} static pods back`).toEqual(p.staticPods);
+      const key = await n.exec(`stat -c %a ${p.kubePki}/${p.pairKey}`);
       expect(key.stdout.trim()).toBe('600');
+      // Exactly one running container per static pod: none left behind by a restart too early.
+      expect(await runningContainers(n), `${n.name} containers`).toEqual({ 'kube-apiserver': 1, 'kube-controller-manager': 1, 'kube-scheduler': 1, 'kube-vip': 1 });
     }
   }
+  expect(duplicateStarts(lab), 'no static pod was started while its old container still ran').toEqual([]);
   expect(await etcdHealthy(lab)).toBe(true);
   // The secret and every control-plane node hold the pair of an etcd node.
   const pair = secretPair(lab);
@@ -159,8 +199,8 @@ export async function expectRotated(lab: Lab, before: Record<string, string>, be
   expect(etcdPairs).toContain(pair.crt.trim());
   for (const n of lab.nodes.filter((n) => n.role === 'control-plane')) {
     const p = pathsOf(n);
-    expect((await n.readFile(`${p.kubePki}/${p.pair}.crt`)).toString('utf8').trim()).toBe(pair.crt.trim());
-    expect((await n.readFile(`${p.kubePki}/${p.pair}.key`)).toString('utf8').trim()).toBe(pair.key.trim());
+    expect((await n.readFile(`${p.kubePki}/${p.pairCrt}`)).toString('utf8').trim()).toBe(pair.crt.trim());
+    expect((await n.readFile(`${p.kubePki}/${p.pairKey}`)).toString('utf8').trim()).toBe(pair.key.trim());
   }
   expect(maxApiserversDown(lab)).toBeLessThanOrEqual(1);
 }

@@ -1,5 +1,5 @@
 /**
- * By hand: `npm run lab -- up [--etcd 3 --cp 2 --workers 1 --os ubuntu --certs valid --nodes spec --services|--no-services] [--dir D]`,
+ * By hand: `npm run lab -- up [--etcd 3 --cp 2 --workers 1 --os ubuntu --certs valid --kubernetes 1.28 --nodes spec --services|--no-services] [--dir D]`,
  * `npm run lab -- down [--dir D | --all]`, `npm run lab -- status`.
  * --nodes spec: comma list of name:role[:os], e.g. "e1:etcd,cp1:control-plane:bottlerocket,w1:worker".
  */
@@ -39,6 +39,7 @@ async function main(): Promise<number> {
     if (f.has('id')) opts.id = f.get('id');
     if (f.has('os')) opts.os = f.get('os') as LabOs;
     if (f.has('certs')) opts.certs = f.get('certs') as LabOptions['certs'];
+    if (f.has('kubernetes')) opts.kubernetes = f.get('kubernetes') as LabOptions['kubernetes'];
     if (f.has('dir')) opts.dir = f.get('dir');
     if (f.has('no-services')) opts.services = false;
     if (f.has('services')) opts.services = f.get('services') !== 'false';

@@ -19,6 +19,15 @@ import { stringify } from 'yaml';
 
 export type LabRole = 'etcd' | 'control-plane' | 'worker';
 export type LabOs = 'ubuntu' | 'rhel' | 'bottlerocket';
+export const LAB_KUBERNETES_VERSIONS = ['1.26', '1.28', '1.29', '1.30'] as const;
+export type LabKubernetesVersion = (typeof LAB_KUBERNETES_VERSIONS)[number];
+/** The EKS Distro build each minor version's binaries report (`kubeadm version -o short`). */
+const EKS_D_VERSION: Record<LabKubernetesVersion, string> = {
+  '1.26': 'v1.26.10-eks-1-26-20',
+  '1.28': 'v1.28.3-eks-1-28-9',
+  '1.29': 'v1.29.6-eks-1-29-14',
+  '1.30': 'v1.30.2-eks-1-30-10',
+};
 export interface LabNodeSpec {
   name: string;
   role: LabRole;
@@ -33,6 +42,12 @@ export interface LabOptions {
   nodes?: LabNodeSpec[];
   os?: LabOs;
   certs?: 'valid' | 'expiring' | 'expired';
+  /**
+   * The Kubernetes minor version of the nodes' kubeadm (default 1.28). kubeadm's behaviour differs by
+   * version where rotate-certs relies on it: before 1.27 `kubeconfig user` requires --config; from 1.29
+   * the first control-plane node holds super-admin.conf and `certs renew` knows it.
+   */
+  kubernetes?: LabKubernetesVersion;
   services?: boolean;
   dir?: string;
   /** Internal (CLI `up`): cleanupStaleLabs() leaves the lab alone after its creator exits. */
@@ -83,6 +98,12 @@ export interface Lab {
    * EKS Anywhere gives etcd and the control plane one machine config each: throws when either mixes OSes.
    */
   writeEksaFolder(parent: string): Promise<string>;
+  /**
+   * Leaves a running container of `pod` on a node that nothing manages any more, created `ageSeconds`
+   * ago: what a static pod restarted too early leaves behind (a duplicate), or Bottlerocket's stale
+   * etcd container. Returns its id.
+   */
+  leakContainer(name: string, pod: string, ageSeconds: number): Promise<string>;
   down(): Promise<void>;
 }
 
@@ -412,7 +433,7 @@ async function pickId(requested?: string): Promise<string> {
 }
 
 function nsenter(holderPid: number, args: string[]): [string, string[]] {
-  return ['nsenter', ['-t', String(holderPid), '-m', '-n', ...args]];
+  return ['nsenter', ['-t', String(holderPid), '-m', '-n', '-u', ...args]];
 }
 
 export async function startLab(opts: LabOptions = {}): Promise<Lab> {
@@ -518,6 +539,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
         LAB_DIR: dir,
         CA_DIR: caDir,
         LAB_CERTS: certs,
+        K8S_VERSION: EKS_D_VERSION[opts.kubernetes ?? '1.28'],
         ETCD_IPS: etcdIps,
         FIRST_CP: n === cpNodes[0] ? '1' : '0',
         FIRST_CP_IP: firstCpIp,
@@ -678,6 +700,11 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       }
       return folder;
     },
+    leakContainer: async (name, pod, ageSeconds) => {
+      const image = pod === 'etcd' ? 'public.ecr.aws/eks-distro/etcd-io/etcd:v3.5.9-eks-1-28-9' : `public.ecr.aws/eks-distro/kubernetes/${pod}:v1.28.3-eks-1-28-9`;
+      const [c, a] = nsenter(rt(name).holderPid, ['bash', '-c', '. /usr/local/bin/rc-lab-lib.sh; rc_container_new "$1" "$1" "$2" "$3"', '_', pod, image, String(BigInt(Date.now() - ageSeconds * 1000) * 1_000_000n)]);
+      return (await must(c, a)).trim();
+    },
     expireKubelet: async (name, what) => {
       const n = rt(name);
       if (!what.client && !what.serving) throw new Error('expireKubelet: say which certificate (client, serving)');
@@ -739,11 +766,13 @@ function startHolder(dir: string, n: NodeRt): Promise<void> {
     ...layers.map(([k, target]) => `mkdir -p ${nd}/${k}.upper ${nd}/${k}.work && mount -t overlay overlay -o lowerdir=${target},upperdir=${nd}/${k}.upper,workdir=${nd}/${k}.work ${target}`),
     'mount -t tmpfs -o mode=0755 tmpfs /run',
     'mkdir -p /run/sshd',
+    `hostname ${n.spec.name}`,
     'echo ready',
     'exec sleep infinity',
   ].join('\n');
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', n.netns, 'unshare', '--mount', '--propagation', 'private', 'bash', '-c', script], {
+    // Its own UTS namespace too: etcdadm names a member's certificates after the host's name.
+    const child = spawn('ip', ['netns', 'exec', n.netns, 'unshare', '--mount', '--uts', '--propagation', 'private', 'bash', '-c', script], {
       cwd: '/',
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -816,7 +845,9 @@ function startAgent(n: NodeRt, dir: string): number {
     LAB_NODE_NAME: n.spec.name,
     LAB_NODE_IP: n.host,
     LAB_DIR: dir,
-    LAB_MANIFEST_DIR: '/etc/kubernetes/manifests',
+    // Bottlerocket's staticPodPath holds files named after the pod, without an extension.
+    LAB_MANIFEST_DIR: n.spec.os === 'bottlerocket' ? '/etc/kubernetes/static-pods' : '/etc/kubernetes/manifests',
+    LAB_MANIFEST_EXT: n.spec.os === 'bottlerocket' ? '' : '.yaml',
     LAB_POLL_MS: process.env.LAB_POLL_MS ?? '250',
   });
 }
@@ -912,7 +943,7 @@ async function seedApiState(dir: string, nodes: NodeRt[]): Promise<void> {
           kubeadmConfigSpec: {
             clusterConfiguration: {
               etcd: etcd.length
-                ? { external: { caFile: `${kpki}/etcd/ca.crt`, certFile: `${kpki}/${br ? 'server' : 'apiserver'}-etcd-client.crt`, keyFile: `${kpki}/${br ? 'server' : 'apiserver'}-etcd-client.key`, endpoints: etcd.map((n) => `https://${n.host}:2379`) } }
+                ? { external: { caFile: `${kpki}/etcd/ca.crt`, certFile: `${kpki}/${br ? 'server' : 'apiserver'}-etcd-client.crt`, keyFile: `${kpki}/apiserver-etcd-client.key`, endpoints: etcd.map((n) => `https://${n.host}:2379`) } }
                 : { local: { dataDir: '/var/lib/etcd' } },
             },
           },

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs once per node INSIDE its net + mount namespaces (overlays already mounted).
 # Inputs (env): NODE_NAME NODE_IP NODE_PREFIX NODE_ROLE NODE_OS NODE_USER LAB_DIR CA_DIR LAB_CERTS
-#               ETCD_IPS (space separated, empty = stacked) FIRST_CP (1|0) SHIM_DIR CLUSTER
+#               ETCD_IPS (space separated, empty = stacked) FIRST_CP (1|0) SHIM_DIR CLUSTER K8S_VERSION
 # Prints the node's ed25519 host public key on stdout as its last line.
 set -euo pipefail
 umask 022
@@ -9,17 +9,28 @@ umask 022
 ip link set lo up
 ip addr add "$NODE_IP/$NODE_PREFIX" dev eth0
 ip link set eth0 up
+# A default route, as real nodes have: etcdadm takes the address of the default interface for its
+# certificates' SANs (and fails without one). The host does not forward, so nothing leaves the lab.
+ip route add default via "${NODE_IP%.*}.1" dev eth0
 
 if [ "$NODE_OS" = bottlerocket ]; then
-  KDIR=/var/lib/kubeadm; KPKI=/var/lib/kubeadm/pki; EPKI=/var/lib/etcd/pki; ETCD_DATA=/var/lib/etcd/data; ECLIENT=server-etcd-client
+  KDIR=/var/lib/kubeadm; KPKI=/var/lib/kubeadm/pki; EPKI=/var/lib/etcd/pki; ETCD_DATA=/var/lib/etcd/data
+  # EKS Anywhere's Bottlerocket templates (aws/eks-anywhere pkg/providers/vsphere/config/template-cp.yaml):
+  # certFile /var/lib/kubeadm/pki/server-etcd-client.crt, keyFile /var/lib/kubeadm/pki/apiserver-etcd-client.key.
+  ECLIENT_CRT=server-etcd-client.crt; ECLIENT_KEY=apiserver-etcd-client.key
   KUBELET_CONF=/etc/kubernetes/kubelet/kubeconfig # Bottlerocket's own kubelet kubeconfig (os-profiles: kubeletConf)
+  # bottlerocket-core-kit sources/static-pods: /etc/kubernetes/static-pods/NAME, no extension.
+  STATIC_PODS=/etc/kubernetes/static-pods; POD_EXT=
 else
-  KDIR=/etc/kubernetes; KPKI=/etc/kubernetes/pki; EPKI=/etc/etcd/pki; ETCD_DATA=/var/lib/etcd; ECLIENT=apiserver-etcd-client
+  KDIR=/etc/kubernetes; KPKI=/etc/kubernetes/pki; EPKI=/etc/etcd/pki; ETCD_DATA=/var/lib/etcd
+  ECLIENT_CRT=apiserver-etcd-client.crt; ECLIENT_KEY=apiserver-etcd-client.key
   KUBELET_CONF=/etc/kubernetes/kubelet.conf
+  STATIC_PODS=/etc/kubernetes/manifests; POD_EXT=.yaml
 fi
+K8S_MINOR=${K8S_VERSION#v1.}; K8S_MINOR=${K8S_MINOR%%.*}
 STACKED=0; [ -z "${ETCD_IPS// /}" ] && STACKED=1
 
-mkdir -p /etc/rotate-certs-lab
+mkdir -p /etc/rotate-certs-lab /var/lib/rotate-certs-lab /var/log
 cat >/etc/rotate-certs-lab/node.env <<ENV
 NODE_NAME=$NODE_NAME
 NODE_IP=$NODE_IP
@@ -34,6 +45,10 @@ EPKI=$EPKI
 ETCD_DATA=$ETCD_DATA
 STACKED=$STACKED
 KUBELET_CONF=$KUBELET_CONF
+STATIC_PODS=$STATIC_PODS
+POD_EXT=$POD_EXT
+K8S_VERSION=$K8S_VERSION
+K8S_MINOR=$K8S_MINOR
 ENV
 
 # Shims shadow nothing on the host: /usr/local/bin is an overlay. Each OS gets only its own
@@ -41,11 +56,14 @@ ENV
 # there, kubeadm and etcdadm exist only inside the kubeadm-bootstrap image (see the ctr shim).
 install -m 0755 "$SHIM_DIR/rc-lab-lib.sh" "$SHIM_DIR/systemctl" /usr/local/bin/
 if [ "$NODE_OS" = bottlerocket ]; then
-  install -m 0755 "$SHIM_DIR/sheltie" "$SHIM_DIR/apiclient" "$SHIM_DIR/ctr" /usr/local/bin/
+  install -m 0755 "$SHIM_DIR/sheltie" "$SHIM_DIR/.rc-br-host" "$SHIM_DIR/apiclient" "$SHIM_DIR/ctr" /usr/local/bin/
   install -d -m 0755 /usr/local/bin/.bootstrap-image
   install -m 0755 "$SHIM_DIR/kubeadm" "$SHIM_DIR/etcdadm" /usr/local/bin/.bootstrap-image/
 else
   install -m 0755 "$SHIM_DIR/kubeadm" "$SHIM_DIR/etcdadm" /usr/local/bin/
+  # image-builder's nodes carry cri-tools, configured for containerd's socket.
+  install -m 0755 "$SHIM_DIR/crictl" /usr/local/bin/
+  printf 'runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\n' >/etc/crictl.yaml
 fi
 . /usr/local/bin/rc-lab-lib.sh
 
@@ -72,6 +90,8 @@ else
 fi
 chmod 0440 "/etc/sudoers.d/$NODE_USER"
 
+# The node's own name resolves, as on a real node (sudo looks it up).
+printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$NODE_NAME" >/etc/hosts
 rm -f /etc/ssh/ssh_host_*
 ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
 cat >/etc/ssh/sshd_config <<CFG
@@ -138,17 +158,23 @@ KC
 if [ "$NODE_ROLE" = etcd ]; then
   mkdir -p "$EPKI"
   cpk 0644 "$CA_DIR/etcd-ca.crt" "$EPKI/ca.crt"; cpk 0600 "$CA_DIR/etcd-ca.key" "$EPKI/ca.key"
-  sans="DNS:$NODE_NAME,DNS:localhost,IP:$NODE_IP,IP:127.0.0.1"
-  issue "$EPKI/ca.crt" "$EPKI/ca.key" "$EPKI/server.crt" "$EPKI/server.key" "/CN=$NODE_NAME" peer "$sans"
-  issue "$EPKI/ca.crt" "$EPKI/ca.key" "$EPKI/peer.crt" "$EPKI/peer.key" "/CN=$NODE_NAME" peer "$sans"
-  issue "$EPKI/ca.crt" "$EPKI/ca.key" "$EPKI/etcdctl-etcd-client.crt" "$EPKI/etcdctl-etcd-client.key" "/O=system:masters/CN=etcdctl-etcd-client" client ''
+  # As etcdadm makes them (kubernetes-sigs/etcdadm apis/config.go DefaultServerCertSANs and
+  # DefaultPeerCertSANs, certs/certs.go): CN the host name; server SANs the name, the default-route
+  # address and 127.0.0.1; peer SANs the name and that address. No localhost.
+  issue "$EPKI/ca.crt" "$EPKI/ca.key" "$EPKI/server.crt" "$EPKI/server.key" "/CN=$NODE_NAME" peer "DNS:$NODE_NAME,IP:$NODE_IP,IP:127.0.0.1"
+  issue "$EPKI/ca.crt" "$EPKI/ca.key" "$EPKI/peer.crt" "$EPKI/peer.key" "/CN=$NODE_NAME" peer "DNS:$NODE_NAME,IP:$NODE_IP"
+  issue "$EPKI/ca.crt" "$EPKI/ca.key" "$EPKI/etcdctl-etcd-client.crt" "$EPKI/etcdctl-etcd-client.key" "/O=system:masters/CN=$NODE_NAME-etcdctl" client ''
   if [ "${SHARED_ETCD_CLIENT:-0}" = 1 ]; then # the pair the control plane and the secret hold
     cpk 0644 "$LAB_DIR/shared/apiserver-etcd-client.crt" "$EPKI/apiserver-etcd-client.crt"
     cpk 0600 "$LAB_DIR/shared/apiserver-etcd-client.key" "$EPKI/apiserver-etcd-client.key"
   else
-    issue "$EPKI/ca.crt" "$EPKI/ca.key" "$EPKI/apiserver-etcd-client.crt" "$EPKI/apiserver-etcd-client.key" "/O=system:masters/CN=apiserver-etcd-client" client ''
+    issue "$EPKI/ca.crt" "$EPKI/ca.key" "$EPKI/apiserver-etcd-client.crt" "$EPKI/apiserver-etcd-client.key" "/O=system:masters/CN=$NODE_NAME-kube-apiserver-etcd-client" client ''
   fi
   install -d -m 0700 "$ETCD_DATA"
+  if [ "$NODE_OS" = bottlerocket ]; then
+    # Bottlerocket runs etcd as a static pod: its container is what ctr lists (the lab runs the process).
+    rc_container_new etcd etcd public.ecr.aws/eks-distro/etcd-io/etcd:v3.5.9-eks-1-28-9 >/dev/null
+  fi
 fi
 
 if [ "$NODE_ROLE" = control-plane ]; then
@@ -168,20 +194,23 @@ if [ "$NODE_ROLE" = control-plane ]; then
     issue "$KPKI/etcd/ca.crt" "$KPKI/etcd/ca.key" "$KPKI/etcd/server.crt" "$KPKI/etcd/server.key" "/CN=$NODE_NAME" peer "$esans"
     issue "$KPKI/etcd/ca.crt" "$KPKI/etcd/ca.key" "$KPKI/etcd/peer.crt" "$KPKI/etcd/peer.key" "/CN=$NODE_NAME" peer "$esans"
     issue "$KPKI/etcd/ca.crt" "$KPKI/etcd/ca.key" "$KPKI/etcd/healthcheck-client.crt" "$KPKI/etcd/healthcheck-client.key" "/CN=kube-etcd-healthcheck-client" client ''
-    issue "$KPKI/etcd/ca.crt" "$KPKI/etcd/ca.key" "$KPKI/$ECLIENT.crt" "$KPKI/$ECLIENT.key" "/O=system:masters/CN=kube-apiserver-etcd-client" client ''
+    issue "$KPKI/etcd/ca.crt" "$KPKI/etcd/ca.key" "$KPKI/apiserver-etcd-client.crt" "$KPKI/apiserver-etcd-client.key" "/O=system:masters/CN=kube-apiserver-etcd-client" client ''
+    ECLIENT_CRT=apiserver-etcd-client.crt; ECLIENT_KEY=apiserver-etcd-client.key
     ETCD_SERVERS=https://127.0.0.1:2379
   else
-    cpk 0644 "$LAB_DIR/shared/apiserver-etcd-client.crt" "$KPKI/$ECLIENT.crt"
-    cpk 0600 "$LAB_DIR/shared/apiserver-etcd-client.key" "$KPKI/$ECLIENT.key"
+    cpk 0644 "$LAB_DIR/shared/apiserver-etcd-client.crt" "$KPKI/$ECLIENT_CRT"
+    cpk 0600 "$LAB_DIR/shared/apiserver-etcd-client.key" "$KPKI/$ECLIENT_KEY"
     ETCD_SERVERS=$(for i in $ETCD_IPS; do printf 'https://%s:2379,' "$i"; done | sed 's/,$//')
   fi
   kconf "$KDIR/admin.conf" kubernetes-admin kubeadm:cluster-admins
   kconf "$KDIR/controller-manager.conf" system:kube-controller-manager ''
   kconf "$KDIR/scheduler.conf" system:kube-scheduler ''
-  [ "$FIRST_CP" = 1 ] && kconf "$KDIR/super-admin.conf" kubernetes-super-admin system:masters
+  # kubeadm 1.29+ (KEP-4214) gives the first control-plane node a super-admin.conf.
+  if [ "$FIRST_CP" = 1 ] && [ "$K8S_MINOR" -ge 29 ]; then kconf "$KDIR/super-admin.conf" kubernetes-super-admin system:masters; fi
   kubelet_conf
 
-  M=/etc/kubernetes/manifests
+  # The static pods, written to a staging folder first and installed the OS's way below.
+  M=$(mktemp -d)
   IMG=public.ecr.aws/eks-distro/kubernetes
   cat >$M/kube-apiserver.yaml <<Y
 apiVersion: v1
@@ -205,8 +234,8 @@ spec:
     - --enable-admission-plugins=NodeRestriction
     - --enable-bootstrap-token-auth=true
     - --etcd-cafile=$KPKI/etcd/ca.crt
-    - --etcd-certfile=$KPKI/$ECLIENT.crt
-    - --etcd-keyfile=$KPKI/$ECLIENT.key
+    - --etcd-certfile=$KPKI/$ECLIENT_CRT
+    - --etcd-keyfile=$KPKI/$ECLIENT_KEY
     - --etcd-servers=$ETCD_SERVERS
     - --kubelet-client-certificate=$KPKI/apiserver-kubelet-client.crt
     - --kubelet-client-key=$KPKI/apiserver-kubelet-client.key
@@ -225,7 +254,7 @@ spec:
     - --service-cluster-ip-range=10.96.0.0/12
     - --tls-cert-file=$KPKI/apiserver.crt
     - --tls-private-key-file=$KPKI/apiserver.key
-    image: $IMG/kube-apiserver:v1.28.3-eks-1-28-9
+    image: $IMG/kube-apiserver:$K8S_VERSION
     name: kube-apiserver
   hostNetwork: true
   priorityClassName: system-node-critical
@@ -253,7 +282,7 @@ spec:
     - --root-ca-file=$KPKI/ca.crt
     - --service-account-private-key-file=$KPKI/sa.key
     - --use-service-account-credentials=true
-    image: $IMG/kube-controller-manager:v1.28.3-eks-1-28-9
+    image: $IMG/kube-controller-manager:$K8S_VERSION
     name: kube-controller-manager
   hostNetwork: true
 Y
@@ -273,7 +302,7 @@ spec:
     - --authentication-kubeconfig=$KDIR/scheduler.conf
     - --authorization-kubeconfig=$KDIR/scheduler.conf
     - --kubeconfig=$KDIR/scheduler.conf
-    image: $IMG/kube-scheduler:v1.28.3-eks-1-28-9
+    image: $IMG/kube-scheduler:$K8S_VERSION
     name: kube-scheduler
   hostNetwork: true
 Y
@@ -308,7 +337,52 @@ spec:
   hostNetwork: true
 Y
   fi
-  chmod 0600 $M/*.yaml # as kubeadm writes them (CIS 1.1.1-1.1.8)
+  # kube-vip, as EKS Anywhere runs it on every control-plane node (it holds the API's virtual IP).
+  cat >$M/kube-vip.yaml <<Y
+apiVersion: v1
+kind: Pod
+metadata:
+  name: kube-vip
+  namespace: kube-system
+spec:
+  containers:
+  - args:
+    - manager
+    env:
+    - name: vip_arp
+      value: "true"
+    - name: port
+      value: "6443"
+    - name: address
+      value: ${NODE_IP%.*}.254
+    image: public.ecr.aws/l0g8r8j6/kube-vip/kube-vip:v0.7.2-eks-a-v0.19.0-eks-a-60
+    name: kube-vip
+    volumeMounts:
+    - mountPath: /etc/kubernetes/admin.conf
+      name: kubeconfig
+  hostNetwork: true
+  volumes:
+  - hostPath:
+      path: /etc/kubernetes/admin.conf
+    name: kubeconfig
+Y
+  if [ "$NODE_OS" = bottlerocket ]; then
+    # Bottlerocket: each static pod is a setting (settings.kubernetes.static-pods.NAME.{enabled,manifest},
+    # the manifest base64) that the static-pods helper writes to /etc/kubernetes/static-pods/NAME.
+    mkdir -p "$STATIC_PODS"
+    pods=
+    for f in "$M"/*.yaml; do
+      p=$(basename "$f" .yaml)
+      install -m 0600 "$f" "$STATIC_PODS/$p"
+      pods="$pods${pods:+,}\"$p\":{\"enabled\":true,\"manifest\":\"$(base64 -w0 <"$f")\"}"
+    done
+    printf '{"static-pods":{%s}}\n' "$pods" >/var/lib/rotate-certs-lab/settings-kubernetes.json
+    rm -rf /etc/kubernetes/manifests; ln -s static-pods /etc/kubernetes/manifests
+  else
+    mkdir -p "$STATIC_PODS"
+    for f in "$M"/*.yaml; do install -m 0600 "$f" "$STATIC_PODS/" ; done # as kubeadm writes them (CIS 1.1.1-1.1.8)
+  fi
+  rm -rf "$M"
 else
   # Workers and etcd nodes run a kubelet too: its kubeconfig and the cluster CA.
   mkdir -p "$KPKI"

@@ -1,8 +1,23 @@
-// Emulates, inside one control-plane node's namespaces, what the kubelet does with the
-// kube-apiserver static pod manifest; the kube-apiserver it starts serves the API of api.mjs.
-// Plain ESM, node: builtins only. Env: LAB_NODE_NAME, LAB_NODE_IP, LAB_DIR, LAB_MANIFEST_DIR, LAB_POLL_MS.
-import { X509Certificate, createHash } from 'node:crypto';
-import { appendFileSync, readFileSync } from 'node:fs';
+// The kubelet's static pods on one control-plane node, and what the container runtime shows of them.
+// After kubernetes pkg/kubelet (config/file.go watches staticPodPath; a removed manifest's pod is
+// killed, its containers get SIGTERM and take their time to go; a returned manifest's pod is started
+// anew; a container that exits is restarted with a back-off) and containerd's CRI view: one record per
+// container in /var/lib/rotate-certs-lab/containers/<id>.json, in the shape `crictl ps -o json` prints
+// (cri-api ListContainersResponse.containers[]), which the crictl and ctr emulations read and change.
+//
+// A container stays RUNNING for STOP_MS after its pod is removed (etcd and kube-vip longer), then is
+// EXITED until garbage-collected. A pod that comes back before its old container has gone gets a new
+// container and the old one is left running beside it: the duplicate kube-apiserver, etcd and kube-vip
+// containers AWS saw in production after a 10 s gap (aws/eks-anywhere PR 10360). Each is logged to
+// <lab dir>/events.log as a duplicate-container event.
+//
+// The kube-apiserver container serves the API of api.mjs on :6443 with the files it read when it
+// started: it exits (crash loop) when its etcd client certificate or key cannot be loaded or do not
+// match, and is not ready while that certificate is expired. The other containers are placeholders.
+// Plain ESM, node: builtins only. Env: LAB_NODE_NAME, LAB_NODE_IP, LAB_DIR, LAB_MANIFEST_DIR,
+// LAB_MANIFEST_EXT (".yaml", or "" on Bottlerocket), LAB_POLL_MS.
+import { X509Certificate, createHash, createPrivateKey, randomBytes } from 'node:crypto';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { join } from 'node:path';
 import { handle, send, status } from './api.mjs';
@@ -11,109 +26,248 @@ const NODE = process.env.LAB_NODE_NAME ?? 'node';
 const IP = process.env.LAB_NODE_IP ?? '127.0.0.1';
 const LAB_DIR = process.env.LAB_DIR ?? '/tmp';
 const MANIFESTS = process.env.LAB_MANIFEST_DIR ?? '/etc/kubernetes/manifests';
+const EXT = process.env.LAB_MANIFEST_EXT ?? '.yaml';
 const POLL_MS = Number(process.env.LAB_POLL_MS ?? 250);
 const EVENTS = join(LAB_DIR, 'events.log');
+const CONTAINERS = '/var/lib/rotate-certs-lab/containers';
+/** How long a container takes to go after its pod is removed. */
+const STOP_MS = { etcd: 4000, 'kube-vip': 4000, 'kube-apiserver': 2000 };
+const DEFAULT_STOP_MS = 1500;
+/** Exited containers of removed pods linger until the kubelet's container GC. */
+const GC_MS = 10_000;
+/** CrashLoopBackOff, shortened for the lab. */
+const BACKOFF_MS = 2000;
 
 const log = (...a) => console.log(new Date().toISOString(), ...a);
-const event = (name) => appendFileSync(EVENTS, JSON.stringify({ t: Date.now(), time: new Date().toISOString(), node: NODE, event: name }) + '\n');
+const event = (name, extra = {}) =>
+  appendFileSync(EVENTS, JSON.stringify({ t: Date.now(), time: new Date().toISOString(), node: NODE, event: name, ...extra }) + '\n');
+const hex = (n) => randomBytes(n).toString('hex');
 
-/** @type {null | {server: import('node:https').Server, sockets: Set<import('node:net').Socket>, hash: string, etcd: {cert: X509Certificate, ca: X509Certificate} | {error: string}}} */
-let current = null;
-let busy = false;
+// ---------------------------------------------------------------- container records
+
+function recordPath(id) {
+  return join(CONTAINERS, `${id}.json`);
+}
+function readRecord(id) {
+  try {
+    return JSON.parse(readFileSync(recordPath(id), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+function writeRecord(rec) {
+  const tmp = join(CONTAINERS, `.${rec.id}.${process.pid}.tmp`);
+  writeFileSync(tmp, JSON.stringify(rec) + '\n');
+  renameSync(tmp, recordPath(rec.id));
+}
+function setState(id, state) {
+  const rec = readRecord(id);
+  if (rec && rec.state !== state) writeRecord({ ...rec, state });
+}
+function removeRecord(id) {
+  rmSync(recordPath(id), { force: true });
+}
+
+// ---------------------------------------------------------------- runtimes
 
 function flag(text, name) {
   const m = new RegExp(`--${name}=(\\S+)`).exec(text);
   return m ? m[1].replace(/^["']|["']$/g, '') : undefined;
 }
 
-/** Reads everything the pod needs at start, like a container does (never again while it runs). */
-function loadPod(text) {
+/**
+ * What the kube-apiserver reads at start (never again while it runs). Like the real one it exits when
+ * it cannot build its etcd client: a file missing, or a key that is not the certificate's
+ * ("tls: private key does not match public key"). An expired certificate only fails /readyz.
+ */
+function loadApiserver(text) {
   const need = (n) => {
     const v = flag(text, n);
     if (!v) throw new Error(`manifest has no --${n}`);
     return v;
   };
   const tls = { cert: readFileSync(need('tls-cert-file')), key: readFileSync(need('tls-private-key-file')), ca: readFileSync(need('client-ca-file')) };
-  let etcd;
-  try {
-    etcd = { cert: new X509Certificate(readFileSync(need('etcd-certfile'))), ca: new X509Certificate(readFileSync(need('etcd-cafile'))) };
-    readFileSync(need('etcd-keyfile'));
-  } catch (e) {
-    etcd = { error: String(e.message ?? e) };
-  }
+  const etcdCert = new X509Certificate(readFileSync(need('etcd-certfile')));
+  const etcdKey = createPrivateKey(readFileSync(need('etcd-keyfile')));
+  if (!etcdCert.checkPrivateKey(etcdKey)) throw new Error(`error creating storage factory: tls: private key does not match public key (${need('etcd-certfile')}, ${need('etcd-keyfile')})`);
+  const etcd = { cert: etcdCert, ca: new X509Certificate(readFileSync(need('etcd-cafile'))) };
   return { tls, etcd, clientCa: new X509Certificate(tls.ca) };
 }
 
+const RUNTIMES = {
+  'kube-apiserver': {
+    async start(text) {
+      const pod = loadApiserver(text);
+      const sockets = new Set();
+      const server = createServer({ cert: pod.tls.cert, key: pod.tls.key, ca: pod.tls.ca, requestCert: true, rejectUnauthorized: false }, (req, res) =>
+        handle(req, res, pod).catch((e) => send(res, 500, status(500, 'InternalError', String(e)))),
+      );
+      server.on('connection', (s) => {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+      });
+      server.on('tlsClientError', () => undefined);
+      await new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(6443, IP, () => resolve(undefined));
+      });
+      event('apiserver-start');
+      log('apiserver started');
+      return {
+        // SIGTERM: it stops serving at once; the container itself goes later (STOP_MS).
+        async stop() {
+          await new Promise((resolve) => {
+            server.close(() => resolve(undefined));
+            server.closeAllConnections?.();
+            for (const s of sockets) s.destroy();
+          });
+          event('apiserver-stop');
+          log('apiserver stopped');
+        },
+      };
+    },
+  },
+};
+const placeholder = { async start() { return { async stop() {} }; } };
 
-async function startPod(text, hash) {
-  const pod = loadPod(text);
-  const sockets = new Set();
-  const server = createServer({ cert: pod.tls.cert, key: pod.tls.key, ca: pod.tls.ca, requestCert: true, rejectUnauthorized: false }, (req, res) =>
-    handle(req, res, pod).catch((e) => send(res, 500, status(500, 'InternalError', String(e)))),
-  );
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  server.on('tlsClientError', () => undefined);
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(6443, IP, () => resolve(undefined));
-  });
-  current = { server, sockets, hash, etcd: pod.etcd };
-  event('apiserver-start');
-  log('apiserver started');
+// ---------------------------------------------------------------- the kubelet
+
+/** name -> { hash, text, image, sandbox, attempt, container?: {id, runtime}, nextTry } */
+const pods = new Map();
+/** id -> { name, until }: containers of removed pods, still running until `until`. */
+const terminating = new Map();
+/** id -> when the container GC removes the exited container. */
+const exited = new Map();
+let busy = false;
+
+function readManifests() {
+  const out = new Map();
+  let names = [];
+  try {
+    names = readdirSync(MANIFESTS);
+  } catch {
+    return out;
+  }
+  for (const f of names) {
+    if (f.startsWith('.') || (EXT && !f.endsWith(EXT))) continue;
+    const path = join(MANIFESTS, f);
+    try {
+      if (!statSync(path).isFile()) continue;
+      const text = readFileSync(path, 'utf8');
+      const name = /^metadata:\n(?:[ ]+.*\n)*?[ ]+name: (\S+)/m.exec(text)?.[1] ?? (EXT ? f.slice(0, -EXT.length) : f);
+      out.set(name, { text, hash: createHash('sha256').update(text).digest('hex'), image: /^\s+image: (\S+)/m.exec(text)?.[1] ?? 'unknown' });
+    } catch {
+      /* being written: next tick */
+    }
+  }
+  return out;
 }
 
-async function stopPod() {
-  const c = current;
-  if (!c) return;
-  current = null;
-  await new Promise((resolve) => {
-    c.server.close(() => resolve(undefined));
-    c.server.closeAllConnections?.();
-    for (const s of c.sockets) s.destroy();
-  });
-  event('apiserver-stop');
-  log('apiserver stopped');
+async function beginStop(name, p) {
+  if (!p.container) return;
+  const { id, runtime } = p.container;
+  p.container = undefined;
+  await runtime.stop();
+  terminating.set(id, { name, until: Date.now() + (STOP_MS[name] ?? DEFAULT_STOP_MS) });
+  event('container-stopping', { pod: name, id });
+}
+
+async function startContainer(name, p) {
+  const now = Date.now();
+  const rec = {
+    id: hex(32),
+    podSandboxId: p.sandbox,
+    metadata: { name, attempt: p.attempt },
+    image: { image: p.image, annotations: {} },
+    imageRef: p.image,
+    state: 'CONTAINER_RUNNING',
+    createdAt: String(BigInt(now) * 1_000_000n + BigInt(Math.floor(Math.random() * 1e6))),
+    labels: { 'io.kubernetes.container.name': name, 'io.kubernetes.pod.name': `${name}-${NODE}`, 'io.kubernetes.pod.namespace': 'kube-system', 'io.kubernetes.pod.uid': p.uid },
+    annotations: {},
+  };
+  try {
+    const runtime = await (RUNTIMES[name] ?? placeholder).start(p.text);
+    writeRecord(rec);
+    p.container = { id: rec.id, runtime };
+    event('container-start', { pod: name, id: rec.id });
+  } catch (e) {
+    // It ran and exited: the kubelet keeps the dead container and restarts with a back-off.
+    writeRecord({ ...rec, state: 'CONTAINER_EXITED' });
+    exited.set(rec.id, now + GC_MS);
+    p.attempt++;
+    p.nextTry = now + BACKOFF_MS;
+    log(`${name} exited (restarting in ${BACKOFF_MS} ms):`, String(e.message ?? e));
+  }
 }
 
 async function tick() {
   if (busy) return;
   busy = true;
   try {
-    let text = null;
-    try {
-      text = readFileSync(join(MANIFESTS, 'kube-apiserver.yaml'), 'utf8');
-    } catch {
-      text = null;
-    }
-    if (text === null) {
-      if (current) await stopPod();
-      return;
-    }
-    const hash = createHash('sha256').update(text).digest('hex');
-    if (current && current.hash !== hash) await stopPod(); // the kubelet restarts a pod whose manifest changed
-    if (!current) {
-      try {
-        await startPod(text, hash);
-      } catch (e) {
-        log('apiserver failed to start (will retry):', String(e.message ?? e)); // like a crash-looping pod
+    const now = Date.now();
+    const desired = readManifests();
+    // Removed or changed manifests: the kubelet kills those pods.
+    for (const [name, p] of pods) {
+      const d = desired.get(name);
+      if (!d || d.hash !== p.hash) {
+        await beginStop(name, p);
+        pods.delete(name);
       }
     }
+    for (const [id, t] of terminating) {
+      if (now < t.until) continue;
+      terminating.delete(id);
+      setState(id, 'CONTAINER_EXITED');
+      exited.set(id, now + GC_MS);
+      event('container-gone', { pod: t.name, id });
+    }
+    for (const [id, at] of exited) {
+      if (now < at) continue;
+      exited.delete(id);
+      removeRecord(id);
+    }
+    // New pods. A container of the same pod that is still going is left behind, running.
+    for (const [name, d] of desired) {
+      if (pods.has(name)) continue;
+      for (const [id, t] of terminating) {
+        if (t.name !== name) continue;
+        terminating.delete(id);
+        event('duplicate-container', { pod: name, id });
+        log(`${name} started again before its container ${id.slice(0, 13)} had gone: now there are two`);
+      }
+      pods.set(name, { hash: d.hash, text: d.text, image: d.image, sandbox: hex(32), uid: hex(16), attempt: 0, nextTry: 0 });
+    }
+    // Every pod's container runs; one stopped or removed behind the kubelet's back is restarted.
+    for (const [name, p] of pods) {
+      if (p.container) {
+        const rec = readRecord(p.container.id);
+        if (rec?.state === 'CONTAINER_RUNNING') continue;
+        await p.container.runtime.stop();
+        if (rec) exited.set(p.container.id, now + GC_MS);
+        event('container-died', { pod: name, id: p.container.id });
+        p.container = undefined;
+        p.attempt++;
+        p.nextTry = now;
+      }
+      if (now >= p.nextTry) await startContainer(name, p);
+    }
+  } catch (e) {
+    log('kubelet sync failed:', String(e.stack ?? e));
   } finally {
     busy = false;
   }
 }
 
-
+// A fresh runtime: whatever an earlier agent left is gone.
+rmSync(CONTAINERS, { recursive: true, force: true });
+mkdirSync(CONTAINERS, { recursive: true });
 const timer = setInterval(() => void tick(), POLL_MS);
 void tick();
 const shutdown = async () => {
   clearInterval(timer);
-  await stopPod();
+  for (const p of pods.values()) await p.container?.runtime.stop();
   process.exit(0);
 };
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
-log(`kubelet-agent for ${NODE} watching ${MANIFESTS} every ${POLL_MS} ms`);
+log(`kubelet-agent for ${NODE} watching ${MANIFESTS}/*${EXT} every ${POLL_MS} ms`);

@@ -5,6 +5,40 @@ RC_LAB_ENV=/etc/rotate-certs-lab/node.env
 # shellcheck disable=SC1090
 [ -f "$RC_LAB_ENV" ] && . "$RC_LAB_ENV"
 
+# The shims emulate programs that are binaries on a real node. On a Bottlerocket "host" (inside
+# sheltie) the host's userland lacks sed, awk, openssl, jq...; these emulations are not host scripts,
+# so they may use the full toolset, which sheltie keeps reachable in /run/rc-br/tools.
+case ":$PATH:" in *:/run/rc-br/tools:*) ;; *) PATH=$PATH:/run/rc-br/tools ;; esac
+
+# The container runtime's records: one JSON file per container, in the shape `crictl ps -o json`
+# prints (cri-api ListContainersResponse.containers[]), written by the lab's kubelet
+# (agent/kubelet-agent.mjs) and read by the crictl and ctr emulations.
+RC_CONTAINERS=/var/lib/rotate-certs-lab/containers
+rc_hex() { head -c "$1" /dev/urandom | od -An -v -tx1 | tr -d ' \n'; }
+# rc_container_new NAME POD IMAGE [CREATED_NS]: a running container; prints its id.
+rc_container_new() {
+  local id created=${4:-$(date +%s%N)}
+  id=$(rc_hex 32)
+  mkdir -p "$RC_CONTAINERS"
+  printf '{"id":"%s","podSandboxId":"%s","metadata":{"name":"%s","attempt":0},"image":{"image":"%s","annotations":{}},"imageRef":"%s","state":"CONTAINER_RUNNING","createdAt":"%s","labels":{"io.kubernetes.container.name":"%s","io.kubernetes.pod.name":"%s-%s","io.kubernetes.pod.namespace":"kube-system","io.kubernetes.pod.uid":"%s"},"annotations":{}}\n' \
+    "$id" "$(rc_hex 32)" "$1" "$3" "$3" "$created" "$1" "$2" "${NODE_NAME:-node}" "$(rc_hex 16)" >"$RC_CONTAINERS/.$id.tmp"
+  mv "$RC_CONTAINERS/.$id.tmp" "$RC_CONTAINERS/$id.json"
+  echo "$id"
+}
+# rc_container_id PREFIX: the one container id starting with PREFIX (runtimes accept unique prefixes).
+rc_container_id() {
+  local f m=()
+  [ -n "$1" ] || return 1
+  for f in "$RC_CONTAINERS/$1"*.json; do [ -e "$f" ] && m+=("$(basename "$f" .json)"); done
+  [ ${#m[@]} = 1 ] && echo "${m[0]}"
+}
+# rc_container_set ID JQ_FILTER: rewrites one record.
+rc_container_set() {
+  local f=$RC_CONTAINERS/$1.json
+  [ -e "$f" ] || return 1
+  jq -c "$2" "$f" >"$f.$$" && mv "$f.$$" "$f"
+}
+
 rc_date() { date -u -d "$1" +%Y%m%d%H%M%SZ; }
 
 # One scratch dir per shell (few forks per certificate matters: a node setup issues ~15).
@@ -45,7 +79,8 @@ rc_ext() {
 }
 
 # rc_issue CA_CRT|self CA_KEY OUT_CRT OUT_KEY SUBJ PROFILE SANS [START END]
-# New EC P-256 key (0600), cert (0644). For self, CA_KEY is ignored (signed with the new key).
+# New EC P-256 key (0600), cert (0644); with RC_KEY=rsa an RSA 2048 key in PKCS#1 ("RSA PRIVATE KEY").
+# For self, CA_KEY is ignored (signed with the new key).
 rc_issue() {
   local cacrt=$1 cakey=$2 crt=$3 key=$4 subj=$5 prof=$6 sans=$7 start=${8:-} end=${9:-}
   [ -n "$start" ] || start=$(rc_date '-5 min')
@@ -54,7 +89,10 @@ rc_issue() {
   [ -d "${crt%/*}" ] || mkdir -p "${crt%/*}"
   [ -d "${key%/*}" ] || mkdir -p "${key%/*}"
   rm -f "$RC_TMP/k"
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$RC_TMP/k" -subj "$subj" -out "$RC_TMP/csr" 2>"$RC_TMP/log" || { cat "$RC_TMP/log" >&2; return 1; }
+  local newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+  [ "${RC_KEY:-ec}" = rsa ] && newkey=(-newkey rsa:2048)
+  openssl req -new "${newkey[@]}" -nodes -keyout "$RC_TMP/k" -subj "$subj" -out "$RC_TMP/csr" 2>"$RC_TMP/log" || { cat "$RC_TMP/log" >&2; return 1; }
+  if [ "${RC_KEY:-ec}" = rsa ]; then openssl rsa -in "$RC_TMP/k" -traditional -out "$RC_TMP/k.1" 2>/dev/null && mv "$RC_TMP/k.1" "$RC_TMP/k"; chmod 0600 "$RC_TMP/k"; fi
   if [ "$cacrt" = self ]; then cakey=$RC_TMP/k; rc_ext "$RC_TMP/ext" "$prof" "$sans" self; else rc_ext "$RC_TMP/ext" "$prof" "$sans"; fi
   rc_sign "$RC_TMP/csr" "$crt" "$RC_TMP/ext" "$cacrt" "$cakey" "$start" "$end" || return 1
   if [ -e "$key" ]; then cat "$RC_TMP/k" >"$key"; else mv "$RC_TMP/k" "$key"; fi # openssl wrote it 0600
