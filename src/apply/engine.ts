@@ -5,7 +5,6 @@
  * others finish first. `resume` skips finished nodes and restores, then redoes, a node a previous
  * run left part-way.
  */
-import type { CertInfo } from '../certs/inspect.js';
 import { pemCertificates } from '../certs/inspect.js';
 import type { PlanNode, PlanPhase, PlanStep, Plan } from '../plan/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
@@ -14,7 +13,7 @@ import { renderScript } from '../runbook/template.js';
 import { CommandTimeoutError, type Connector, type NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
-import { runGate, type GateContext, type GateTimeouts } from './gates.js';
+import { GateError, pairMatches, runGate, type CertRead, type GateContext, type GateTimeouts } from './gates.js';
 import { issueKubeletClient, kubeletRenewed, nodeReady, type KubeletContext } from './kubelet.js';
 import { kcpNotPaused, updateEtcdClientSecret, type ManagementContext } from './management.js';
 import { progressOf, type Journal, type JournalEntry } from './journal.js';
@@ -177,6 +176,7 @@ export class Applier {
       const cert = pemCertificates(res.stdout)[0];
       const key = /-----BEGIN (?:EC |RSA )?PRIVATE KEY-----[\s\S]*?-----END (?:EC |RSA )?PRIVATE KEY-----/.exec(res.stdout)?.[0];
       if (!cert || !key) throw new StepError('the etcd client pair could not be read (certificate or key missing)');
+      if (!pairMatches(cert, key)) throw new StepError(`the etcd client key on ${node.name} does not belong to its certificate: installing them would keep every kube-apiserver from starting`);
       this.secrets.etcdClientCert = cert;
       this.secrets.etcdClientKey = key;
       return 'pair read into memory';
@@ -199,7 +199,15 @@ export class Applier {
       session: undefined as unknown as NodeSession,
       node,
       timeouts: this.deps.timeouts,
-      snapshot: new Map<string, CertInfo | undefined>(),
+      snapshot: new Map<string, CertRead | undefined>(),
+      run: async (command, vars = {}) => {
+        const profile = this.deps.profiles.get(node.os);
+        const template = profile.commands[command];
+        if (template === undefined) throw new GateError(`${profile.file} has no command ${command}`);
+        const session = await this.session(node.name);
+        return session.exec(node.rootShell, { stdin: renderScript(template, { ...node.vars, ...vars }, {}) });
+      },
+      secrets: this.secrets,
       onDowntime: (ms) => {
         this.downtime[node.name] = (this.downtime[node.name] ?? 0) + ms;
       },

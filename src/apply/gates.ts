@@ -1,15 +1,18 @@
 /**
- * Built-in gates: they look, never change anything, and observe with bounded timeouts instead of
- * sleeping a fixed time. Certificates are read on the node with the check script (certificate
- * blocks only); endpoints are probed from the admin machine.
+ * Built-in gates: they look, never change anything (but remove-duplicate-containers, which says
+ * so), and observe with bounded timeouts instead of sleeping a fixed time. Certificates are read on
+ * the node with the check script (certificate blocks only); endpoints are probed from the admin
+ * machine; the static pods are seen through the OS profile's commands.
  */
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
 import { inspectCertificate, type CertInfo } from '../certs/inspect.js';
 import { servedCertificate } from '../check/probe.js';
 import { checkScript, parseCheckOutput } from '../check/remote-script.js';
 import type { PlanNode, PlanStep } from '../plan/types.js';
-import type { NodeSession } from '../transport/session.js';
+import type { ExecResult, NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
+import { duplicates, notRunning, parseStaticPods, shortId, stillRunning, type StaticPodsView } from './static-pods.js';
 
 export class GateError extends Error {}
 
@@ -30,7 +33,11 @@ export interface GateContext {
   node: PlanNode;
   timeouts: GateTimeouts;
   /** Certificates seen by the last snapshot-certs gate on this node, by path. */
-  snapshot: Map<string, CertInfo | undefined>;
+  snapshot: Map<string, CertRead | undefined>;
+  /** Runs one of the node's OS profile commands as root, with the node's variables and these. */
+  run(command: string, vars?: Record<string, string>): Promise<ExecResult>;
+  /** Secrets read earlier in this run (the etcd client pair), for gates that check where they went. */
+  secrets: Record<string, string>;
   /** Milliseconds between the endpoint going down and coming back, for the report. */
   onDowntime?: (ms: number) => void;
   /** When the endpoint was last seen going down, set by endpoint-down. */
@@ -45,18 +52,44 @@ const str = (v: unknown, name: string): string => {
   return v;
 };
 
-/** Reads the first certificate of each file as root; absent files map to undefined. */
-export async function readCerts(session: NodeSession, rootShell: string, paths: string[]): Promise<Map<string, CertInfo | undefined>> {
-  const res = await session.exec(rootShell, { stdin: checkScript({ files: paths.map((path) => ({ path, optional: false })), kubeconfigs: [] }) });
+/** A certificate read from a node, with its PEM (for SANs and signature checks). */
+export type CertRead = CertInfo & { pem: string };
+
+/**
+ * Reads the first certificate of each file, and the client certificate embedded in each kubeconfig,
+ * as root; absent files map to undefined.
+ */
+export async function readCerts(session: NodeSession, rootShell: string, paths: string[], kubeconfigs: string[] = []): Promise<Map<string, CertRead | undefined>> {
+  const optional = (path: string) => ({ path, optional: true });
+  const res = await session.exec(rootShell, { stdin: checkScript({ files: paths.map(optional), kubeconfigs: kubeconfigs.map(optional) }) });
   if (res.code !== 0) throw new GateError(`reading certificates failed: ${res.stderr.trim() || `exit ${res.code}`}`);
   const parsed = parseCheckOutput(res.stdout);
   if (!parsed.complete) throw new GateError('reading certificates was cut short');
-  const out = new Map<string, CertInfo | undefined>(paths.map((p) => [p, undefined]));
+  const out = new Map<string, CertRead | undefined>([...paths, ...kubeconfigs].map((p) => [p, undefined]));
   for (const item of parsed.items) {
-    if (item.kind === 'file' && item.pems[0]) out.set(item.path, inspectCertificate(item.pems[0]));
+    if (item.kind !== 'missing' && item.pems[0]) out.set(item.path, { ...inspectCertificate(item.pems[0]), pem: item.pems[0] });
   }
   return out;
 }
+
+/** "DNS:a", "IP:10.0.0.1", ... as the certificate names them. */
+export function subjectAltNames(pem: string): string[] {
+  const text = new X509Certificate(pem).subjectAltName ?? '';
+  return text
+    .split(', ')
+    .map((s) => s.trim().replace(/^IP Address:/, 'IP:'))
+    .filter(Boolean);
+}
+
+/** The node's static pods and containers, through its profile's `staticPods` command. */
+async function staticPodsView(ctx: GateContext): Promise<StaticPodsView> {
+  const res = await ctx.run('staticPods');
+  if (res.code !== 0) throw new GateError(`listing the static pods failed (exit ${res.code ?? res.signal}): ${res.stderr.trim().split('\n').slice(-3).join(' | ') || 'no error output'}`);
+  return parseStaticPods(res.stdout);
+}
+
+const describe = (cs: Array<{ name: string; id: string }>) => cs.map((c) => `${c.name} ${shortId(c.id)}`).join(', ');
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 export async function poll<T>(ctx: Pick<GateContext, "now" | "sleep" | "timeouts">, timeoutMs: number, what: string, attempt: () => Promise<T | undefined>): Promise<T> {
   const deadline = ctx.now() + timeoutMs;
@@ -92,7 +125,8 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
   switch (step.action) {
     case 'snapshot-certs': {
       const dir = str(step.with.dir, 'dir');
-      const certs = await readCerts(ctx.session, node.rootShell, list(step.with.files).map((f) => `${dir}/${f}`));
+      const kubeconfigs = kubeconfigPaths(step);
+      const certs = await readCerts(ctx.session, node.rootShell, list(step.with.files).map((f) => `${dir}/${f}`), kubeconfigs);
       for (const [path, info] of certs) ctx.snapshot.set(path, info);
       return `recorded ${[...certs.values()].filter(Boolean).length} certificates`;
     }
@@ -100,9 +134,12 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       const dir = str(step.with.dir, 'dir');
       const renewed = list(step.with.renewed).map((f) => `${dir}/${f}`);
       const unchanged = list(step.with.unchanged).map((f) => `${dir}/${f}`);
-      const now = await readCerts(ctx.session, node.rootShell, [...renewed, ...unchanged]);
+      // Kubeconfigs a node may not have (super-admin.conf): renewed when they were there before.
+      const kubeconfigs = kubeconfigPaths(step);
+      const now = await readCerts(ctx.session, node.rootShell, [...renewed, ...unchanged], kubeconfigs);
       const problems: string[] = [];
-      for (const path of renewed) {
+      const present = kubeconfigs.filter((p) => ctx.snapshot.get(p) !== undefined || now.get(p) !== undefined);
+      for (const path of [...renewed, ...present]) {
         const after = now.get(path);
         const before = ctx.snapshot.get(path);
         if (!after) problems.push(`${path} is missing`);
@@ -111,6 +148,19 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
         else if (after.notAfter.getTime() <= ctx.now()) problems.push(`${path} is already expired`);
         else if (before && after.issuer !== before.issuer) problems.push(`${path} is now issued by ${after.issuer}, was ${before.issuer}`);
       }
+      // etcdadm names server and peer after the host as it is now; a lost name breaks whoever uses it.
+      for (const path of list(step.with.sansKept).map((f) => `${dir}/${f}`)) {
+        const before = ctx.snapshot.get(path);
+        const after = now.get(path);
+        if (!before || !after) continue;
+        const kept = new Set(subjectAltNames(after.pem));
+        const lost = subjectAltNames(before.pem).filter((n) => !kept.has(n));
+        if (lost.length > 0) {
+          problems.push(
+            `${path} lost ${lost.join(', ')} (now ${[...kept].join(', ') || 'none'}): etcdadm takes the host's current name and default-route address; did ${node.name}'s hostname or address change since the certificate was made?`,
+          );
+        }
+      }
       for (const path of unchanged) {
         const after = now.get(path);
         const before = ctx.snapshot.get(path);
@@ -118,8 +168,8 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
         else if (before && after.fingerprint !== before.fingerprint) problems.push(`${path} CHANGED: a CA must never change here`);
       }
       if (problems.length > 0) throw new GateError(problems.join('; '));
-      const soonest = Math.min(...renewed.map((p) => now.get(p)?.notAfter.getTime() ?? Infinity));
-      return `${renewed.length} renewed (earliest expiry ${new Date(soonest).toISOString().slice(0, 10)}), ${unchanged.length} CA unchanged`;
+      const soonest = Math.min(...[...renewed, ...present].map((p) => now.get(p)?.notAfter.getTime() ?? Infinity));
+      return `${renewed.length + present.length} renewed (earliest expiry ${new Date(soonest).toISOString().slice(0, 10)}), ${unchanged.length} CA unchanged`;
     }
     case 'endpoint-down': {
       const port = Number(step.with.port);
@@ -155,7 +205,70 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       }
       return `serves serial ${expected.serial}, /readyz ${body}`;
     }
+    case 'static-pods-stopped': {
+      const started = ctx.now();
+      const view = await poll(ctx, ctx.timeouts.podStopMs, `no container of ${node.name}'s static pods to run`, async () => {
+        const v = await staticPodsView(ctx);
+        const left = stillRunning(v);
+        if (left.length > 0) throw new Error(`still running: ${describe(left)}`);
+        return v;
+      });
+      return `${view.pods.length} static pods, no container running, after ${((ctx.now() - started) / 1000).toFixed(1)} s`;
+    }
+    case 'static-pods-running': {
+      const view = await poll(ctx, ctx.timeouts.podStartMs, `every static pod of ${node.name} to run a container`, async () => {
+        const v = await staticPodsView(ctx);
+        const missing = notRunning(v);
+        if (missing.length > 0) throw new Error(`not running yet: ${missing.join(', ')}`);
+        return v;
+      });
+      return `running: ${view.pods.filter((p) => p.enabled).map((p) => p.name).join(', ')}`;
+    }
+    case 'remove-duplicate-containers': {
+      const dups = duplicates(await staticPodsView(ctx));
+      if (dups.length === 0) return 'one container per static pod';
+      for (const c of dups) {
+        const res = await ctx.run('removeContainer', { containerId: c.id });
+        if (res.code !== 0) throw new GateError(`removing the duplicate ${c.name} container ${shortId(c.id)} failed (exit ${res.code ?? res.signal}): ${res.stderr.trim().split('\n').slice(-3).join(' | ') || 'no error output'}`);
+      }
+      const left = duplicates(await staticPodsView(ctx));
+      if (left.length > 0) throw new GateError(`static pods still run more than one container: ${describe(left)}`);
+      return `removed ${dups.length} older duplicate container${dups.length > 1 ? 's' : ''}: ${describe(dups)}`;
+    }
+    case 'etcd-client-installed': {
+      const cert = ctx.secrets.etcdClientCert;
+      const key = ctx.secrets.etcdClientKey;
+      if (!cert || !key) throw new GateError('the renewed etcd client pair was not read in this run');
+      const res = await ctx.run('etcdClientPairFiles');
+      if (res.code !== 0) throw new GateError(`reading the kube-apiserver's etcd client files failed: ${res.stderr.trim().split('\n').slice(-3).join(' | ') || `exit ${res.code}`}`);
+      const [certFile, keyFile] = res.stdout.trim().split('\n').map((l) => {
+        const [path = '', hash = '', mode = ''] = l.split(' ');
+        return { path, hash, mode };
+      });
+      if (!certFile || !keyFile) throw new GateError(`unexpected output from etcdClientPairFiles: ${res.stdout.trim()}`);
+      // What installEtcdClientPair's heredocs write: the text and a newline.
+      const problems: string[] = [];
+      if (certFile.hash !== sha256(`${cert}\n`)) problems.push(`${certFile.path} does not hold the renewed etcd client certificate`);
+      if (keyFile.hash !== sha256(`${key}\n`)) problems.push(`${keyFile.path} does not hold the renewed etcd client key`);
+      else if (keyFile.mode !== '600') problems.push(`${keyFile.path} has mode ${keyFile.mode}, not 600`);
+      if (problems.length > 0) throw new GateError(`${problems.join('; ')}: the kube-apiserver would start with a certificate and a key that do not belong together`);
+      return `${certFile.path} and ${keyFile.path} hold the renewed pair (key 0600)`;
+    }
     default:
       throw new GateError(`unknown action ${String(step.action)}`);
+  }
+}
+
+function kubeconfigPaths(step: PlanStep): string[] {
+  const dir = step.with.kubeconfigDir;
+  return typeof dir === 'string' ? list(step.with.kubeconfigs).map((f) => `${dir}/${f}`) : [];
+}
+
+/** A key that is not its certificate's: the kube-apiserver could not talk to etcd with them. */
+export function pairMatches(certPem: string, keyPem: string): boolean {
+  try {
+    return new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem));
+  } catch {
+    return false;
   }
 }

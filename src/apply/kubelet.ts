@@ -4,6 +4,7 @@
  * that waits for the kubelet to use it, and the Node's Ready condition. The issued key lives in
  * memory for this node only, like the etcd client pair.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isMap, isSeq, parseDocument } from 'yaml';
 import { commonName, inspectCertificate, type CertInfo } from '../certs/inspect.js';
@@ -16,7 +17,7 @@ import { renderScript } from '../runbook/template.js';
 import type { NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
 import { shq } from '../util/shell.js';
-import { GateError, poll, readCerts, type GateTimeouts } from './gates.js';
+import { GateError, poll, readCerts, type CertRead, type GateTimeouts } from './gates.js';
 
 export interface KubeletContext {
   inventory: Inventory;
@@ -104,25 +105,52 @@ export async function issueKubeletClient(ctx: KubeletContext): Promise<string> {
   ctx.secrets.kubeletClientKey = pair.key.trim();
   ctx.secrets.kubeletKubeconfig = kubeletKubeconfig(current, res.stdout, pair).trim();
   ctx.secrets.kubeletClientFingerprint = info.fingerprint;
+  ctx.secrets.kubeletClientName = clientName;
   return `issued CN=${clientName} on ${signer.name}, serial ${info.serial}, expires ${info.notAfter.toISOString().slice(0, 10)} (kept in memory)`;
 }
 
 /**
- * kubelet-renewed: waits until the kubelet's current client certificate is the one just issued
- * and, when the node had a self-signed serving certificate, that it was made anew.
+ * Why a kubelet client certificate is not one the API accepts for this node now, or undefined:
+ * CN system:node:NAME in O system:nodes, signed by the cluster CA, valid now, and newer than the
+ * one the node had before. Any such certificate, not only the one issued: a kubelet that wrote its
+ * store from an embedded pair rotates it through a CSR at once (client-go certificate manager,
+ * forceRotation), so within seconds it holds a newer one than the one issued here. Pure.
+ */
+export function clientCertProblem(c: CertRead, expect: { clientName: string; ca: string; before?: CertInfo; now: number }): string | undefined {
+  if (commonName(c.subject) !== expect.clientName || !c.subject.includes(`O=${ORG}`)) return `it is for ${c.subject}, not CN=${expect.clientName}, O=${ORG}`;
+  const cert = new X509Certificate(c.pem);
+  const ca = new X509Certificate(expect.ca);
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return `it is not signed by the cluster CA (${c.issuer})`;
+  if (c.notAfter.getTime() <= expect.now || c.notBefore.getTime() > expect.now) return `it is not valid now (${c.notBefore.toISOString()} to ${c.notAfter.toISOString()})`;
+  if (expect.before && (c.fingerprint === expect.before.fingerprint || c.notBefore.getTime() < expect.before.notBefore.getTime())) return `it is still the certificate from before (serial ${c.serial})`;
+  return undefined;
+}
+
+/**
+ * kubelet-renewed: waits until the kubelet's current client certificate is a new one for this node
+ * signed by the cluster CA (clientCertProblem), its key file 0600, and, when the node had a
+ * self-signed serving certificate, that it was made anew.
  */
 export async function kubeletRenewed(step: PlanStep, ctx: KubeletContext, snapshot: Map<string, CertInfo | undefined>): Promise<string> {
   const dir = String(step.with.dir);
   const client = `${dir}/kubelet-client-current.pem`;
   const serving = `${dir}/kubelet.crt`;
-  const expected = ctx.secrets.kubeletClientFingerprint;
-  if (!expected) throw new GateError('no kubelet client certificate was issued for this node in this run');
+  const clientName = ctx.secrets.kubeletClientName;
+  if (!clientName) throw new GateError('no kubelet client certificate was issued for this node in this run');
+  const signer = signerFor(ctx.inventory, ctx.node);
+  const caPath = `${ctx.profiles.get(signer.os).vars.kubePki}/ca.crt`;
+  const ca = (await readCerts(signer.name === ctx.node.name ? ctx.session : await ctx.sessionTo(signer.name), ctx.profiles.get(signer.os).rootShell, [caPath])).get(caPath);
+  if (!ca) throw new GateError(`${caPath} on ${signer.name} is missing: cannot tell which CA the kubelet's certificate must come from`);
+  const before = snapshot.get(client);
   const hadServing = snapshot.get(serving);
-  const found = await poll(ctx, ctx.timeouts.podStartMs, `${client} to hold the issued certificate${hadServing ? ` and ${serving} to be made anew` : ''}`, async () => {
+  const found = await poll(ctx, ctx.timeouts.podStartMs, `${client} to hold a new certificate for ${clientName}${hadServing ? ` and ${serving} to be made anew` : ''}`, async () => {
     const now = await readCerts(ctx.session, ctx.node.rootShell, hadServing ? [client, serving] : [client]);
     const c = now.get(client);
     if (!c) throw new Error(`${client} is missing`);
-    if (c.fingerprint !== expected) throw new Error(`${client} still holds serial ${c.serial}`);
+    const problem = clientCertProblem(c, { clientName, ca: ca.pem, ...(before ? { before } : {}), now: ctx.now() });
+    if (problem) throw new Error(`${client}: ${problem}`);
+    const mode = await ctx.session.exec(ctx.node.rootShell, { stdin: `stat -L -c %a ${shq(client)}\n` });
+    if (mode.stdout.trim() !== '600') throw new Error(`${client} has mode ${mode.stdout.trim() || '?'}, not 600: it holds the private key`);
     if (hadServing) {
       const s = now.get(serving);
       if (!s) throw new Error(`${serving} is missing`);
@@ -131,7 +159,8 @@ export async function kubeletRenewed(step: PlanStep, ctx: KubeletContext, snapsh
     }
     return c;
   });
-  return `client certificate serial ${found.serial} in use, expires ${found.notAfter.toISOString().slice(0, 10)}${hadServing ? '; serving certificate made anew' : ''}`;
+  const rotated = found.fingerprint !== ctx.secrets.kubeletClientFingerprint ? ' (the kubelet already rotated the issued one through a CSR)' : '';
+  return `client certificate serial ${found.serial} in use${rotated}, expires ${found.notAfter.toISOString().slice(0, 10)}${hadServing ? '; serving certificate made anew' : ''}`;
 }
 
 interface NodeCondition {

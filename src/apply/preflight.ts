@@ -8,9 +8,9 @@ import type { CheckReport } from '../check/run.js';
 import { KubeClient, parseKubeconfig } from '../kube/client.js';
 import { runCheck, planCheck } from '../check/run.js';
 import { detectInventoryOs } from '../inventory/detect-os.js';
-import type { Inventory } from '../inventory/types.js';
+import type { Inventory, Role } from '../inventory/types.js';
 import type { Plan, PlanFacts } from '../plan/types.js';
-import type { ProfileSet } from '../profiles/profile.js';
+import type { OsProfile, ProfileSet } from '../profiles/profile.js';
 import { loadCheckRunbook } from '../runbook/check-sources.js';
 import { renderScript } from '../runbook/template.js';
 import { nodeVars } from '../plan/compile.js';
@@ -94,21 +94,26 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
     }
   }
 
-  // Room for backups, clock skew: one read-only script per node of the plan.
+  // The commands the node's steps run, room for backups, clock skew: one read-only script per node.
   const targets = inv.nodes.filter((n) => planNodes.has(n.name));
   await mapLimit(targets, input.concurrency, async (node) => {
     const profile = input.profiles.get(node.os);
     const template = profile.commands.preflightFacts;
     if (!template) return;
     const vars = nodeVars(node, profile, plan.runId);
+    const needed = requiredCommands(profile, node.role);
     try {
       const session = await input.connector.connect(node);
       try {
         const sentAt = Date.now();
-        const res = await session.exec(profile.rootShell, { stdin: renderScript(template, vars, {}) });
+        const res = await session.exec(profile.rootShell, { stdin: `${commandProbe(needed)}\n${renderScript(template, vars, {})}` });
         if (res.code !== 0) {
           problems.push(`${node.name}: pre-flight facts failed (exit ${res.code}): ${res.stderr.trim() || 'no error output'}`);
           return;
+        }
+        const missing = res.stdout.split('\n').flatMap((l) => (l.startsWith('missing-command=') ? [l.slice('missing-command='.length)] : []));
+        if (missing.length > 0) {
+          problems.push(`${node.name}: ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not on the node, and ${profile.file.replace(/^.*\/(os-profiles\/)/, '$1')} runs ${missing.length > 1 ? 'them' : 'it'} (as root, through ${profile.rootShell})`);
         }
         for (const line of res.stdout.split('\n')) {
           const clock = /^clock=(\d+)$/.exec(line);
@@ -180,6 +185,17 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
   if (problems.length > 0) throw new PreflightError([...new Set(problems)]);
   reporter.info(`pre-flight ok: ${report.certificates.length} certificates read from ${inv.nodes.length} nodes`);
   return report;
+}
+
+/** What a node of this role runs, as its OS profile lists it (requires: all and the role's). */
+export function requiredCommands(profile: OsProfile, role: Role): string[] {
+  return [...new Set([...(profile.requires?.all ?? []), ...(profile.requires?.[role] ?? [])])].sort();
+}
+
+/** A read-only probe printing missing-command=NAME for each command the root shell cannot find. */
+export function commandProbe(commands: string[]): string {
+  // Names are validated at load (letters, digits, . _ + -): nothing here needs quoting.
+  return commands.map((c) => `command -v ${c} >/dev/null 2>&1 || echo missing-command=${c}`).join('\n');
 }
 
 /**

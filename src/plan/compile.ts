@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Inventory, InventoryNode, OsName } from '../inventory/types.js';
 import type { OsProfile, ProfileSet } from '../profiles/profile.js';
-import type { PhaseRunbook, RunbookStep, Topology, WithValue } from '../runbook/runbook.js';
+import { ACTION_COMMANDS, ACTION_VARS, type PhaseRunbook, type RunbookStep, type Topology, type WithValue } from '../runbook/runbook.js';
 import { renderDisplay, templateNames } from '../runbook/template.js';
 import { UsageError } from '../util/errors.js';
 import type { Plan, PlanNode, PlanPhase, PlanStep, Scope } from './types.js';
@@ -53,19 +53,25 @@ function compileStep(step: RunbookStep, node: InventoryNode, profile: OsProfile,
     ...(recovery?.deferred && step.deferWhileEtcdExpired ? { deferred: recovery.deferred } : {}),
     ...(recovery?.retried && step.deferWhileEtcdExpired ? { retried: recovery.retried } : {}),
   };
-  if (step.action) return { ...out, action: step.action };
-  const key = step.run as string;
-  const template = profile.commands[key];
-  if (template === undefined) {
-    throw new CompileError(`${where}: ${profile.file} has no command ${key}, so ${node.name} (${node.os}) cannot run this step`);
-  }
   const scalars = Object.fromEntries(Object.entries(resolved).filter((e): e is [string, string] => typeof e[1] === 'string'));
   const all = { ...vars, ...scalars };
-  const missing = templateNames(template).vars.filter((n) => all[n] === undefined);
-  if (missing.length > 0) {
-    throw new CompileError(`${where}: command ${key} in ${profile.file} uses {{${missing.join('}}, {{')}}}, which neither the step's with nor the profile gives`);
+  const display = (key: string, extra: Record<string, string> = {}): string => {
+    const template = profile.commands[key];
+    if (template === undefined) {
+      throw new CompileError(`${where}: ${profile.file} has no command ${key}, so ${node.name} (${node.os}) cannot run this step`);
+    }
+    const missing = templateNames(template).vars.filter((n) => all[n] === undefined && extra[n] === undefined);
+    if (missing.length > 0) {
+      throw new CompileError(`${where}: command ${key} in ${profile.file} uses {{${missing.join('}}, {{')}}}, which neither the step's with nor the profile gives`);
+    }
+    return renderDisplay(template, { ...all, ...extra });
+  };
+  if (step.action) {
+    const keys = ACTION_COMMANDS[step.action] ?? [];
+    return { ...out, action: step.action, ...(keys.length > 0 ? { commands: Object.fromEntries(keys.map((k) => [k, display(k, ACTION_VARS)])) } : {}) };
   }
-  return { ...out, run: key, command: renderDisplay(template, all) };
+  const key = step.run as string;
+  return { ...out, run: key, command: display(key) };
 }
 
 function applies(when: Topology | undefined, inv: Inventory): boolean {

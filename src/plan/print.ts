@@ -12,6 +12,12 @@ function stepLines(step: PlanStep, n: number, node: PlanNode, full: boolean): st
   if (step.deferred ?? step.retried) out.push(`        ${step.deferred ?? step.retried}`);
   if (step.why && full) out.push(`        why: ${step.why}`);
   if (step.action) out.push(`        action ${step.action} ${withText(step)}`.trimEnd());
+  for (const [key, command] of Object.entries(step.commands ?? {})) {
+    if (!full) continue;
+    out.push(`        runs ${key}: ${node.rootShell} <<'ROTATE_CERTS'`);
+    for (const l of command.trimEnd().split('\n')) out.push(`        | ${l}`);
+    out.push(`        ROTATE_CERTS`);
+  }
   if (step.command) {
     if (full) {
       out.push(`        ${node.rootShell} <<'ROTATE_CERTS'`);

@@ -11,6 +11,8 @@ export interface PlanStep {
   run?: string;
   command?: string;
   action?: Action;
+  /** The profile commands a built-in action runs on the node, by key, rendered for display. */
+  commands?: Record<string, string>;
   with: Record<string, WithValue>;
   capture?: Capture;
   /** Not run, and why: a cluster-health gate that etcd members' expired certificates hold back. */

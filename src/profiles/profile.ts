@@ -4,11 +4,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { OsName } from '../inventory/types.js';
+import { ROLES, type OsName, type Role } from '../inventory/types.js';
 import { InputFileError, LoadError } from '../util/errors.js';
 import { PACKAGE_ROOT } from '../util/package-root.js';
 import { SAFE_ABS_PATH } from '../util/shell.js';
-import { obj, oneOf, opt, parseYaml, record, req, str } from '../util/yaml-schema.js';
+import { arr, obj, oneOf, opt, parseYaml, record, req, str } from '../util/yaml-schema.js';
 import { OS_NAMES } from '../inventory/types.js';
 
 /** Paths every profile must name; runbooks refer to them as {{name}}. */
@@ -16,8 +16,11 @@ export const PATH_KEYS = ['etcdPki', 'kubePki', 'kubeconfigDir', 'manifestsDir',
 export type PathKey = (typeof PATH_KEYS)[number];
 
 /** Plain names (no slash) a profile must give, also usable as {{name}}. */
-export const NAME_KEYS = ['etcdClientPair'] as const;
+export const NAME_KEYS = ['etcdClientPair', 'staticPodExt'] as const;
 export type NameKey = (typeof NAME_KEYS)[number];
+
+/** What a profile's commands run on a node, by node role: pre-flight checks each is there. */
+export type ProfileRequires = Record<Role | 'all', string[]>;
 
 export interface OsProfile {
   os: OsName;
@@ -27,14 +30,19 @@ export interface OsProfile {
   /** The command that runs a root script sent on its standard input. */
   rootShell: string;
   vars: Record<PathKey | NameKey, string>;
+  /** Host commands the profile's commands run, by role (inherited through extends when absent). */
+  requires?: ProfileRequires;
   commands: Record<string, string>;
 }
 
 const absPath = str({ pattern: SAFE_ABS_PATH, patternHelp: 'an absolute path of letters, digits, ".", "_", "-" and "/"' });
 const plainName = str({ pattern: /^[A-Za-z0-9._-]+$/, patternHelp: 'a file base name (letters, digits, ".", "_", "-")' });
+const extension = str({ pattern: /^(\.[a-z]+)?$/, patternHelp: 'a file extension such as ".yaml", or "" for none', allowEmpty: true });
+const commandName = str({ pattern: /^[a-z][a-z0-9._+-]*$/, patternHelp: 'a command name such as sha256sum' });
 
 const pathsShape = Object.fromEntries(PATH_KEYS.map((k) => [k, req(absPath)])) as Record<PathKey, ReturnType<typeof req<string>>>;
-const namesShape = Object.fromEntries(NAME_KEYS.map((k) => [k, req(plainName)])) as Record<NameKey, ReturnType<typeof req<string>>>;
+const namesShape = { etcdClientPair: req(plainName), staticPodExt: req(extension) } satisfies Record<NameKey, ReturnType<typeof req<string>>>;
+const requiresShape = Object.fromEntries(['all', ...ROLES].map((k) => [k, req(arr(commandName))])) as Record<Role | 'all', ReturnType<typeof req<string[]>>>;
 
 const schema = obj({
   os: req(oneOf(OS_NAMES)),
@@ -43,6 +51,7 @@ const schema = obj({
   rootShell: req(str({ pattern: /^[A-Za-z0-9 ._/-]+$/, patternHelp: 'a plain command such as "sudo -n bash -s"' })),
   paths: req(obj(pathsShape)),
   names: req(obj(namesShape)),
+  requires: opt(obj(requiresShape)),
   commands: opt(record(str(), { pattern: /^[a-z][A-Za-z0-9-]*$/, patternHelp: 'a command key (camelCase or kebab-case)' })),
 });
 
@@ -54,6 +63,7 @@ export function parseProfile(text: string, file: string): OsProfile {
     ...(value.extends ? { extends: value.extends } : {}),
     rootShell: value.rootShell,
     vars: { ...(value.paths as Record<PathKey, string>), ...(value.names as Record<NameKey, string>) },
+    ...(value.requires ? { requires: value.requires as ProfileRequires } : {}),
     commands: value.commands ?? {},
   };
 }
@@ -122,16 +132,17 @@ function loadMerged(os: OsName, dir: string, seen: OsName[]): { profile: OsProfi
   const profile = parseProfile(readProfileFile(file), file);
   if (profile.os !== os) throw new InputFileError(`${file}: declares os: ${profile.os}, expected ${os}`);
   if (seen.includes(os)) throw new InputFileError(`${file}: extends loops back to ${os} (${[...seen, os].join(' -> ')})`);
-  let inherited: { commands: Record<string, string>; files: Record<string, string> };
+  let inherited: { commands: Record<string, string>; files: Record<string, string>; requires?: ProfileRequires };
   if (profile.extends) {
     const base = loadMerged(profile.extends, dir, [...seen, os]);
-    inherited = { commands: base.profile.commands, files: base.files };
+    inherited = { commands: base.profile.commands, files: base.files, ...(base.profile.requires ? { requires: base.profile.requires } : {}) };
   } else {
     const commands = loadCommonCommands(dir);
     inherited = { commands, files: Object.fromEntries(Object.keys(commands).map((k) => [k, join(dir, 'common.yaml')])) };
   }
   const own = Object.fromEntries(Object.keys(profile.commands).map((k) => [k, file]));
-  return { profile: { ...profile, commands: { ...inherited.commands, ...profile.commands } }, files: { ...inherited.files, ...own } };
+  const requires = profile.requires ?? inherited.requires;
+  return { profile: { ...profile, ...(requires ? { requires } : {}), commands: { ...inherited.commands, ...profile.commands } }, files: { ...inherited.files, ...own } };
 }
 
 /** Loads each profile once. */

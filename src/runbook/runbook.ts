@@ -28,9 +28,26 @@ export const ACTIONS = [
   'issue-kubelet-client',
   'kubelet-renewed',
   'node-ready',
+  'static-pods-stopped',
+  'static-pods-running',
+  'remove-duplicate-containers',
+  'etcd-client-installed',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
-const MUTATING_ACTIONS = new Set<Action>(['update-etcd-client-secret']);
+const MUTATING_ACTIONS = new Set<Action>(['update-etcd-client-secret', 'remove-duplicate-containers']);
+
+/**
+ * OS profile commands a built-in action runs on the node (besides reading certificates): every
+ * profile of a node the action runs on must spell them, and plans show them.
+ */
+export const ACTION_COMMANDS: Partial<Record<Action, string[]>> = {
+  'static-pods-stopped': ['staticPods'],
+  'static-pods-running': ['staticPods'],
+  'remove-duplicate-containers': ['staticPods', 'removeContainer'],
+  'etcd-client-installed': ['etcdClientPairFiles'],
+};
+/** Variables those commands get from the action itself, not from the plan. */
+export const ACTION_VARS: Record<string, string> = { containerId: '<container id>' };
 
 /** What a step's captured output becomes: named secrets kept in memory only. */
 export const CAPTURES = ['etcdClientPair'] as const;

@@ -42,6 +42,8 @@ export interface StringOpts {
   /** Said when the pattern does not match, e.g. "a DNS label: a-z, 0-9 and '-'". */
   patternHelp?: string;
   maxLength?: number;
+  /** "" is a value (say, "no file extension"), not a missing one. */
+  allowEmpty?: boolean;
 }
 
 export function str(opts: StringOpts = {}): Validator<string> {
@@ -50,7 +52,7 @@ export function str(opts: StringOpts = {}): Validator<string> {
     expects,
     parse(node, ctx, path) {
       const v = scalarValue(node);
-      if (typeof v !== 'string' || v === '') fail(ctx, node, path, `expected ${expects}, got ${describe(node)}`);
+      if (typeof v !== 'string' || (v === '' && !opts.allowEmpty)) fail(ctx, node, path, `expected ${expects}, got ${describe(node)}`);
       if (opts.maxLength !== undefined && v.length > opts.maxLength)
         fail(ctx, node, path, `longer than ${opts.maxLength} characters`);
       const matches = typeof opts.pattern === 'function' ? opts.pattern(v) : (opts.pattern?.test(v) ?? true);

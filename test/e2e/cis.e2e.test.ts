@@ -1,6 +1,6 @@
 /**
- * `rotate-certs check --cis` on the emulated cluster (1 etcd, 1 control plane, an Ubuntu and a
- * Bottlerocket worker): what a fresh lab deviates on, exactly the deviations made by hand, and no
+ * `rotate-certs check --cis` on the emulated cluster (1 etcd, an Ubuntu and a Bottlerocket control
+ * plane, an Ubuntu and a Bottlerocket worker): what a fresh lab deviates on, exactly the deviations made by hand, and no
  * new deviation after a full rotation that also renews both workers' kubelet certificates.
  */
 import 'reflect-metadata';
@@ -18,6 +18,8 @@ const MANIFESTS_0644: CisDeviation[] = [
   { node: 'lab-cp-1', path: '/etc/kubernetes/manifests/kube-apiserver.yaml', item: '1.1.1', expected: '0600 or stricter', found: '0644' },
   { node: 'lab-cp-1', path: '/etc/kubernetes/manifests/kube-controller-manager.yaml', item: '1.1.3', expected: '0600 or stricter', found: '0644' },
   { node: 'lab-cp-1', path: '/etc/kubernetes/manifests/kube-scheduler.yaml', item: '1.1.5', expected: '0600 or stricter', found: '0644' },
+  // Bottlerocket's static-pods helper writes /etc/kubernetes/static-pods/NAME, no extension.
+  { node: 'lab-cp-2', path: '/etc/kubernetes/static-pods/kube-apiserver', item: '1.1.1', expected: '0600 or stricter', found: '0644' },
 ];
 
 describe('check --cis', () => {
@@ -33,6 +35,7 @@ describe('check --cis', () => {
       nodes: [
         { name: 'lab-etcd-1', role: 'etcd' },
         { name: 'lab-cp-1', role: 'control-plane' },
+        { name: 'lab-cp-2', role: 'control-plane', os: 'bottlerocket' },
         { name: 'lab-md-1', role: 'worker' },
         { name: 'lab-md-2', role: 'worker', os: 'bottlerocket' },
       ],
@@ -48,6 +51,7 @@ describe('check --cis', () => {
     expect(fresh.report.cis).toEqual([]);
     expect(fresh.code).toBe(0);
     await lab.node('lab-cp-1').exec('chmod 0644 /etc/kubernetes/manifests/*.yaml');
+    await lab.node('lab-cp-2').exec('chmod 0644 /etc/kubernetes/static-pods/kube-apiserver');
     const { code, report } = await check();
     expect(report.cis).toEqual(MANIFESTS_0644);
     expect(code).toBe(1);
@@ -59,13 +63,14 @@ describe('check --cis', () => {
     const table = await cli(['check', '-i', lab.inventoryPath, '--cis']);
     expect(table.code).toBe(1);
     expect(table.out).toMatch(/lab-cp-1 \(control-plane\)\n[^]*\n {2}File permissions \(CIS\)\n {2}CIS +FOUND +EXPECTED +PATH\n {2}1\.1\.1 +0644 +0600 or stricter +\/etc\/kubernetes\/manifests\/kube-apiserver\.yaml\n/);
-    expect(table.out).toContain('File permissions (CIS): 3 deviations on 1 node');
+    expect(table.out).toContain('File permissions (CIS): 4 deviations on 2 nodes');
 
     const prom = await cli(['check', '-i', lab.inventoryPath, '--cis', '-o', 'prometheus']);
     expect(prom.code).toBe(1);
     expect(prom.out).toContain('rotate_certs_cis_deviation{cluster="lab",node="lab-cp-1",path="/etc/kubernetes/manifests/kube-scheduler.yaml",item="1.1.5"} 1');
-    expect(prom.out).toContain('rotate_certs_cis_deviations{cluster="lab"} 3');
+    expect(prom.out).toContain('rotate_certs_cis_deviations{cluster="lab"} 4');
     await lab.node('lab-cp-1').exec('chmod 0600 /etc/kubernetes/manifests/*.yaml');
+    await lab.node('lab-cp-2').exec('chmod 0600 /etc/kubernetes/static-pods/kube-apiserver');
     expect((await check()).report.cis).toEqual([]);
   });
 

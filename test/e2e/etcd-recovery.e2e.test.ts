@@ -89,7 +89,7 @@ describe('rotate a cluster whose etcd certificates have already expired', () => 
     expect(r.err).toMatch(/lab-etcd-2 health: ok \(deferred: etcd recovery: waits for lab-etcd-3/);
     expect(r.err).toMatch(/lab-etcd-3 health: ok \([^)]*started/);
     expect(r.err).toMatch(/lab-etcd-3 serving: ok \(serves serial/);
-  });
+  }, 600_000); // two rotations: the failed one and its resume
 
   it('check afterwards: every certificate a rotation renews is valid', async () => {
     const r = await cli(['check', '-i', lab.inventoryPath, '-o', 'json']);

@@ -14,7 +14,7 @@ import type { CheckReport } from '../../src/check/run.js';
 import { inspectCertificate } from '../../src/certs/inspect.js';
 import { servedCertificate } from '../../src/check/probe.js';
 import { startLab, type Lab } from '../lab/lab.js';
-import { cli, clusterState, etcdHealthy, expectRotated, fileState, journal, serials } from './rotation-state.js';
+import { cli, clusterState, duplicateStarts, etcdHealthy, expectRotated, fileState, journal, serials } from './rotation-state.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -113,6 +113,19 @@ describe('faults (issue 7)', { timeout: 240_000 }, () => {
     expect(await checkSerials(lab)).toEqual(checkBefore);
   });
 
+  it('a command the steps need is missing on a node: pre-flight names the node and the command, nothing changes', async () => {
+    const cp2 = lab.node('lab-cp-2');
+    await cp2.exec('mv /usr/local/bin/crictl /usr/local/bin/crictl.off');
+    try {
+      const r = await cli(['rotate', '-i', lab.inventoryPath, '--yes', '--state-dir', stateDir]);
+      expect(r.code).toBe(69);
+      expect(r.err).toMatch(/lab-cp-2: crictl is not on the node, and os-profiles\/ubuntu\.yaml runs it \(as root, through sudo -n bash -s\)/);
+      expect(await clusterState(lab)).toEqual(beforeState);
+    } finally {
+      await cp2.exec('mv /usr/local/bin/crictl.off /usr/local/bin/crictl');
+    }
+  });
+
   it('a remote command that hangs: the step times out (ssh.commandTimeoutSeconds), the node is restored, the run stops', async () => {
     const etcd1 = lab.node('lab-etcd-1');
     // etcdadm that never finishes; its sleep keeps the channel's output open, as a hung command does.
@@ -179,7 +192,8 @@ describe('faults (issue 7)', { timeout: 240_000 }, () => {
       const w = await cp1.exec('cp /etc/kubernetes/pki/ca.crt /etc/kubernetes/pki/etcd/ca.crt');
       expect(w.code, w.stderr).toBe(0);
     })();
-    const r = await cli(['rotate', '-i', lab.inventoryPath, '--only', 'control-plane', '--pod-timeout', '5', '--yes', '--state-dir', stateDir]);
+    // Long enough for the old containers to go (kube-vip takes 4 s), short for /readyz.
+    const r = await cli(['rotate', '-i', lab.inventoryPath, '--only', 'control-plane', '--pod-timeout', '15', '--yes', '--state-dir', stateDir]);
     await fault;
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/Rotation FAILED on lab-cp-1, step wait-ready:/);
@@ -189,7 +203,8 @@ describe('faults (issue 7)', { timeout: 240_000 }, () => {
     expect(served.serial).toBe(before['lab-cp-1:/etc/kubernetes/pki/apiserver.crt']);
     expect(await readyz(cp1.host)).toBe('200 ok');
     const ls = (await cp1.exec('ls /etc/kubernetes/manifests')).stdout.split('\n').filter(Boolean).sort();
-    expect(ls).toEqual(['kube-apiserver.yaml', 'kube-controller-manager.yaml', 'kube-scheduler.yaml']);
+    expect(ls).toEqual(['kube-apiserver.yaml', 'kube-controller-manager.yaml', 'kube-scheduler.yaml', 'kube-vip.yaml']);
+    expect(duplicateStarts(lab)).toEqual([]);
     expect(await fileState(lab.node('lab-cp-2'))).toBe(beforeState['lab-cp-2']);
     expect(await etcdHealthy(lab)).toBe(true);
     expect(await checkSerials(lab)).toEqual(checkBefore);
@@ -245,6 +260,23 @@ describe('faults (issue 7)', { timeout: 240_000 }, () => {
     const after = await serials(lab);
     for (const [k, v] of Object.entries(beforeDrop)) if (k.startsWith('lab-etcd-')) expect(after[k], k).not.toBe(v);
     expect(await etcdHealthy(lab)).toBe(true);
+  });
+
+  it('an etcd member renamed since its certificates were made: the renewal would lose its old name, so it is restored, naming the SAN', async () => {
+    const etcd3 = lab.node('lab-etcd-3');
+    // etcdadm names the new certificates after the host as it is now.
+    await etcd3.exec('hostname lab-etcd-3b && echo "127.0.1.1 lab-etcd-3b" >>/etc/hosts');
+    try {
+      const r = await cli(['rotate', '-i', lab.inventoryPath, '--only', 'etcd', '--nodes', 'lab-etcd-3', '--yes', '--state-dir', join(lab.dir, 'state-san')]);
+      expect(r.code).toBe(1);
+      expect(r.out).toMatch(/Rotation FAILED on lab-etcd-3, step verify-certs: \/etc\/etcd\/pki\/server\.crt lost DNS:lab-etcd-3 \(now DNS:lab-etcd-3b, IP:\S+, IP:127\.0\.0\.1\): etcdadm takes the host's current name/);
+      expect(r.out).toContain('lab-etcd-3 was restored from its backup.');
+    } finally {
+      await etcd3.exec('hostname lab-etcd-3');
+    }
+    expect(etcdPkiLines(await fileState(etcd3))).toBe(etcdPkiLines(beforeState['lab-etcd-3']!));
+    expect(await etcdHealthy(lab)).toBe(true);
+    expect(await checkSerials(lab)).toEqual(checkBefore);
   });
 
   it('a second run while one holds the lock is refused (exit 75, naming the holder); the first finishes', async () => {

@@ -119,15 +119,23 @@ describe('plan compile', () => {
     expect(cmd(etcd2, 'health')).toContain('ctr -n k8s.io t exec');
     expect(cmd(etcd2, 'stale-etcd')).toContain('ctr -n k8s.io c rm');
     const cp2 = node('control-plane', 'lab-cp-2');
-    expect(cmd(cp2, 'renew')).toContain('/opt/bin/kubeadm certs renew all </dev/null');
+    // External etcd: by name, one ctr run each, never `renew all` (it falls back and fails on Ubuntu).
+    expect(cmd(cp2, 'renew')).toContain('names="admin.conf apiserver apiserver-kubelet-client controller-manager.conf front-proxy-client scheduler.conf"');
+    expect(cmd(cp2, 'renew')).toContain('/opt/bin/kubeadm certs renew "$n" </dev/null');
+    expect(cp2.steps.some((s) => s.id === 'renew-all')).toBe(false);
     expect(cmd(cp2, 'stop-pods')).toContain('apiclient set "settings.kubernetes.static-pods.$p.enabled=false"');
-    expect(cp2.steps.find((s) => s.id === 'etcd-client')!.with.pairName).toBe('server-etcd-client');
+    // The etcd client pair goes where the kube-apiserver's manifest (its setting) says.
+    expect(cmd(cp2, 'etcd-client')).toContain(`.settings.kubernetes["static-pods"]["kube-apiserver"].manifest`);
+    expect(cmd(cp2, 'etcd-client')).toContain('--etcd-keyfile=');
+    expect(cp2.steps.find((s) => s.id === 'etcd-client-check')!.commands!.etcdClientPairFiles).toContain('sha256sum');
     expect(cp2.vars.kubePki).toBe('/var/lib/kubeadm/pki');
     // Every ctr that runs something has its standard input closed: sheltie reads the script from it.
     for (const n of [etcd2, cp2]) {
       for (const s of [...n.steps, ...(n.restore?.steps ?? [])]) {
-        for (const line of (s.command ?? '').split('\n')) if (/\bctr\b.*\b(run|t exec)\b/.test(line) && !line.trim().endsWith('\\')) expect(line).toContain('</dev/null');
-        expect(s.command ?? '').not.toMatch(/^\s*(sudo |kubeadm |etcdadm |etcdctl )/m);
+        for (const text of [s.command ?? '', ...Object.values(s.commands ?? {})]) {
+          for (const line of text.split('\n')) if (/(?:^|\$\(|\||;|&&)\s*ctr\b.*\b(run|t exec|t ls|c ls|c info)\b/.test(line) && !line.trim().endsWith('\\')) expect(line).toContain('</dev/null');
+          expect(text).not.toMatch(/^\s*(sudo |kubeadm |etcdadm |etcdctl |crictl )/m);
+        }
       }
     }
     expect(cmd(node('etcd', 'lab-etcd-1'), 'renew')).toContain('etcdadm join phase certificates');
