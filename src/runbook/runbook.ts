@@ -24,13 +24,14 @@ export const ACTIONS = [
   'endpoint-serves',
   'apiserver-ready',
   'update-etcd-client-secret',
+  'restart-etcdadm-controller',
   'kcp-not-paused',
   'issue-kubelet-client',
   'kubelet-renewed',
   'node-ready',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
-const MUTATING_ACTIONS = new Set<Action>(['update-etcd-client-secret']);
+const MUTATING_ACTIONS = new Set<Action>(['update-etcd-client-secret', 'restart-etcdadm-controller']);
 
 /** What a step's captured output becomes: named secrets kept in memory only. */
 export const CAPTURES = ['etcdClientPair'] as const;
