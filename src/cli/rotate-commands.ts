@@ -14,6 +14,7 @@ import type { Inventory, InventorySpec, OsName } from '../inventory/types.js';
 import { compilePlan, newRunId, planDigest, sha256 } from '../plan/compile.js';
 import { etcdExpiredFrom } from '../plan/etcd-recovery.js';
 import { kubeletDueFrom } from '../plan/kubelet-due.js';
+import { nodeNamesFrom } from '../plan/node-names.js';
 import { readPlan, writePlan } from '../plan/file.js';
 import { renderPlanText } from '../plan/print.js';
 import type { Plan, Scope } from '../plan/types.js';
@@ -65,13 +66,14 @@ function scopeOf(flags: ScopeFlags): Scope {
 }
 
 /** What a plan is made for beyond its inventory: found by reading the cluster, absent on --dry-run. */
-type PlanReadings = Pick<Plan, 'detected' | 'kubeletDue' | 'etcdExpired'>;
+type PlanReadings = Pick<Plan, 'detected' | 'kubeletDue' | 'etcdExpired' | 'nodeNames'>;
 
 function makePlan(inv: Inventory, scope: Scope, runId: string, createdAt: string, readings: PlanReadings = {}): Plan {
   return compilePlan({
     ...(readings.detected ? { detected: readings.detected } : {}),
     ...(readings.kubeletDue ? { kubeletDue: readings.kubeletDue } : {}),
     ...(readings.etcdExpired ? { etcdExpired: readings.etcdExpired } : {}),
+    ...(readings.nodeNames ? { nodeNames: readings.nodeNames } : {}),
     inventory: inv,
     inventoryDigest: sha256(readFileSync(inv.file, 'utf8')),
     runbooks: loadRotationRunbooks(),
@@ -111,6 +113,7 @@ export function planFrom(reading: ClusterReading, scope: Scope): Plan {
     detected: reading.detected,
     kubeletDue: kubeletDueFrom(reading.report),
     etcdExpired: etcdExpiredFrom(reading.report),
+    nodeNames: nodeNamesFrom(reading.report),
   });
   return { ...plan, facts: factsFrom(reading.report) };
 }
