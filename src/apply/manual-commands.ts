@@ -3,6 +3,8 @@
  * hand once it can: copy the renewed etcd client pair off an etcd node, store it in the secret
  * keeping its type, and restart etcdadm-controller as `kubectl rollout restart` does. Pure.
  */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { Inventory, InventoryNode } from '../inventory/types.js';
 import { shq } from '../util/shell.js';
 
@@ -20,11 +22,17 @@ function kubectl(inv: Pick<Inventory, 'kubeconfig'>): string {
   return `kubectl${inv.kubeconfig ? ` --kubeconfig ${shq(inv.kubeconfig)}` : ''}`;
 }
 
-/** ssh to a node as rotate-certs does (user, port, key, bastion), for a command line. */
+/** ssh to a node as rotate-certs does (user, port, key, known hosts, bastion), for a command line. */
 function sshTo(node: InventoryNode): string {
   const s = node.ssh;
-  const jump = s.jumpHost ? ` -J ${shq(`${s.jumpHost.user}@${s.jumpHost.host}:${s.jumpHost.port}`)}` : '';
-  return `ssh${s.identityFile ? ` -i ${shq(s.identityFile)}` : ''}${s.port !== 22 ? ` -p ${s.port}` : ''}${jump} ${shq(`${s.user}@${node.host}`)}`;
+  const opts = [
+    ...(s.identityFile ? [`-i ${shq(s.identityFile)}`] : []),
+    ...(s.port !== 22 ? [`-p ${s.port}`] : []),
+    ...(s.knownHostsFile !== join(homedir(), '.ssh', 'known_hosts') ? [`-o UserKnownHostsFile=${shq(s.knownHostsFile)}`] : []),
+    ...(s.hostKeyPolicy === 'accept-new' ? ['-o StrictHostKeyChecking=accept-new'] : []),
+    ...(s.jumpHost ? [`-J ${shq(`${s.jumpHost.user}@${s.jumpHost.host}:${s.jumpHost.port}`)}`] : []),
+  ];
+  return ['ssh', ...opts, shq(`${s.user}@${node.host}`)].join(' ');
 }
 
 /** Copying the pair off `node`, where each OS keeps it: sudo on Ubuntu/RHEL, sudo sheltie (script on stdin) on Bottlerocket. */
