@@ -220,7 +220,7 @@ function capiView(obj, version) {
 
 /** How long the emulated Deployment controller takes to observe a new template, then to have the new pod available. */
 const OBSERVE_MS = 200;
-const ROLLOUT_MS = Number(process.env.LAB_ROLLOUT_MS ?? 1500);
+const ROLLOUT_MS = 1500;
 
 /** The pod-template-hash of a template (the Deployment controller hashes it with FNV; any stable hash shows the same). */
 const templateHash = (template) => createHash('sha256').update(JSON.stringify(template ?? {})).digest('hex').slice(0, 10);
