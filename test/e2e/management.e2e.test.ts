@@ -92,14 +92,7 @@ describe('the management cluster (Cluster API v1beta2 only) after renewal', () =
   const withKubeconfig = (kubeconfig: string) => (text: string) => text.replace(/^cluster: lab$/m, `cluster: lab\nkubeconfig: ${kubeconfig}`);
 
   beforeAll(async () => {
-    lab = await startLab({
-      nodes: [
-        { name: 'lab-etcd-1', role: 'etcd' },
-        { name: 'lab-cp-1', role: 'control-plane' },
-        { name: 'lab-md-1', role: 'worker' },
-      ],
-      capiVersions: ['v1beta2'],
-    });
+    lab = await startLab({ etcd: 1, controlPlane: 1, workers: 1, capiVersions: ['v1beta2'] });
     admin = join(lab.dir, 'admin.kubeconfig');
     writeFileSync(admin, await lab.node('lab-cp-1').readFile('/etc/kubernetes/admin.conf'), { mode: 0o600 });
     api = new KubeClient(readKubeconfig(admin), 5000);
