@@ -65,6 +65,7 @@ export async function restartEtcdadmController(_step: PlanStep, ctx: ManagementC
   } catch (err) {
     if (err instanceof KubeApiError && err.status === 404) {
       ctx.reporter.info(`${what} not found: not an EKS Anywhere management cluster with external etcd, so there is no etcdadm-controller to restart`);
+      ctx.reporter.note?.(`etcdadm-controller not restarted: ${what} does not exist there`);
       return `skipped: ${what} does not exist`;
     }
     throw byHand(errorMessage(err));
@@ -93,5 +94,6 @@ export async function restartEtcdadmController(_step: PlanStep, ctx: ManagementC
     throw byHand(`restarted at ${restartedAt}, but ${errorMessage(err)}`);
   }
   if (outcome.error) throw byHand(`restarted at ${restartedAt}, but ${outcome.error}`);
+  ctx.reporter.note?.(`etcdadm-controller restarted at ${restartedAt} and rolled out: it now health-checks etcd with the renewed pair`);
   return `${what} restarted (${RESTARTED_AT}=${restartedAt}) and rolled out through ${api.client.source}: it now uses the renewed secret`;
 }

@@ -58,6 +58,7 @@ export async function updateEtcdClientSecret(_step: PlanStep, ctx: ManagementCon
     );
   }
   if (api.adminConf) await maybeRefreshKubeconfig(ctx, api.adminConf);
+  ctx.reporter.note?.(`${NS}/${name} holds the renewed etcd client pair${type ? ` (type ${type} kept)` : ''}`);
   return `${NS}/${name} updated through ${api.client.source}${type ? ` (type ${type} kept)` : ''}`;
 }
 

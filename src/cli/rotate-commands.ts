@@ -212,6 +212,7 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
   const planCopy = join(journal.dir, `plan-${plan.runId}.yaml`);
   if (!existsSync(planCopy)) writePlan(planCopy, plan);
   const reporter = reporterFor(io);
+  const notes: string[] = [];
   // One connection per node for pre-flight, the rotation and the report.
   const connector = env.connector instanceof PooledConnector ? env.connector : new PooledConnector(env.connector ?? new SshConnector());
   const profiles = new ProfileSet();
@@ -229,7 +230,7 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
       inventory: inv,
       connector,
       journal,
-      reporter: live?.reporter ?? reporter,
+      reporter: { ...(live?.reporter ?? reporter), note: (m) => void notes.push(m) },
       profiles,
       timeouts: timeoutsOf(flags, env),
       now: () => Date.now(),
@@ -255,13 +256,13 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
   const after = await gatherReport(inv, profiles, connector, flags.warnDays, flags.concurrency)
     .catch(() => undefined)
     .finally(() => connector.close());
-  io.out(renderReport(plan, result, before, after, planCopy));
+  io.out(renderReport(plan, result, before, after, planCopy, notes));
   if (result.outcome === 'done') return ApplyExit.done;
   if (result.outcome === 'stopped') return ApplyExit.stopped;
   return (result.failures ?? [result.failure]).every((f) => f?.restored) ? ApplyExit.failedRestored : ApplyExit.failedNotRestored;
 }
 
-function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | undefined, after: CheckReport | undefined, planFile: string): string {
+function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | undefined, after: CheckReport | undefined, planFile: string, notes: string[]): string {
   const out: string[] = [''];
   if (result.outcome === 'done') out.push(`Rotation ${plan.runId} of cluster ${plan.cluster} finished.`);
   else if (result.outcome === 'stopped') out.push(`Stopped at a safe point. Continue with: rotate-certs apply ${planFile} --resume`);
@@ -287,6 +288,7 @@ function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | und
       out.push(`  ${c.node} ${c.path}${c.source === 'kubeconfig' ? ' (embedded)' : ''}: ${was ? when(was.notAfter) : '?'} -> ${when(c.notAfter)}${changed ? '' : ' (unchanged)'}`);
     }
   }
+  if (notes.length > 0) out.push('', 'Management cluster:', ...notes.map((n) => `  ${n}`));
   const backups = Object.entries(result.backups);
   if (backups.length > 0) {
     out.push('', 'Backups on the nodes:');

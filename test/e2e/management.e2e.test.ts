@@ -144,6 +144,8 @@ describe('the management cluster (Cluster API v1beta2 only) after renewal', () =
     expect(r.err).toMatch(/KubeadmControlPlane not paused \(1 checked\)/);
     expect(r.err).toMatch(new RegExp(`etcd-client-secret: ok \\(eksa-system/lab-apiserver-etcd-client updated through ${escape(execKc)} \\(type cluster\\.x-k8s\\.io/secret kept\\)\\)`));
     expect(r.err).toMatch(new RegExp(`etcdadm-controller: ok \\(etcdadm-controller-system/deployment/etcdadm-controller-controller-manager restarted \\(${escape(RESTARTED_AT)}=\\S+\\) and rolled out through ${escape(execKc)}`));
+    // The final report says so too.
+    expect(r.out).toMatch(/\nManagement cluster:\n {2}eksa-system\/lab-apiserver-etcd-client holds the renewed etcd client pair \(type cluster\.x-k8s\.io\/secret kept\)\n {2}etcdadm-controller restarted at \S+ and rolled out: it now health-checks etcd with the renewed pair\n/);
 
     // The secret: the renewed pair of the etcd node, still of its type.
     const after = state();

@@ -44,7 +44,7 @@ function context(inv: Inventory, opts: { podStartMs?: number } = {}): Management
     // No admin.conf to fall back on: reading it fails.
     session: { node: inv.nodes[1]!, exec: async () => ({ code: 1, stdout: '', stderr: 'no such file' }), close: async () => undefined },
     secrets: {},
-    reporter: { phase: () => undefined, stepStart: () => undefined, stepDone: () => undefined, stepFailed: () => undefined, info: (m) => lines.push(`info: ${m}`), warn: (m) => lines.push(`warn: ${m}`) },
+    reporter: { phase: () => undefined, stepStart: () => undefined, stepDone: () => undefined, stepFailed: () => undefined, info: (m) => lines.push(`info: ${m}`), warn: (m) => lines.push(`warn: ${m}`), note: (m) => lines.push(`note: ${m}`) },
     runId: '20260101T000000Z',
     refreshKubeconfig: async () => false,
     timeouts: { podStopMs: 1000, podStartMs: opts.podStartMs ?? 5000, endpointMs: 1000, pollMs: 20 },
@@ -116,6 +116,7 @@ describe('restart-etcdadm-controller against an API', () => {
     expect(patch?.body).toEqual({ spec: { template: { metadata: { annotations: { [RESTARTED_AT]: at } } } } });
     expect(statuses).toEqual([]); // it waited through every status until the last
     expect(summary).toMatch(/^etcdadm-controller-system\/deployment\/etcdadm-controller-controller-manager restarted \(kubectl\.kubernetes\.io\/restartedAt=\S+\) and rolled out through /);
+    expect(ctx.lines).toEqual([`note: etcdadm-controller restarted at ${at} and rolled out: it now health-checks etcd with the renewed pair`]);
   });
 
   it('a rollout past its progress deadline fails at once, with the commands to look at it', async () => {
@@ -143,7 +144,10 @@ describe('restart-etcdadm-controller against an API', () => {
     deployment = undefined;
     const ctx = context(inventory(api.adminKubeconfig()));
     expect(await restartEtcdadmController(step, ctx)).toBe('skipped: etcdadm-controller-system/deployment/etcdadm-controller-controller-manager does not exist');
-    expect(ctx.lines).toEqual(['info: etcdadm-controller-system/deployment/etcdadm-controller-controller-manager not found: not an EKS Anywhere management cluster with external etcd, so there is no etcdadm-controller to restart']);
+    expect(ctx.lines).toEqual([
+      'info: etcdadm-controller-system/deployment/etcdadm-controller-controller-manager not found: not an EKS Anywhere management cluster with external etcd, so there is no etcdadm-controller to restart',
+      'note: etcdadm-controller not restarted: etcdadm-controller-system/deployment/etcdadm-controller-controller-manager does not exist there',
+    ]);
   });
 });
 
