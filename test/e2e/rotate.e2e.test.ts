@@ -170,7 +170,7 @@ describe('faults', () => {
       await etcd2.exec('rm /etc/rotate-certs-lab/fail-etcdadm');
       const resumed = await cli(['apply', file, '--resume', '--state-dir', stateDir]);
       expect(resumed.err).toMatch(/lab-etcd-1: etcd already done in this run, skipped/);
-      expect(resumed.code).toBe(0);
+      expect(resumed.code, `${resumed.out}\n${resumed.err}`).toBe(0);
       await expectRotated(lab, before, beforeState);
     }));
 
