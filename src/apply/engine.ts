@@ -15,7 +15,7 @@ import { errorMessage } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
 import { GateError, pairMatches, runGate, type CertRead, type GateContext, type GateTimeouts } from './gates.js';
 import { issueKubeletClient, kubeletRenewed, nodeReady, type KubeletContext } from './kubelet.js';
-import { kcpNotPaused, updateEtcdClientSecret, type ManagementContext } from './management.js';
+import { MANAGEMENT_ACTIONS, runManagementAction, type ManagementContext } from './management.js';
 import { progressOf, type Journal, type JournalEntry } from './journal.js';
 import type { Reporter } from './reporter.js';
 
@@ -99,7 +99,7 @@ export class Applier {
     // Decided when the plan was made, and shown in it: see recoveryOf in compile.ts.
     if (step.deferred) return `deferred: ${step.deferred}`;
     const session = await this.session(node.name);
-    if (step.action === 'update-etcd-client-secret' || step.action === 'kcp-not-paused') {
+    if (step.action && MANAGEMENT_ACTIONS.has(step.action)) {
       const ctx: ManagementContext = {
         inventory: this.deps.inventory,
         node,
@@ -108,8 +108,11 @@ export class Applier {
         reporter: this.deps.reporter,
         runId: this.plan.runId,
         refreshKubeconfig: this.deps.refreshKubeconfig,
+        timeouts: this.deps.timeouts,
+        now: this.deps.now,
+        sleep: this.deps.sleep,
       };
-      return step.action === 'update-etcd-client-secret' ? updateEtcdClientSecret(step, ctx) : kcpNotPaused(step, ctx);
+      return runManagementAction(step, ctx);
     }
     if (step.action === 'issue-kubelet-client' || step.action === 'kubelet-renewed' || step.action === 'node-ready') {
       const ctx: KubeletContext = {

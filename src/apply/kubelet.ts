@@ -5,11 +5,10 @@
  * memory for this node only, like the etcd client pair.
  */
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { isMap, isSeq, parseDocument } from 'yaml';
 import { commonName, inspectCertificate, type CertInfo } from '../certs/inspect.js';
 import type { Inventory, InventoryNode } from '../inventory/types.js';
-import { KubeClient, parseKubeconfig } from '../kube/client.js';
+import { KubeClient, readKubeconfig } from '../kube/client.js';
 import { nodeVars } from '../plan/compile.js';
 import type { PlanNode, PlanStep } from '../plan/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
@@ -80,6 +79,11 @@ export function kubeletKubeconfig(current: string | undefined, generated: string
   return generated;
 }
 
+/** The Kubernetes Node a node's kubelet is: from its current client certificate when the plan read another name, else the inventory's. */
+export function kubeNodeName(node: PlanNode): string {
+  return node.vars.kubeNodeName ?? node.name;
+}
+
 /** issue-kubelet-client: runs kubeadm kubeconfig user on the signer; keeps the result in memory. */
 export async function issueKubeletClient(ctx: KubeletContext): Promise<string> {
   const { node } = ctx;
@@ -87,7 +91,7 @@ export async function issueKubeletClient(ctx: KubeletContext): Promise<string> {
   const profile = ctx.profiles.get(signer.os);
   const template = profile.commands.kubeadmKubeconfigUser;
   if (!template) throw new GateError(`${profile.file} has no command kubeadmKubeconfigUser, so ${signer.name} cannot issue kubelet certificates`);
-  const clientName = `system:node:${node.name}`;
+  const clientName = `system:node:${kubeNodeName(node)}`;
   const session = signer.name === node.name ? ctx.session : await ctx.sessionTo(signer.name);
   const res = await session.exec(profile.rootShell, { stdin: renderScript(template, { ...nodeVars(signer, profile, ctx.runId), clientName }, {}) });
   if (res.code !== 0) throw new GateError(`kubeadm kubeconfig user on ${signer.name} exited ${res.code}: ${res.stderr.trim().split('\n').slice(-3).join(' | ') || '(no error output)'}`);
@@ -178,19 +182,20 @@ interface NodeCondition {
 export async function nodeReady(ctx: KubeletContext): Promise<string> {
   const inv = ctx.inventory;
   if (!inv.kubeconfig) return 'Node Ready not checked: the inventory names no kubeconfig';
+  const name = kubeNodeName(ctx.node);
   let client: KubeClient;
   try {
-    client = new KubeClient(parseKubeconfig(readFileSync(inv.kubeconfig, 'utf8'), inv.kubeconfig), 5000);
-    await client.request('GET', `/api/v1/nodes/${encodeURIComponent(ctx.node.name)}`);
+    client = new KubeClient(readKubeconfig(inv.kubeconfig), 5000);
+    await client.request('GET', `/api/v1/nodes/${encodeURIComponent(name)}`);
   } catch (err) {
     return `Node Ready not checked: ${errorMessage(err)}`;
   }
   let last: NodeCondition | undefined;
-  await poll(ctx, ctx.timeouts.podStartMs, `Node ${ctx.node.name} to be Ready`, async () => {
-    const n = await client.request<{ status?: { conditions?: NodeCondition[] } }>('GET', `/api/v1/nodes/${encodeURIComponent(ctx.node.name)}`);
+  await poll(ctx, ctx.timeouts.podStartMs, `Node ${name} to be Ready`, async () => {
+    const n = await client.request<{ status?: { conditions?: NodeCondition[] } }>('GET', `/api/v1/nodes/${encodeURIComponent(name)}`);
     last = n.status?.conditions?.find((c) => c.type === 'Ready');
     if (last?.status === 'True') return true;
     throw new Error(`Ready=${last?.status ?? 'unknown'}${last?.message ? `: ${last.message}` : ''}`);
   });
-  return 'Node Ready';
+  return name === ctx.node.name ? 'Node Ready' : `Node ${name} Ready`;
 }

@@ -3,9 +3,9 @@
  * working root; certificates as the plan saw them; CAs not expired; etcd healthy; room for the
  * backups; clocks close to ours. Any failure means nothing is changed.
  */
-import { readFileSync } from 'node:fs';
 import type { CheckReport } from '../check/run.js';
-import { KubeClient, parseKubeconfig } from '../kube/client.js';
+import { kubeadmControlPlanes } from '../kube/capi.js';
+import { KubeClient, readKubeconfig } from '../kube/client.js';
 import { runCheck, planCheck } from '../check/run.js';
 import { detectInventoryOs } from '../inventory/detect-os.js';
 import type { Inventory, Role } from '../inventory/types.js';
@@ -205,14 +205,9 @@ export function commandProbe(commands: string[]): string {
 async function reportKcpPaused(inv: Inventory, reporter: Reporter): Promise<void> {
   if (!inv.kubeconfig) return;
   try {
-    const client = new KubeClient(parseKubeconfig(readFileSync(inv.kubeconfig, 'utf8'), inv.kubeconfig), 5000);
-    const list = await client.request<{ items?: Array<{ metadata: { name: string; annotations?: Record<string, string> } }> }>(
-      'GET',
-      '/apis/controlplane.cluster.x-k8s.io/v1beta1/namespaces/eksa-system/kubeadmcontrolplanes',
-    );
-    const paused = (list.items ?? []).filter((k) => k.metadata.annotations?.['cluster.x-k8s.io/paused'] !== undefined).map((k) => k.metadata.name);
+    const { names, paused } = await kubeadmControlPlanes(new KubeClient(readKubeconfig(inv.kubeconfig), 5000), 'eksa-system');
     if (paused.length > 0) reporter.warn(`KubeadmControlPlane ${paused.join(', ')} is already paused (cluster.x-k8s.io/paused) before this run`);
-    else reporter.info(`KubeadmControlPlane not paused (${(list.items ?? []).length} checked)`);
+    else reporter.info(`KubeadmControlPlane not paused (${names.length} checked)`);
   } catch (err) {
     reporter.info(`KCP paused state not checked before the run: ${errorMessage(err)}`);
   }

@@ -9,6 +9,8 @@ export interface Reporter {
   stepFailed(node: string, step: string, message: string): void;
   info(message: string): void;
   warn(message: string): void;
+  /** An outcome the final report repeats (what changed in the management cluster); optional. */
+  note?(message: string): void;
 }
 
 export function plainReporter(write: (line: string) => void, clock: () => Date = () => new Date()): Reporter {

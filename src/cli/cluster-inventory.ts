@@ -5,14 +5,14 @@
  * addresses from the management cluster's Machines. Addresses the API cannot give are asked for;
  * without a terminal that is an error naming the inventory field. A person is offered to save it.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readClusterFolder } from '../eksa/cluster-spec.js';
 import { buildInventory } from '../eksa/build-inventory.js';
 import { listMachineNodes } from '../eksa/machines.js';
 import { DNS_LABEL, inventoryPathForCluster, parseInventory } from '../inventory/load.js';
 import type { InventorySpec, Role } from '../inventory/types.js';
-import { KubeClient, parseKubeconfig } from '../kube/client.js';
+import { KubeClient, readKubeconfig } from '../kube/client.js';
 import { errorMessage, UsageError } from '../util/errors.js';
 import type { CliIo } from './io.js';
 import { inventoryFromFlags, type InventoryFlags } from './options.js';
@@ -47,7 +47,7 @@ async function buildFromEksaFolder(name: string, folder: string, saved: string, 
   let nodes: Array<{ name: string; host?: string; role: Role; deploymentName?: string }> = [];
   if (kubeconfig) {
     try {
-      const client = new KubeClient(parseKubeconfig(readFileSync(kubeconfig, 'utf8'), kubeconfig), 10_000);
+      const client = new KubeClient(readKubeconfig(kubeconfig), 10_000);
       // vSphere reports the control-plane virtual IP on whichever node holds it: never a node's address.
       nodes = await listMachineNodes(client, name, 'eksa-system', spec.controlPlaneEndpoint ? { skipAddresses: [spec.controlPlaneEndpoint] } : {});
       io.err(`Found ${nodes.length} machines of ${name} in eksa-system through ${kubeconfig}\n`);

@@ -14,6 +14,7 @@ import type { Inventory, InventorySpec, OsName } from '../inventory/types.js';
 import { compilePlan, newRunId, planDigest, sha256 } from '../plan/compile.js';
 import { etcdExpiredFrom } from '../plan/etcd-recovery.js';
 import { kubeletDueFrom } from '../plan/kubelet-due.js';
+import { nodeNamesFrom } from '../plan/node-names.js';
 import { readPlan, writePlan } from '../plan/file.js';
 import { renderPlanText } from '../plan/print.js';
 import type { Plan, Scope } from '../plan/types.js';
@@ -65,13 +66,14 @@ function scopeOf(flags: ScopeFlags): Scope {
 }
 
 /** What a plan is made for beyond its inventory: found by reading the cluster, absent on --dry-run. */
-type PlanReadings = Pick<Plan, 'detected' | 'kubeletDue' | 'etcdExpired'>;
+type PlanReadings = Pick<Plan, 'detected' | 'kubeletDue' | 'etcdExpired' | 'nodeNames'>;
 
 function makePlan(inv: Inventory, scope: Scope, runId: string, createdAt: string, readings: PlanReadings = {}): Plan {
   return compilePlan({
     ...(readings.detected ? { detected: readings.detected } : {}),
     ...(readings.kubeletDue ? { kubeletDue: readings.kubeletDue } : {}),
     ...(readings.etcdExpired ? { etcdExpired: readings.etcdExpired } : {}),
+    ...(readings.nodeNames ? { nodeNames: readings.nodeNames } : {}),
     inventory: inv,
     inventoryDigest: sha256(readFileSync(inv.file, 'utf8')),
     runbooks: loadRotationRunbooks(),
@@ -111,6 +113,7 @@ export function planFrom(reading: ClusterReading, scope: Scope): Plan {
     detected: reading.detected,
     kubeletDue: kubeletDueFrom(reading.report),
     etcdExpired: etcdExpiredFrom(reading.report),
+    nodeNames: nodeNamesFrom(reading.report),
   });
   return { ...plan, facts: factsFrom(reading.report) };
 }
@@ -209,6 +212,7 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
   const planCopy = join(journal.dir, `plan-${plan.runId}.yaml`);
   if (!existsSync(planCopy)) writePlan(planCopy, plan);
   const reporter = reporterFor(io);
+  const notes: string[] = [];
   // One connection per node for pre-flight, the rotation and the report.
   const connector = env.connector instanceof PooledConnector ? env.connector : new PooledConnector(env.connector ?? new SshConnector());
   const profiles = new ProfileSet();
@@ -226,7 +230,7 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
       inventory: inv,
       connector,
       journal,
-      reporter: live?.reporter ?? reporter,
+      reporter: { ...(live?.reporter ?? reporter), note: (m) => void notes.push(m) },
       profiles,
       timeouts: timeoutsOf(flags, env),
       now: () => Date.now(),
@@ -252,13 +256,13 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
   const after = await gatherReport(inv, profiles, connector, flags.warnDays, flags.concurrency)
     .catch(() => undefined)
     .finally(() => connector.close());
-  io.out(renderReport(plan, result, before, after, planCopy));
+  io.out(renderReport(plan, result, before, after, planCopy, notes));
   if (result.outcome === 'done') return ApplyExit.done;
   if (result.outcome === 'stopped') return ApplyExit.stopped;
   return (result.failures ?? [result.failure]).every((f) => f?.restored) ? ApplyExit.failedRestored : ApplyExit.failedNotRestored;
 }
 
-function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | undefined, after: CheckReport | undefined, planFile: string): string {
+function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | undefined, after: CheckReport | undefined, planFile: string, notes: string[]): string {
   const out: string[] = [''];
   if (result.outcome === 'done') out.push(`Rotation ${plan.runId} of cluster ${plan.cluster} finished.`);
   else if (result.outcome === 'stopped') out.push(`Stopped at a safe point. Continue with: rotate-certs apply ${planFile} --resume`);
@@ -284,6 +288,7 @@ function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | und
       out.push(`  ${c.node} ${c.path}${c.source === 'kubeconfig' ? ' (embedded)' : ''}: ${was ? when(was.notAfter) : '?'} -> ${when(c.notAfter)}${changed ? '' : ' (unchanged)'}`);
     }
   }
+  if (notes.length > 0) out.push('', 'Management cluster:', ...notes.map((n) => `  ${n}`));
   const backups = Object.entries(result.backups);
   if (backups.length > 0) {
     out.push('', 'Backups on the nodes:');

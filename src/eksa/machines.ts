@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { NODE_NAME } from '../inventory/load.js';
 import type { Role } from '../inventory/types.js';
+import { listCapi } from '../kube/capi.js';
 import { KubeApiError, type KubeClient } from '../kube/client.js';
 
 export const CLUSTER_NAME_LABEL = 'cluster.x-k8s.io/cluster-name';
@@ -47,6 +48,7 @@ interface RawMachine {
     deletionTimestamp?: string;
     ownerReferences?: Array<{ kind?: string }>;
   };
+  /** nodeRef: {name} in v1beta2, an ObjectReference (with name) in v1beta1. */
   status?: { nodeRef?: { name?: string }; addresses?: RawAddress[]; phase?: string };
 }
 
@@ -88,8 +90,9 @@ function roleOf(m: RawMachine): Role | undefined {
  * The Machines of `cluster` (label cluster.x-k8s.io/cluster-name) in `namespace`, as nodes in runbook
  * order (etcd, control plane, workers; by name within a role). Machines being deleted are left out, and
  * so are Machines whose role cannot be told (no control-plane, etcd-cluster or deployment-name label and
- * no known owner). Throws KubeApiError: unreachable API, an expired or refused client certificate (401),
- * or no Cluster API on that cluster (404: is the kubeconfig the management cluster's?).
+ * no known owner). Read with cluster.x-k8s.io/v1beta2, or v1beta1 where the server does not serve it.
+ * Throws KubeApiError: unreachable API, an expired or refused client certificate (401), or no
+ * Cluster API on that cluster (404 for both versions: is the kubeconfig the management cluster's?).
  */
 export async function listMachineNodes(
   client: Pick<KubeClient, 'request'>,
@@ -97,10 +100,10 @@ export async function listMachineNodes(
   namespace = 'eksa-system',
   opts: ListMachinesOptions = {},
 ): Promise<MachineNode[]> {
-  const path = `/apis/cluster.x-k8s.io/v1beta1/namespaces/${encodeURIComponent(namespace)}/machines?labelSelector=${encodeURIComponent(`${CLUSTER_NAME_LABEL}=${cluster}`)}`;
+  const rest = `namespaces/${encodeURIComponent(namespace)}/machines?labelSelector=${encodeURIComponent(`${CLUSTER_NAME_LABEL}=${cluster}`)}`;
   let list: { items?: RawMachine[] };
   try {
-    list = await client.request<{ items?: RawMachine[] }>('GET', path);
+    list = await listCapi<RawMachine>(client, 'cluster.x-k8s.io', rest);
   } catch (err) {
     if (err instanceof KubeApiError && err.status === 404)
       throw new KubeApiError(`${err.message} (no Cluster API Machines here: the kubeconfig should be the management cluster's, whose ${namespace} holds the Machines of ${cluster})`, 404);

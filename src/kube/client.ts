@@ -1,12 +1,16 @@
 /**
- * A minimal Kubernetes API client for the three calls rotate-certs makes (read and patch one
- * secret, list KubeadmControlPlanes). EKS Anywhere kubeconfigs authenticate with embedded client
- * certificates, which node:https handles directly; exec plugins and OIDC are not supported.
- * (@kubernetes/client-node was considered: it pulls in @types/node 22 and a fetch stack for
- * these three calls.)
+ * A minimal Kubernetes API client for the calls rotate-certs makes (a secret, Cluster API objects,
+ * Nodes, one Deployment). Credentials from the kubeconfig's current context: embedded or file client
+ * certificates (node:https handles them directly), a bearer token, or an exec credential plugin run
+ * as client-go runs it (exec-credential.ts). OIDC auth-provider entries are not supported.
+ * @kubernetes/client-node was measured and not adopted: see docs/inventory.md.
  */
+import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { dirname, isAbsolute, join } from 'node:path';
 import { parse } from 'yaml';
+import { errorMessage } from '../util/errors.js';
+import { execCredentials, refreshAfterUnauthorized, validateExecConfig, type ExecClusterInfo, type ExecConfig, type ExecCredentials } from './exec-credential.js';
 
 export interface KubeCredentials {
   server: string;
@@ -15,23 +19,48 @@ export interface KubeCredentials {
   key?: string;
   token?: string;
   insecure?: boolean;
+  /** A credential plugin, used when the user has neither a client certificate nor a token (as client-go does). */
+  exec?: ExecConfig;
+  /** What the plugin is told about the cluster when its config says provideClusterInfo. */
+  execCluster?: ExecClusterInfo;
   /** Where these came from, for messages: a file path or "admin.conf on lab-cp-1". */
   source: string;
 }
 
 export class KubeconfigError extends Error {}
 
+interface RawCluster {
+  server: string;
+  'certificate-authority-data'?: string;
+  'certificate-authority'?: string;
+  'insecure-skip-tls-verify'?: boolean;
+  'tls-server-name'?: string;
+  'proxy-url'?: string;
+  extensions?: Array<{ name?: string; extension?: unknown }>;
+}
+interface RawUser {
+  'client-certificate-data'?: string;
+  'client-key-data'?: string;
+  'client-certificate'?: string;
+  'client-key'?: string;
+  token?: string;
+  exec?: unknown;
+}
 interface RawKubeconfig {
   'current-context'?: string;
   contexts?: Array<{ name: string; context: { cluster: string; user: string } }>;
-  clusters?: Array<{ name: string; cluster: { server: string; 'certificate-authority-data'?: string; 'insecure-skip-tls-verify'?: boolean } }>;
-  users?: Array<{ name: string; user: { 'client-certificate-data'?: string; 'client-key-data'?: string; token?: string; exec?: unknown } }>;
+  clusters?: Array<{ name: string; cluster: RawCluster }>;
+  users?: Array<{ name: string; user: RawUser }>;
 }
 
 const b64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString('utf8') : undefined);
 
-/** The current context's server and credentials. */
-export function parseKubeconfig(text: string, source: string): KubeCredentials {
+/**
+ * The current context's server and credentials. `baseDir` is the kubeconfig's folder: file
+ * references (client-certificate, client-key, certificate-authority, an exec command with a "/")
+ * resolve against it, as kubectl resolves them.
+ */
+export function parseKubeconfig(text: string, source: string, baseDir?: string): KubeCredentials {
   let raw: RawKubeconfig;
   try {
     raw = parse(text) as RawKubeconfig;
@@ -41,12 +70,29 @@ export function parseKubeconfig(text: string, source: string): KubeCredentials {
   const ctxName = raw['current-context'] ?? raw.contexts?.[0]?.name;
   const ctx = raw.contexts?.find((c) => c.name === ctxName)?.context;
   const cluster = raw.clusters?.find((c) => c.name === ctx?.cluster)?.cluster ?? raw.clusters?.[0]?.cluster;
-  const user = raw.users?.find((u) => u.name === ctx?.user)?.user ?? raw.users?.[0]?.user;
+  const userEntry = raw.users?.find((u) => u.name === ctx?.user) ?? raw.users?.[0];
+  const user = userEntry?.user;
   if (!cluster?.server) throw new KubeconfigError(`${source} names no cluster server`);
-  if (user?.exec) throw new KubeconfigError(`${source} authenticates with an exec plugin, which rotate-certs does not run; use a kubeconfig with a client certificate`);
-  const ca = b64(cluster['certificate-authority-data']);
-  const cert = b64(user?.['client-certificate-data']);
-  const key = b64(user?.['client-key-data']);
+  const file = (path: string | undefined, what: string): string | undefined => {
+    if (!path) return undefined;
+    const full = isAbsolute(path) || !baseDir ? path : join(baseDir, path);
+    try {
+      return readFileSync(full, 'utf8');
+    } catch (err) {
+      throw new KubeconfigError(`${source}: unable to read ${what} ${full}: ${errorMessage(err)}`);
+    }
+  };
+  const ca = b64(cluster['certificate-authority-data']) ?? file(cluster['certificate-authority'], 'certificate-authority');
+  const cert = b64(user?.['client-certificate-data']) ?? file(user?.['client-certificate'], 'client-certificate');
+  const key = b64(user?.['client-key-data']) ?? file(user?.['client-key'], 'client-key');
+  let exec: ExecConfig | undefined;
+  // client-go uses the plugin only when the user has no client certificate and no token.
+  if (user?.exec && !cert && !user.token) {
+    const checked = validateExecConfig(user.exec, userEntry?.name ?? ctx?.user ?? 'the user', baseDir);
+    if (!checked.config) throw new KubeconfigError(`${source}: invalid configuration: ${checked.errors.join('; ')}`);
+    exec = checked.config;
+  }
+  const execConfig = cluster.extensions?.find((x) => x.name === 'client.authentication.k8s.io/exec')?.extension;
   return {
     server: cluster.server,
     ...(ca ? { ca } : {}),
@@ -54,8 +100,32 @@ export function parseKubeconfig(text: string, source: string): KubeCredentials {
     ...(key ? { key } : {}),
     ...(user?.token ? { token: user.token } : {}),
     ...(cluster['insecure-skip-tls-verify'] ? { insecure: true } : {}),
+    ...(exec
+      ? {
+          exec,
+          execCluster: {
+            server: cluster.server,
+            ...(ca ? { 'certificate-authority-data': Buffer.from(ca).toString('base64') } : {}),
+            ...(cluster['insecure-skip-tls-verify'] ? { 'insecure-skip-tls-verify': true } : {}),
+            ...(cluster['tls-server-name'] ? { 'tls-server-name': cluster['tls-server-name'] } : {}),
+            ...(cluster['proxy-url'] ? { 'proxy-url': cluster['proxy-url'] } : {}),
+            ...(execConfig !== undefined ? { config: execConfig } : {}),
+          },
+        }
+      : {}),
     source,
   };
+}
+
+/** A kubeconfig file's current context (relative references resolve from its folder). */
+export function readKubeconfig(path: string): KubeCredentials {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new KubeconfigError(`cannot read the kubeconfig ${path}: ${errorMessage(err)}`);
+  }
+  return parseKubeconfig(text, path, dirname(path));
 }
 
 export class KubeApiError extends Error {
@@ -81,9 +151,31 @@ export class KubeClient {
     return this.creds.source;
   }
 
-  request<T = unknown>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+  async request<T = unknown>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+    const { exec, execCluster } = this.creds;
+    let plugin: ExecCredentials | undefined;
+    if (exec && execCluster) {
+      try {
+        plugin = await execCredentials(exec, execCluster);
+      } catch (err) {
+        // As client-go words it; no status: the request never reached the API.
+        throw new KubeApiError(`${method} ${path}: getting credentials: ${errorMessage(err)}`);
+      }
+    }
+    try {
+      return await this.send<T>(method, path, body, contentType, plugin);
+    } catch (err) {
+      if (plugin && exec && execCluster && err instanceof KubeApiError && err.status === 401) refreshAfterUnauthorized(exec, execCluster, plugin);
+      throw err;
+    }
+  }
+
+  private send<T>(method: string, path: string, body: unknown, contentType: string, plugin: ExecCredentials | undefined): Promise<T> {
     const url = new URL(path, this.creds.server.endsWith('/') ? this.creds.server : `${this.creds.server}/`);
     const payload = body === undefined ? undefined : JSON.stringify(body);
+    const cert = plugin?.cert ?? this.creds.cert;
+    const key = plugin?.key ?? this.creds.key;
+    const token = plugin?.token ?? this.creds.token;
     return new Promise((resolve, reject) => {
       const req = request(
         {
@@ -92,14 +184,14 @@ export class KubeClient {
           port: url.port || 443,
           path: url.pathname + url.search,
           ...(this.creds.ca ? { ca: this.creds.ca } : {}),
-          ...(this.creds.cert ? { cert: this.creds.cert } : {}),
-          ...(this.creds.key ? { key: this.creds.key } : {}),
+          ...(cert ? { cert } : {}),
+          ...(key ? { key } : {}),
           rejectUnauthorized: !this.creds.insecure,
           timeout: this.timeoutMs,
           headers: {
             accept: 'application/json',
             ...(payload ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {}),
-            ...(this.creds.token ? { authorization: `Bearer ${this.creds.token}` } : {}),
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
           },
         },
         (res) => {

@@ -100,6 +100,8 @@ export interface CompileInput {
   kubeletDue?: string[];
   /** External etcd members whose server or peer certificate expired (from the certificates read). */
   etcdExpired?: string[];
+  /** Inventory name -> Node name where the kubelet's client certificate names another Node (node-names.ts). */
+  nodeNames?: Record<string, string>;
 }
 
 /** How an etcd recovery changes a node's deferWhileEtcdExpired gates. */
@@ -165,7 +167,9 @@ export function compilePlan(input: CompileInput): Plan {
       const recovery = recoveries.byNode.get(node.name);
       const profile = input.profiles.get(node.os);
       const base = nodeVars(node, profile, input.runId);
-      const vars = { ...base };
+      // The kubelet steps issue the certificate for, and wait for, the Node the kubelet really is.
+      const kubeNodeName = input.nodeNames?.[node.name];
+      const vars: Record<string, string> = { ...base, ...(kubeNodeName ? { kubeNodeName } : {}) };
       for (const [k, v] of Object.entries(rb.vars)) vars[k] = expand(v, vars, `${rb.file}: vars.${k}`);
       const steps = rb.steps.filter((s) => applies(s.when, inv)).map((s) => compileStep(s, node, profile, vars, recovery?.steps));
       const restore = rb.restore
@@ -189,6 +193,7 @@ export function compilePlan(input: CompileInput): Plan {
     ...(input.detected && Object.keys(input.detected).length > 0 ? { detected: input.detected } : {}),
     ...(input.kubeletDue ? { kubeletDue: input.kubeletDue } : {}),
     ...(input.etcdExpired && input.etcdExpired.length > 0 ? { etcdExpired: input.etcdExpired } : {}),
+    ...(input.nodeNames && Object.keys(input.nodeNames).length > 0 ? { nodeNames: input.nodeNames } : {}),
     phases,
   };
 }

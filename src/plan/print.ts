@@ -49,6 +49,9 @@ export function renderPlanText(plan: Plan, opts: { full: boolean; header?: strin
       '  they are renewed first, one at a time; the gates that need a healthy cluster run on the last of them, where etcd health covers every member.',
     );
   }
+  for (const [node, kube] of Object.entries(plan.nodeNames ?? {})) {
+    out.push(`Node name: ${node}'s kubelet client certificate is for Node ${kube} (CN system:node:${kube}), not ${node}: its kubelet certificate is issued for ${kube}, and the Node ${kube} must become Ready.`);
+  }
   if (plan.scope.only || plan.scope.nodes) out.push(`Scope: ${plan.scope.only ? `only ${plan.scope.only}` : ''}${plan.scope.nodes ? ` nodes ${plan.scope.nodes.join(',')}` : ''}`.trim());
   plan.phases.forEach((phase, i) => {
     out.push('', `Phase ${i + 1}: ${phase.title}${phase.serial && phase.nodes.length > 1 ? ' (one node at a time, in this order)' : ''}`);

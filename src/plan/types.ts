@@ -81,6 +81,12 @@ export interface Plan {
    * etcd cannot be healthy until all are renewed (etcd recovery). Absent when there were none.
    */
   etcdExpired?: string[];
+  /**
+   * Inventory name -> Kubernetes Node name, for the nodes whose kubelet client certificate (CN
+   * system:node:NAME) names another Node than the inventory does; those nodes carry the Node name
+   * as the var kubeNodeName. Absent when all agree or nothing was read.
+   */
+  nodeNames?: Record<string, string>;
   phases: PlanPhase[];
   facts?: PlanFacts;
   /** SHA-256 of everything above; a plan edited by hand no longer matches. */

@@ -24,6 +24,7 @@ export const ACTIONS = [
   'endpoint-serves',
   'apiserver-ready',
   'update-etcd-client-secret',
+  'restart-etcdadm-controller',
   'kcp-not-paused',
   'issue-kubelet-client',
   'kubelet-renewed',
@@ -34,7 +35,7 @@ export const ACTIONS = [
   'etcd-client-installed',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
-const MUTATING_ACTIONS = new Set<Action>(['update-etcd-client-secret', 'remove-duplicate-containers']);
+const MUTATING_ACTIONS = new Set<Action>(['update-etcd-client-secret', 'remove-duplicate-containers', 'restart-etcdadm-controller']);
 
 /**
  * OS profile commands a built-in action runs on the node (besides reading certificates): every

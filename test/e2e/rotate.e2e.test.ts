@@ -120,7 +120,7 @@ describe('rotate on a healthy Ubuntu cluster', () => {
     const r = await cli(['rotate', '-i', inv, '--only', 'control-plane', '--yes', '--refresh-kubeconfig', '--state-dir', stateDir]);
     expect(r.err).not.toMatch(/FAILED/);
     expect(r.code).toBe(0);
-    expect(r.err).toMatch(/etcd-client-secret: ok \(eksa-system\/lab-apiserver-etcd-client updated through admin\.conf on lab-cp-1\)/);
+    expect(r.err).toMatch(/etcd-client-secret: ok \(eksa-system\/lab-apiserver-etcd-client updated through admin\.conf on lab-cp-1 \(type cluster\.x-k8s\.io\/secret kept\)\)/);
     expect(r.err).toMatch(/replaced \S+lab-eks-a-cluster\.kubeconfig with the renewed admin\.conf of lab-cp-1 \(old one kept as \S+\)/);
     // The local kubeconfig is now the renewed admin.conf, written 0600; the refused one is kept.
     expect(readFileSync(kubeconfig, 'utf8')).toBe((await cp1.readFile('/etc/kubernetes/admin.conf')).toString('utf8'));
@@ -183,7 +183,7 @@ describe('faults', () => {
       await etcd2.exec('rm /etc/rotate-certs-lab/fail-etcdadm');
       const resumed = await cli(['apply', file, '--resume', '--state-dir', stateDir]);
       expect(resumed.err).toMatch(/lab-etcd-1: etcd already done in this run, skipped/);
-      expect(resumed.code).toBe(0);
+      expect(resumed.code, `${resumed.out}\n${resumed.err}`).toBe(0);
       await expectRotated(lab, before, beforeState);
     }));
 
@@ -230,7 +230,8 @@ describe('faults', () => {
       expect(failed.code).toBe(1);
       expect(failed.out).toMatch(/Rotation FAILED on lab-cp-1, step etcd-client-secret/);
       expect(failed.out).toMatch(/still holds the OLD pair/);
-      expect(failed.out).toMatch(/kubectl --kubeconfig \S+mgmt\.kubeconfig -n eksa-system create secret tls lab-apiserver-etcd-client/);
+      expect(failed.out).toMatch(/kubectl --kubeconfig \S+mgmt\.kubeconfig create secret generic lab-apiserver-etcd-client --type=cluster\.x-k8s\.io\/secret /);
+      expect(failed.out).toMatch(/kubectl --kubeconfig \S+mgmt\.kubeconfig -n etcdadm-controller-system rollout restart deployment\/etcdadm-controller-controller-manager/);
       expect(failed.out).not.toMatch(/PRIVATE KEY/);
       expect(secretPair(lab).crt).not.toBe((await lab.node('lab-etcd-1').readFile('/etc/etcd/pki/apiserver-etcd-client.crt')).toString('utf8'));
 

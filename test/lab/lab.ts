@@ -52,6 +52,11 @@ export interface LabOptions {
   dir?: string;
   /** Internal (CLI `up`): cleanupStaleLabs() leaves the lab alone after its creator exits. */
   persistent?: boolean;
+  /**
+   * The Cluster API versions the emulated API serves (default both; v1beta2 is the storage
+   * version). Also the state file's `servedCapiVersions`, which a test may change while it runs.
+   */
+  capiVersions?: Array<'v1beta2' | 'v1beta1'>;
 }
 export interface ExecResult {
   code: number;
@@ -557,7 +562,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     await saveState();
     await writeInventory(dir, nodes);
     await writeFile(join(dir, 'known_hosts'), nodes.map((n) => `${n.host} ${n.hostKey}\n`).join(''));
-    await seedApiState(dir, nodes);
+    await seedApiState(dir, nodes, opts.capiVersions);
     await Promise.all(nodes.map((n) => waitPort(n.host, 22, 'open', `sshd of ${n.spec.name}`)));
 
     debug('sshd', began);
@@ -911,7 +916,7 @@ function eksaWorkerGroups(nodes: NodeRt[]): Map<LabOs, string> {
 }
 
 /** The management cluster's objects the agent serves: secret, KCP, Machines, Nodes. */
-async function seedApiState(dir: string, nodes: NodeRt[]): Promise<void> {
+async function seedApiState(dir: string, nodes: NodeRt[], capiVersions?: Array<'v1beta2' | 'v1beta1'>): Promise<void> {
   const b64 = (f: string) => readFileSync(join(dir, 'shared', f)).toString('base64');
   const etcd = nodes.filter((n) => n.spec.role === 'etcd');
   const cp = nodes.filter((n) => n.spec.role === 'control-plane');
@@ -923,18 +928,22 @@ async function seedApiState(dir: string, nodes: NodeRt[]): Promise<void> {
   const meta = (name: string, extra: Record<string, unknown> = {}) => ({ name, namespace: 'eksa-system', uid: randomBytes(8).toString('hex'), resourceVersion: String(rv++), creationTimestamp: now, ...extra });
   const state = {
     resourceVersion: 100,
+    ...(capiVersions ? { servedCapiVersions: capiVersions } : {}),
     secrets: {
+      // As etcdadm-controller makes it (controllers/certs.go, Cluster API util/secret): type
+      // cluster.x-k8s.io/secret, which a Secret can never change.
       'eksa-system/lab-apiserver-etcd-client': {
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: meta('lab-apiserver-etcd-client', { labels: { 'cluster.x-k8s.io/cluster-name': 'lab' } }),
-        type: 'kubernetes.io/tls',
+        type: 'cluster.x-k8s.io/secret',
         data: { 'tls.crt': b64('apiserver-etcd-client.crt'), 'tls.key': b64('apiserver-etcd-client.key') },
       },
     } as Record<string, unknown>,
     kubeadmcontrolplanes: {
+      // Stored as v1beta2 (Cluster API's storage version from v1.11); api.mjs converts for v1beta1.
       'eksa-system/lab': {
-        apiVersion: 'controlplane.cluster.x-k8s.io/v1beta1',
+        apiVersion: 'controlplane.cluster.x-k8s.io/v1beta2',
         kind: 'KubeadmControlPlane',
         metadata: meta('lab', { labels: { 'cluster.x-k8s.io/cluster-name': 'lab' }, annotations: {} }),
         spec: {
@@ -948,14 +957,14 @@ async function seedApiState(dir: string, nodes: NodeRt[]): Promise<void> {
             },
           },
         },
-        status: { ready: true, initialized: true, replicas: cp.length, readyReplicas: cp.length, updatedReplicas: cp.length },
+        status: { initialization: { controlPlaneInitialized: true }, replicas: cp.length, readyReplicas: cp.length, availableReplicas: cp.length, upToDateReplicas: cp.length },
       },
     } as Record<string, unknown>,
     machines: Object.fromEntries(
       nodes.map((n) => [
         `eksa-system/${n.spec.name}`,
         {
-          apiVersion: 'cluster.x-k8s.io/v1beta1',
+          apiVersion: 'cluster.x-k8s.io/v1beta2',
           kind: 'Machine',
           metadata: meta(n.spec.name, {
             labels: {
@@ -968,12 +977,14 @@ async function seedApiState(dir: string, nodes: NodeRt[]): Promise<void> {
           spec: { clusterName: 'lab', version: 'v1.28.3-eks-1-28-9' },
           status: {
             phase: 'Running',
+            initialization: { bootstrapDataSecretCreated: true, infrastructureProvisioned: true },
             addresses: [{ type: 'ExternalIP', address: n.host }],
-            ...(n.spec.role !== 'etcd' ? { nodeRef: { apiVersion: 'v1', kind: 'Node', name: n.spec.name } } : {}),
+            ...(n.spec.role !== 'etcd' ? { nodeRef: { name: n.spec.name } } : {}),
           },
         },
       ]),
     ),
+    ...(etcd.length ? etcdadmControllerState(meta) : {}),
     nodes: Object.fromEntries(
       nodes
         .filter((n) => n.spec.role !== 'etcd')
@@ -1003,6 +1014,50 @@ async function seedApiState(dir: string, nodes: NodeRt[]): Promise<void> {
   };
   await writeFile(join(dir, 'apiserver-state.json'), JSON.stringify(state, null, 2));
   await writeFile(join(dir, 'events.log'), '');
+}
+
+/**
+ * etcdadm-controller as EKS Anywhere installs it on a management cluster with external etcd
+ * (eks-anywhere pkg/clustermanager/internal/deployments.go): one replica, rolled out, with its
+ * ReplicaSet. api.mjs emulates its rollouts.
+ */
+function etcdadmControllerState(meta: (name: string, extra?: Record<string, unknown>) => Record<string, unknown>) {
+  const ns = 'etcdadm-controller-system';
+  const name = 'etcdadm-controller-controller-manager';
+  const labels = { 'control-plane': 'controller-manager' };
+  const template = { metadata: { labels }, spec: { containers: [{ name: 'manager', image: 'public.ecr.aws/eks-anywhere/aws/etcdadm-controller:v1.0.24-eks-a-v0.21.0-eks-a-86', command: ['/manager'] }] } };
+  const deployment = meta(name, { namespace: ns, generation: 1, labels, annotations: { 'deployment.kubernetes.io/revision': '1' } });
+  const rsName = `${name}-5f7b9c4d6c`;
+  const rsLabels = { ...labels, 'pod-template-hash': '5f7b9c4d6c' };
+  const available = { replicas: 1, readyReplicas: 1, availableReplicas: 1 };
+  return {
+    deployments: {
+      [`${ns}/${name}`]: {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: deployment,
+        spec: { replicas: 1, selector: { matchLabels: labels }, strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: '25%', maxUnavailable: '25%' } }, progressDeadlineSeconds: 600, revisionHistoryLimit: 10, template },
+        status: {
+          observedGeneration: 1,
+          updatedReplicas: 1,
+          ...available,
+          conditions: [
+            { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.' },
+            { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${rsName}" has successfully progressed.` },
+          ],
+        },
+      },
+    },
+    replicasets: {
+      [`${ns}/${rsName}`]: {
+        apiVersion: 'apps/v1',
+        kind: 'ReplicaSet',
+        metadata: meta(rsName, { namespace: ns, generation: 1, labels: rsLabels, annotations: { 'deployment.kubernetes.io/revision': '1' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name, uid: deployment.uid, controller: true }] }),
+        spec: { replicas: 1, selector: { matchLabels: rsLabels }, template: { ...template, metadata: { labels: rsLabels } } },
+        status: { ...available, fullyLabeledReplicas: 1, observedGeneration: 1 },
+      },
+    },
+  };
 }
 
 function makeLabNode(n: NodeRt): LabNode {

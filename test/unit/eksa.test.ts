@@ -247,7 +247,8 @@ describe('listMachineNodes: names, roles and addresses from Cluster API Machines
   it('asks for the cluster\'s Machines by label and returns them in runbook order', async () => {
     const { client, calls } = fakeClient(() => ({ kind: 'MachineList', items }));
     const nodes = await listMachineNodes(client, 'prod', 'eksa-system', { skipAddresses: ['10.20.0.100'] });
-    expect(calls).toEqual(['GET /apis/cluster.x-k8s.io/v1beta1/namespaces/eksa-system/machines?labelSelector=cluster.x-k8s.io%2Fcluster-name%3Dprod']);
+    // Cluster API v1beta2 first (served from v1.11); it answered, so v1beta1 is not asked.
+    expect(calls).toEqual(['GET /apis/cluster.x-k8s.io/v1beta2/namespaces/eksa-system/machines?labelSelector=cluster.x-k8s.io%2Fcluster-name%3Dprod']);
     expect(nodes).toEqual([
       { name: 'prod-etcd-q2w3e', host: '10.20.0.11', role: 'etcd' },
       { name: 'prod-cp-node-1', host: '10.20.0.21', role: 'control-plane', machine: 'prod-x8k2p' },
@@ -268,10 +269,14 @@ describe('listMachineNodes: names, roles and addresses from Cluster API Machines
       throw new KubeApiError('GET /apis/...: 404 the server could not find the requested resource', 404);
     });
     await expect(listMachineNodes(notFound.client, 'prod')).rejects.toThrow(/404 .*the kubeconfig should be the management cluster's, whose eksa-system holds the Machines of prod/);
+    // Neither version answered: v1beta2, then v1beta1.
+    expect(notFound.calls.map((c) => /\/(v1beta\d)\//.exec(c)?.[1])).toEqual(['v1beta2', 'v1beta1']);
     const expired = fakeClient(() => {
       throw new KubeApiError('GET /apis/...: 401 Unauthorized', 401);
     });
     await expect(listMachineNodes(expired.client, 'prod')).rejects.toMatchObject({ status: 401, unauthorized: true });
+    // A refusal is not a missing version: v1beta1 is not tried.
+    expect(expired.calls).toHaveLength(1);
   });
 
   it('an empty list is an empty result', async () => {

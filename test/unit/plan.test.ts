@@ -14,6 +14,7 @@ import { LoadError, UsageError } from '../../src/util/errors.js';
 import { Journal, progressOf } from '../../src/apply/journal.js';
 import { kubeletKubeconfig } from '../../src/apply/kubelet.js';
 import { kubeletDueFrom } from '../../src/plan/kubelet-due.js';
+import { nodeNamesFrom } from '../../src/plan/node-names.js';
 import { etcdExpiredFrom, unexplainedEtcdTrouble } from '../../src/plan/etcd-recovery.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-plan-'));
@@ -244,6 +245,32 @@ describe('kubelet steps', () => {
     expect(md.rootShell).toBe('sudo sheltie');
     expect(md.steps.find((s) => s.id === 'install')!.command).toContain('<redacted:kubeletClientKey>');
     expect(kubelet(all)!.nodes[0]!.steps.find((s) => s.id === 'install')!.command).toContain('<redacted:kubeletKubeconfig>');
+  });
+
+  it('a node whose kubelet certificate names another Node than the inventory: the plan says so, and its kubelet steps use that Node', () => {
+    const kubeletCert = (node: string, subject: string, path = '/var/lib/kubelet/pki/kubelet-client-current.pem') => ({ node, path, source: 'file', subject, status: 'ok' });
+    const names = nodeNamesFrom({
+      certificates: [
+        kubeletCert('lab-md-1', 'CN=system:node:ip-10-0-0-31.ec2.internal, O=system:nodes'),
+        kubeletCert('lab-cp-1', 'CN=system:node:lab-cp-1, O=system:nodes'),
+        kubeletCert('lab-cp-2', 'CN=system:node:Bad;Name, O=system:nodes'), // not a node name: never taken
+        kubeletCert('lab-cp-2', 'CN=lab-cp-2-renamed@1700000000', '/var/lib/kubelet/pki/kubelet.crt'), // the serving cert says nothing
+      ] as never,
+    });
+    expect(names).toEqual({ 'lab-md-1': 'ip-10-0-0-31.ec2.internal' });
+    const make = (nodeNames?: Record<string, string>) =>
+      compilePlan({ inventory: inv, inventoryDigest: 'x', runbooks: loadRotationRunbooks(), profiles: new ProfileSet(), runId: 'r', createdAt: 'c', scope: {}, kubeletDue: ['lab-md-1', 'lab-cp-1'], ...(nodeNames ? { nodeNames } : {}) });
+    const plan = make(names);
+    expect(plan.nodeNames).toEqual(names);
+    const kubelet = plan.phases.find((p) => p.phase === 'kubelet')!;
+    expect(kubelet.nodes.find((n) => n.name === 'lab-md-1')!.vars.kubeNodeName).toBe('ip-10-0-0-31.ec2.internal');
+    expect(kubelet.nodes.find((n) => n.name === 'lab-cp-1')!.vars.kubeNodeName).toBeUndefined();
+    expect(renderPlanText(plan, { full: false })).toContain(
+      "Node name: lab-md-1's kubelet client certificate is for Node ip-10-0-0-31.ec2.internal (CN system:node:ip-10-0-0-31.ec2.internal), not lab-md-1: its kubelet certificate is issued for ip-10-0-0-31.ec2.internal, and the Node ip-10-0-0-31.ec2.internal must become Ready.",
+    );
+    expect(renderPlanText(make(), { full: false })).not.toContain('Node name:');
+    // The name is part of what the plan's digest covers.
+    expect(planDigest(plan)).not.toBe(planDigest(make()));
   });
 
   it('the worker kubeconfig keeps its cluster, server and CA; only the user credentials change', () => {

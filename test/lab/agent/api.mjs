@@ -1,8 +1,9 @@
 // The small kube-apiserver of the lab: a Kubernetes-shaped API over a shared JSON state file
-// (secrets, KubeadmControlPlanes, Machines, Nodes), and each Node's Ready condition computed per
-// request from that node's kubelet files. Served by the kube-apiserver static pod of
-// kubelet-agent.mjs; plain ESM, node: builtins only.
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+// (secrets, KubeadmControlPlanes, Machines, Nodes, the etcdadm-controller Deployment and its
+// ReplicaSets), each Node's Ready condition computed per request from that node's kubelet files,
+// and a Deployment rollout that completes as the Deployment controller reports it. Served by the
+// kube-apiserver static pod of kubelet-agent.mjs; plain ESM, node: builtins only.
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import { existsSync, lstatSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 
@@ -173,10 +174,157 @@ function body(req) {
 
 const KINDS = {
   secrets: { coll: 'secrets', kind: 'Secret', list: 'SecretList', apiVersion: 'v1', group: '' },
-  kubeadmcontrolplanes: { coll: 'kubeadmcontrolplanes', kind: 'KubeadmControlPlane', list: 'KubeadmControlPlaneList', apiVersion: 'controlplane.cluster.x-k8s.io/v1beta1', group: 'kubeadmcontrolplanes.controlplane.cluster.x-k8s.io' },
-  machines: { coll: 'machines', kind: 'Machine', list: 'MachineList', apiVersion: 'cluster.x-k8s.io/v1beta1', group: 'machines.cluster.x-k8s.io' },
+  kubeadmcontrolplanes: { coll: 'kubeadmcontrolplanes', kind: 'KubeadmControlPlane', list: 'KubeadmControlPlaneList', apiGroup: 'controlplane.cluster.x-k8s.io', group: 'kubeadmcontrolplanes.controlplane.cluster.x-k8s.io' },
+  machines: { coll: 'machines', kind: 'Machine', list: 'MachineList', apiGroup: 'cluster.x-k8s.io', group: 'machines.cluster.x-k8s.io' },
   nodes: { coll: 'nodes', kind: 'Node', list: 'NodeList', apiVersion: 'v1', group: '' },
+  deployments: { coll: 'deployments', kind: 'Deployment', list: 'DeploymentList', apiVersion: 'apps/v1', group: 'deployments.apps' },
+  replicasets: { coll: 'replicasets', kind: 'ReplicaSet', list: 'ReplicaSetList', apiVersion: 'apps/v1', group: 'replicasets.apps' },
 };
+
+// ---------------------------------------------------------------- Cluster API versions
+
+/**
+ * Cluster API serves v1beta2 (its storage version) from v1.11 and v1beta1 beside it until it is
+ * unserved. The state's `servedCapiVersions` says which this lab serves (default both); an
+ * unserved group/version answers 404 with the plain-text body released kube-apiservers give.
+ */
+export const CAPI_VERSIONS = ['v1beta2', 'v1beta1'];
+
+/**
+ * A stored (v1beta2) Cluster API object as the given version shows it. Only the fields that differ
+ * between the two and that a client of this lab reads are converted (cluster-api
+ * api/core/v1beta1 and controlplane/kubeadm/api/v1beta1 conversion): Machine status.nodeRef
+ * ({name} in v1beta2, an ObjectReference in v1beta1) and initialization flags; KCP status
+ * initialization and replica counters.
+ */
+function capiView(obj, version) {
+  const group = obj.apiVersion.split('/')[0];
+  if (version === 'v1beta2') return { ...obj, apiVersion: `${group}/v1beta2` };
+  const st = obj.status ?? {};
+  let status = st;
+  if (obj.kind === 'Machine') {
+    const { initialization, nodeRef, ...rest } = st;
+    status = {
+      ...rest,
+      ...(nodeRef ? { nodeRef: { apiVersion: 'v1', kind: 'Node', name: nodeRef.name } } : {}),
+      ...(initialization ? { bootstrapReady: !!initialization.bootstrapDataSecretCreated, infrastructureReady: !!initialization.infrastructureProvisioned } : {}),
+    };
+  } else if (obj.kind === 'KubeadmControlPlane') {
+    const { initialization, upToDateReplicas, availableReplicas, ...rest } = st;
+    status = { ...rest, initialized: !!initialization?.controlPlaneInitialized, ready: (st.readyReplicas ?? 0) > 0, ...(upToDateReplicas !== undefined ? { updatedReplicas: upToDateReplicas } : {}) };
+  }
+  return { ...obj, apiVersion: `${group}/v1beta1`, status };
+}
+
+// ---------------------------------------------------------------- Deployments
+
+/** How long the emulated Deployment controller takes to observe a new template, then to have the new pod available. */
+const OBSERVE_MS = 200;
+const ROLLOUT_MS = 1500;
+
+/** The pod-template-hash of a template (the Deployment controller hashes it with FNV; any stable hash shows the same). */
+const templateHash = (template) => createHash('sha256').update(JSON.stringify(template ?? {})).digest('hex').slice(0, 10);
+
+/**
+ * The Deployment as its controller would report it now (kubernetes pkg/controller/deployment,
+ * RollingUpdate with maxSurge 25% -> 1 and maxUnavailable 25% -> 0 for one replica): until the
+ * controller observed the new generation, the old status; then the new ReplicaSet's pod is surged
+ * beside the old one (replicas 2, updated 1, available 1, Progressing=ReplicaSetUpdated); after
+ * ROLLOUT_MS the old pod is gone (replicas 1, updated 1, available 1, NewReplicaSetAvailable).
+ * `rollout` is the lab's bookkeeping of the last template change: {at, generation, newRs, oldRs}.
+ */
+function deploymentView(d, rollout, now = Date.now()) {
+  const want = d.spec?.replicas ?? 1;
+  if (!rollout || now - rollout.at < OBSERVE_MS) return d;
+  const done = now - rollout.at >= OBSERVE_MS + ROLLOUT_MS;
+  const t = goTime(rollout.at + (done ? OBSERVE_MS + ROLLOUT_MS : OBSERVE_MS));
+  const status = {
+    observedGeneration: rollout.generation,
+    replicas: done ? want : want + 1,
+    updatedReplicas: want,
+    readyReplicas: want,
+    availableReplicas: want,
+    ...(done ? {} : { unavailableReplicas: 1 }),
+    conditions: [
+      { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.', lastUpdateTime: t, lastTransitionTime: t },
+      done
+        ? { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${rollout.newRs}" has successfully progressed.`, lastUpdateTime: t, lastTransitionTime: t }
+        : { type: 'Progressing', status: 'True', reason: 'ReplicaSetUpdated', message: `ReplicaSet "${rollout.newRs}" is progressing.`, lastUpdateTime: t, lastTransitionTime: t },
+    ],
+  };
+  return { ...d, status };
+}
+
+/** A ReplicaSet of a Deployment under rollout: the new one gets its pod, the old one loses its own at the end. */
+function replicaSetView(rs, rollout, now = Date.now()) {
+  if (!rollout || now - rollout.at < OBSERVE_MS) return rs;
+  const done = now - rollout.at >= OBSERVE_MS + ROLLOUT_MS;
+  const name = rs.metadata?.name;
+  let n = rs.spec?.replicas ?? 0;
+  if (name === rollout.newRs) n = 1;
+  else if (name === rollout.oldRs) n = done ? 0 : 1;
+  else return rs;
+  return { ...rs, spec: { ...rs.spec, replicas: n }, status: { replicas: n, fullyLabeledReplicas: n, readyReplicas: n, availableReplicas: n, observedGeneration: rs.metadata?.generation ?? 1 } };
+}
+
+/**
+ * After a PATCH of a Deployment: a changed spec bumps metadata.generation (the apps strategy
+ * does); a changed pod template makes a new ReplicaSet (revision + 1) and starts a rollout.
+ */
+function afterDeploymentPatch(s, key, before, after) {
+  if (JSON.stringify(before.spec) === JSON.stringify(after.spec)) return;
+  after.metadata.generation = (before.metadata?.generation ?? 1) + 1;
+  if (JSON.stringify(before.spec?.template) === JSON.stringify(after.spec?.template)) return;
+  const [ns, name] = key.split('/');
+  const rsColl = (s.replicasets ??= {});
+  const owned = Object.values(rsColl).filter((rs) => rs.metadata?.namespace === ns && rs.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment' && o.name === name));
+  const revisionOf = (rs) => Number(rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? 0);
+  const old = owned.sort((a, b) => revisionOf(b) - revisionOf(a))[0];
+  // What the last rollout left: the newest ReplicaSet holds the pods, the older ones none.
+  const want = after.spec?.replicas ?? 1;
+  for (const rs of owned) {
+    const n = rs === old ? want : 0;
+    rsColl[`${ns}/${rs.metadata.name}`] = { ...rs, spec: { ...rs.spec, replicas: n }, status: { replicas: n, fullyLabeledReplicas: n, readyReplicas: n, availableReplicas: n, observedGeneration: rs.metadata?.generation ?? 1 } };
+  }
+  const revision = (old ? revisionOf(old) : 0) + 1;
+  const hash = templateHash(after.spec.template);
+  const rsName = `${name}-${hash}`;
+  s.resourceVersion = (s.resourceVersion ?? 100) + 1;
+  const labels = { ...(after.spec.template.metadata?.labels ?? {}), 'pod-template-hash': hash };
+  rsColl[`${ns}/${rsName}`] = {
+    apiVersion: 'apps/v1',
+    kind: 'ReplicaSet',
+    metadata: {
+      name: rsName,
+      namespace: ns,
+      uid: createHash('sha256').update(`${rsName}-${Date.now()}`).digest('hex').slice(0, 16),
+      resourceVersion: String(s.resourceVersion),
+      generation: 1,
+      creationTimestamp: goTime(Date.now()),
+      labels,
+      annotations: { 'deployment.kubernetes.io/revision': String(revision) },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name, uid: after.metadata.uid, controller: true }],
+    },
+    spec: { replicas: 0, selector: { matchLabels: labels }, template: { ...after.spec.template, metadata: { ...(after.spec.template.metadata ?? {}), labels } } },
+    status: { replicas: 0 },
+  };
+  after.metadata.annotations = { ...(after.metadata.annotations ?? {}), 'deployment.kubernetes.io/revision': String(revision) };
+  (s.rollouts ??= {})[key] = { at: Date.now(), generation: after.metadata.generation, newRs: rsName, ...(old ? { oldRs: old.metadata.name } : {}) };
+}
+
+// ---------------------------------------------------------------- Secrets
+
+/** A Secret update that changes its type: the real API refuses it (ValidateSecretUpdate, ValidateImmutableField). */
+function secretTypeChange(existing, updated) {
+  const was = existing.type || 'Opaque';
+  const is = updated.type || 'Opaque'; // SetDefaults_Secret: an empty type is Opaque
+  if (was === is) return null;
+  const name = existing.metadata?.name;
+  return {
+    ...status(422, 'Invalid', `Secret "${name}" is invalid: type: Invalid value: "${is}": field is immutable`),
+    details: { name, kind: 'Secret', causes: [{ reason: 'FieldValueInvalid', message: `Invalid value: "${is}": field is immutable`, field: 'type' }] },
+  };
+}
 
 /**
  * An equality-based label selector (`k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-separated) as a predicate
@@ -203,10 +351,10 @@ function parseLabelSelector(text) {
 function route(path) {
   let m = /^\/api\/v1\/namespaces\/([^/]+)\/(secrets)(?:\/([^/]+))?$/.exec(path);
   if (m) return { k: KINDS.secrets, ns: m[1], name: m[3] };
-  m = /^\/apis\/controlplane\.cluster\.x-k8s\.io\/v1beta1\/namespaces\/([^/]+)\/(kubeadmcontrolplanes)(?:\/([^/]+))?$/.exec(path);
-  if (m) return { k: KINDS.kubeadmcontrolplanes, ns: m[1], name: m[3] };
-  m = /^\/apis\/cluster\.x-k8s\.io\/v1beta1\/namespaces\/([^/]+)\/(machines)(?:\/([^/]+))?$/.exec(path);
-  if (m) return { k: KINDS.machines, ns: m[1], name: m[3] };
+  m = /^\/apis\/(controlplane\.cluster\.x-k8s\.io|cluster\.x-k8s\.io)\/([^/]+)\/namespaces\/([^/]+)\/(kubeadmcontrolplanes|machines)(?:\/([^/]+))?$/.exec(path);
+  if (m && KINDS[m[4]].apiGroup === m[1]) return { k: KINDS[m[4]], version: m[2], ns: m[3], name: m[5] };
+  m = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/(deployments|replicasets)(?:\/([^/]+))?$/.exec(path);
+  if (m) return { k: KINDS[m[2]], ns: m[1], name: m[3] };
   m = /^\/api\/v1\/nodes(?:\/([^/]+))?$/.exec(path);
   if (m) return { k: KINDS.nodes, ns: undefined, name: m[1] };
   return null;
@@ -237,13 +385,14 @@ export async function handle(req, res, pod) {
 
   const r = route(path);
   if (!r) return send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource'));
+  const s = readState();
+  if (r.version !== undefined && !(s.servedCapiVersions ?? CAPI_VERSIONS).includes(r.version)) return send(res, 404, '404 page not found\n', 'text/plain; charset=utf-8');
   const method = req.method ?? 'GET';
   const input = method === 'GET' ? undefined : await body(req).catch((e) => e);
   if (input instanceof Error) return send(res, 400, status(400, 'BadRequest', input.message));
-  const s = readState();
   const coll = (s[r.k.coll] ??= {});
   const key = r.ns ? `${r.ns}/${r.name}` : r.name;
-  const notFound = () => send(res, 404, { ...status(404, 'NotFound', `${r.k.group || r.k.coll} "${r.name}" not found`), details: { name: r.name, kind: r.k.coll } });
+  const notFound = () => send(res, 404, { ...status(404, 'NotFound', `${r.k.group || r.k.coll} "${r.name}" not found`), details: { name: r.name, kind: r.k.coll, ...(r.k.group.includes('.') ? { group: r.k.group.slice(r.k.coll.length + 1) } : {}) } });
   const bump = (obj) => {
     s.resourceVersion = (s.resourceVersion ?? 100) + 1;
     obj.metadata = { ...(obj.metadata ?? {}), resourceVersion: String(s.resourceVersion) };
@@ -256,6 +405,16 @@ export async function handle(req, res, pod) {
     const ca = clusterCa();
     view = (obj) => nodeReady(obj, ca);
   }
+  if (r.version !== undefined) view = (obj) => capiView(obj, r.version);
+  const rollouts = s.rollouts ?? {};
+  if (r.k === KINDS.deployments) view = (obj) => deploymentView(obj, rollouts[`${obj.metadata?.namespace}/${obj.metadata?.name}`]);
+  if (r.k === KINDS.replicasets) {
+    view = (obj) => {
+      const owner = obj.metadata?.ownerReferences?.find((o) => o.kind === 'Deployment')?.name;
+      return replicaSetView(obj, owner ? rollouts[`${obj.metadata?.namespace}/${owner}`] : undefined);
+    };
+  }
+  const listApiVersion = r.version !== undefined ? `${r.k.apiGroup}/${r.version}` : r.k.apiVersion;
   if (!r.name) {
     if (method === 'GET') {
       const selector = parseLabelSelector(url.searchParams.get('labelSelector') ?? '');
@@ -264,13 +423,13 @@ export async function handle(req, res, pod) {
         .filter(([k]) => !r.ns || k.startsWith(`${r.ns}/`))
         .filter(([, v]) => selector(v?.metadata?.labels ?? {}))
         .map(([, v]) => view(v));
-      return send(res, 200, { kind: r.k.list, apiVersion: r.k.apiVersion, metadata: { resourceVersion: String(s.resourceVersion ?? 100) }, items });
+      return send(res, 200, { kind: r.k.list, apiVersion: listApiVersion, metadata: { resourceVersion: String(s.resourceVersion ?? 100) }, items });
     }
     if (method === 'POST' && r.k === KINDS.secrets) {
       const name = input?.metadata?.name;
       if (!name) return send(res, 422, status(422, 'Invalid', 'metadata.name: Required value'));
       if (coll[`${r.ns}/${name}`]) return send(res, 409, status(409, 'AlreadyExists', `secrets "${name}" already exists`));
-      const obj = bump({ apiVersion: 'v1', kind: 'Secret', ...input, metadata: { ...input.metadata, namespace: r.ns } });
+      const obj = bump({ apiVersion: 'v1', kind: 'Secret', ...input, type: input.type || 'Opaque', metadata: { ...input.metadata, namespace: r.ns } });
       coll[`${r.ns}/${name}`] = obj;
       writeState(s);
       return send(res, 201, obj);
@@ -287,20 +446,31 @@ export async function handle(req, res, pod) {
     if (rvIn && rvIn !== existing.metadata?.resourceVersion) {
       return send(res, 409, status(409, 'Conflict', `Operation cannot be fulfilled on secrets "${r.name}": the object has been modified; please apply your changes to the latest version and try again`));
     }
-    const obj = bump({ ...input, apiVersion: 'v1', kind: 'Secret', metadata: { ...existing.metadata, ...(input.metadata ?? {}), name: r.name, namespace: r.ns } });
+    const invalid = secretTypeChange(existing, input);
+    if (invalid) return send(res, 422, invalid);
+    const obj = bump({ ...input, type: input.type || 'Opaque', apiVersion: 'v1', kind: 'Secret', metadata: { ...existing.metadata, ...(input.metadata ?? {}), name: r.name, namespace: r.ns } });
     coll[key] = obj;
     writeState(s);
     return send(res, 200, obj);
   }
-  if (method === 'PATCH' && (r.k === KINDS.secrets || r.k === KINDS.kubeadmcontrolplanes)) {
+  if (method === 'PATCH' && [KINDS.secrets, KINDS.kubeadmcontrolplanes, KINDS.deployments].includes(r.k)) {
     if (!existing) return notFound();
     const ct = String(req.headers['content-type'] ?? '');
     if (!/merge-patch\+json|strategic-merge-patch\+json/.test(ct)) return send(res, 415, status(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json`));
-    const obj = bump(mergePatch(existing, input ?? {}));
+    // A strategic merge patch merges maps as a merge patch does; lists (merged by key in a real
+    // strategic merge) are replaced here: nothing this lab is sent patches a list.
+    const current = r.k === KINDS.deployments ? view(existing) : existing; // the status the controller reports now
+    const obj = bump(mergePatch(current, input ?? {}));
     obj.metadata.name = existing.metadata.name;
+    obj.apiVersion = existing.apiVersion; // stored as the storage version, whichever version was patched
+    if (r.k === KINDS.secrets) {
+      const invalid = secretTypeChange(existing, obj);
+      if (invalid) return send(res, 422, invalid);
+    }
+    if (r.k === KINDS.deployments) afterDeploymentPatch(s, key, existing, obj);
     coll[key] = obj;
     writeState(s);
-    return send(res, 200, obj);
+    return send(res, 200, view(obj));
   }
   return send(res, 405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
 }
