@@ -10,6 +10,7 @@ import type { PlanNode, PlanPhase, PlanStep, Plan } from '../plan/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import type { Inventory, InventoryNode } from '../inventory/types.js';
 import { renderScript } from '../runbook/template.js';
+import { endpointRoute, type EndpointRoute } from '../transport/endpoints.js';
 import { CommandTimeoutError, type Connector, type NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
@@ -64,12 +65,16 @@ export class Applier {
   /** Secrets that belong to one node (its issued kubelet client key), by node name. */
   private nodeSecrets = new Map<string, Record<string, string>>();
   private downtime: Record<string, number> = {};
+  /** Endpoint probes and API calls go the way SSH goes (through the jump host when there is one). */
+  private readonly route: EndpointRoute;
   private backups: Record<string, string[]> = {};
 
   constructor(
     private readonly plan: Plan,
     private readonly deps: ApplyDeps,
-  ) {}
+  ) {
+    this.route = endpointRoute(deps.inventory.nodes, deps.connector);
+  }
 
   private session(name: string): Promise<NodeSession> {
     let s = this.sessions.get(name);
@@ -111,6 +116,7 @@ export class Applier {
         timeouts: this.deps.timeouts,
         now: this.deps.now,
         sleep: this.deps.sleep,
+        route: this.route,
       };
       return runManagementAction(step, ctx);
     }
@@ -126,6 +132,7 @@ export class Applier {
         timeouts: this.deps.timeouts,
         now: this.deps.now,
         sleep: this.deps.sleep,
+        route: this.route,
       };
       if (step.action === 'issue-kubelet-client') return issueKubeletClient(ctx);
       if (step.action === 'kubelet-renewed') return kubeletRenewed(step, ctx, gateState.snapshot);
@@ -211,6 +218,7 @@ export class Applier {
         return session.exec(node.rootShell, { stdin: renderScript(template, { ...node.vars, ...vars }, {}) });
       },
       secrets: this.secrets,
+      route: this.route,
       onDowntime: (ms) => {
         this.downtime[node.name] = (this.downtime[node.name] ?? 0) + ms;
       },

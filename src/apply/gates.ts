@@ -6,10 +6,13 @@
  */
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
 import { inspectCertificate, type CertInfo } from '../certs/inspect.js';
 import { servedCertificate } from '../check/probe.js';
 import { checkScript, parseCheckOutput } from '../check/remote-script.js';
 import type { PlanNode, PlanStep } from '../plan/types.js';
+import type { EndpointRoute } from '../transport/endpoints.js';
 import type { ExecResult, NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
 import { duplicates, notRunning, parseStaticPods, shortId, stillRunning, type StaticPodsView } from './static-pods.js';
@@ -38,6 +41,8 @@ export interface GateContext {
   run(command: string, vars?: Record<string, string>): Promise<ExecResult>;
   /** Secrets read earlier in this run (the etcd client pair), for gates that check where they went. */
   secrets: Record<string, string>;
+  /** How this machine reaches the node's endpoints: through the jump host when there is one. */
+  route?: EndpointRoute;
   /** Milliseconds between the endpoint going down and coming back, for the report. */
   onDowntime?: (ms: number) => void;
   /** When the endpoint was last seen going down, set by endpoint-down. */
@@ -106,9 +111,10 @@ export async function poll<T>(ctx: Pick<GateContext, "now" | "sleep" | "timeouts
   }
 }
 
-function readyz(host: string, port: number, timeoutMs: number): Promise<string> {
+function readyz(host: string, port: number, timeoutMs: number, stream?: Duplex): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: '/readyz', method: 'GET', rejectUnauthorized: false, timeout: timeoutMs }, (res) => {
+    const through = stream ? { createConnection: (opts: object) => tlsConnect({ ...opts, socket: stream }) } : {};
+    const req = request({ host, port, path: '/readyz', method: 'GET', rejectUnauthorized: false, timeout: timeoutMs, ...through }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString('utf8')));
       res.on('end', () => (res.statusCode === 200 ? resolve(body.trim()) : reject(new Error(`/readyz answered ${res.statusCode}: ${body.trim().split('\n').slice(-3).join(' ')}`))));
@@ -176,7 +182,7 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       const started = ctx.now();
       await poll(ctx, ctx.timeouts.podStopMs, `${node.host}:${port} to stop answering`, async () => {
         try {
-          await servedCertificate({ host: node.host, port, timeoutMs: probeMs });
+          await served(ctx, port, probeMs);
           return undefined;
         } catch {
           return true;
@@ -193,12 +199,12 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       if (!expected) throw new GateError(`${file} is missing`);
       const timeout = step.action === 'apiserver-ready' ? ctx.timeouts.podStartMs : ctx.timeouts.endpointMs;
       await poll(ctx, timeout, `${node.host}:${port} to serve ${file} (serial ${expected.serial})`, async () => {
-        const served = inspectCertificate(await servedCertificate({ host: node.host, port, timeoutMs: probeMs }));
-        if (served.fingerprint !== expected.fingerprint) throw new Error(`still serving serial ${served.serial}`);
+        const now = inspectCertificate(await served(ctx, port, probeMs));
+        if (now.fingerprint !== expected.fingerprint) throw new Error(`still serving serial ${now.serial}`);
         return true;
       });
       if (step.action === 'endpoint-serves') return `serves serial ${expected.serial}`;
-      const body = await poll(ctx, timeout, `${node.host}:${port}/readyz to say ok`, async () => readyz(node.host, port, probeMs));
+      const body = await poll(ctx, timeout, `${node.host}:${port}/readyz to say ok`, async () => readyz(node.host, port, probeMs, await ctx.route?.(node.host, port)));
       if (ctx.downSince !== undefined) {
         ctx.onDowntime?.(ctx.now() - ctx.downSince);
         ctx.downSince = undefined;
@@ -257,6 +263,12 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
     default:
       throw new GateError(`unknown action ${String(step.action)}`);
   }
+}
+
+/** The certificate the node's endpoint serves, reached the way SSH goes. */
+async function served(ctx: GateContext, port: number, timeoutMs: number): Promise<Buffer> {
+  const stream = await ctx.route?.(ctx.node.host, port);
+  return servedCertificate({ host: ctx.node.host, port, timeoutMs, ...(stream ? { stream } : {}) });
 }
 
 function kubeconfigPaths(step: PlanStep): string[] {

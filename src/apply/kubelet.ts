@@ -13,6 +13,7 @@ import { nodeVars } from '../plan/compile.js';
 import type { PlanNode, PlanStep } from '../plan/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import { renderScript } from '../runbook/template.js';
+import type { EndpointRoute } from '../transport/endpoints.js';
 import type { NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
 import { shq } from '../util/shell.js';
@@ -31,6 +32,8 @@ export interface KubeletContext {
   timeouts: GateTimeouts;
   now(): number;
   sleep(ms: number): Promise<void>;
+  /** How the API is reached: through the jump host when it sits behind it. */
+  route?: EndpointRoute;
 }
 
 const ORG = 'system:nodes';
@@ -185,7 +188,7 @@ export async function nodeReady(ctx: KubeletContext): Promise<string> {
   const name = kubeNodeName(ctx.node);
   let client: KubeClient;
   try {
-    client = new KubeClient(readKubeconfig(inv.kubeconfig), 5000);
+    client = new KubeClient(readKubeconfig(inv.kubeconfig), 5000, ctx.route);
     await client.request('GET', `/api/v1/nodes/${encodeURIComponent(name)}`);
   } catch (err) {
     return `Node Ready not checked: ${errorMessage(err)}`;

@@ -8,6 +8,7 @@ import { chmodSync, copyFileSync, existsSync, renameSync, writeFileSync } from '
 import type { Inventory } from '../inventory/types.js';
 import { KubeApiError, KubeClient, KubeconfigError, parseKubeconfig, readKubeconfig, type KubeCredentials } from '../kube/client.js';
 import type { PlanNode } from '../plan/types.js';
+import type { EndpointRoute } from '../transport/endpoints.js';
 import type { NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
 import { shq } from '../util/shell.js';
@@ -27,6 +28,8 @@ export interface ManagementContext {
   timeouts: GateTimeouts;
   now(): number;
   sleep(ms: number): Promise<void>;
+  /** How the API is reached: through the jump host when it sits behind it (the nodes' own admin.conf names a node). */
+  route?: EndpointRoute;
 }
 
 export interface ManagementApi {
@@ -61,11 +64,11 @@ export async function connectApi(ctx: ManagementContext, probePath: string): Pro
   if (ctx.inventory.kubeconfig) {
     try {
       local = readKubeconfig(ctx.inventory.kubeconfig);
-      const client = new KubeClient(local);
+      const client = new KubeClient(local, undefined, ctx.route);
       await client.request('GET', probePath);
       return { client };
     } catch (err) {
-      if (answered(err)) return { client: new KubeClient(local as KubeCredentials) };
+      if (answered(err)) return { client: new KubeClient(local as KubeCredentials, undefined, ctx.route) };
       tried.push(`${ctx.inventory.kubeconfig}: ${err instanceof KubeconfigError || err instanceof KubeApiError ? err.message : errorMessage(err)}${certExpired(local?.cert) ? ' (its client certificate has expired)' : ''}`);
     }
   }
@@ -75,7 +78,7 @@ export async function connectApi(ctx: ManagementContext, probePath: string): Pro
     // admin.conf reaches the management cluster only when the cluster manages itself: same CA.
     const sameCluster = !local || (local.ca !== undefined && local.ca === admin.ca);
     if (sameCluster) {
-      const client = new KubeClient(admin);
+      const client = new KubeClient(admin, undefined, ctx.route);
       try {
         await client.request('GET', probePath);
         return { client, adminConf };

@@ -15,6 +15,7 @@ import { loadCheckRunbook } from '../runbook/check-sources.js';
 import { renderScript } from '../runbook/template.js';
 import { nodeVars } from '../plan/compile.js';
 import { etcdExpiredFrom, unexplainedEtcdTrouble } from '../plan/etcd-recovery.js';
+import { endpointRoute, unreachable, type EndpointRoute } from '../transport/endpoints.js';
 import type { Connector } from '../transport/session.js';
 import { RotateCertsError, ExitCode, errorMessage } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
@@ -62,7 +63,11 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
     // On resume, a node the last run left part-way may lack the files it was renewing: resume
     // restores it from its backup before anything else, so that is not a reason to refuse.
     const partWay = !input.compareFacts && e.message.startsWith('expected certificate file ');
-    if (planNodes.has(e.node) && !e.message.startsWith('endpoint ') && !partWay) problems.push(`${e.node}: ${e.message}`);
+    const endpoint = e.message.startsWith('endpoint ');
+    // An endpoint this machine cannot reach at all: the gates could not tell it stopping from
+    // serving (a closed port, or one that answers badly, is only a warning).
+    if (planNodes.has(e.node) && endpoint && unreachable(e.message)) problems.push(`${e.node}: ${e.message}: the gates watch this endpoint, so it must be reachable from here${inv.nodes.some((n) => n.ssh.jumpHost) ? ' (through ssh.jumpHost, as SSH goes)' : '; behind a bastion, set ssh.jumpHost'}`);
+    else if (planNodes.has(e.node) && !endpoint && !partWay) problems.push(`${e.node}: ${e.message}`);
     else reporter.warn(`${e.node}: ${e.message}`);
   }
   // Every command a node gets follows from its OS: an os: auto node must still be what the plan found.
@@ -180,7 +185,7 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
     }
   }
 
-  await reportKcpPaused(inv, reporter);
+  await reportKcpPaused(inv, reporter, endpointRoute(inv.nodes, input.connector));
 
   if (problems.length > 0) throw new PreflightError([...new Set(problems)]);
   reporter.info(`pre-flight ok: ${report.certificates.length} certificates read from ${inv.nodes.length} nodes`);
@@ -202,10 +207,10 @@ export function commandProbe(commands: string[]): string {
  * The KCP paused state before anything changes, so a pause that predates the run is not blamed on
  * it. Read-only and advisory: the API is often down when certificates have expired.
  */
-async function reportKcpPaused(inv: Inventory, reporter: Reporter): Promise<void> {
+async function reportKcpPaused(inv: Inventory, reporter: Reporter, route: EndpointRoute): Promise<void> {
   if (!inv.kubeconfig) return;
   try {
-    const { names, paused } = await kubeadmControlPlanes(new KubeClient(readKubeconfig(inv.kubeconfig), 5000), 'eksa-system');
+    const { names, paused } = await kubeadmControlPlanes(new KubeClient(readKubeconfig(inv.kubeconfig), 5000, route), 'eksa-system');
     if (paused.length > 0) reporter.warn(`KubeadmControlPlane ${paused.join(', ')} is already paused (cluster.x-k8s.io/paused) before this run`);
     else reporter.info(`KubeadmControlPlane not paused (${names.length} checked)`);
   } catch (err) {

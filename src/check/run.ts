@@ -12,6 +12,7 @@ import { mapLimit } from '../util/limit.js';
 import { cisProbesFor, compareItems, evaluateCis, type CisDeviation, type CisProbe, type CisRunbook } from './cis.js';
 import { cisScript, parseCisOutput } from './cis-script.js';
 import { servedCertificate } from './probe.js';
+import { endpointRoute } from '../transport/endpoints.js';
 import { checkScript, parseCheckOutput, type ReadItem } from './remote-script.js';
 
 export interface CertificateEntry {
@@ -159,10 +160,11 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
     }
   };
 
+  const route = endpointRoute(inv.nodes, deps.connector);
   const probe = async (node: InventoryNode, host: string, port: number) => {
     const endpoint = `${host.includes(':') ? `[${host}]` : host}:${port}`;
     try {
-      const stream = node.ssh.jumpHost && deps.connector.tunnel ? await deps.connector.tunnel(node, port) : undefined;
+      const stream = await route(host, port);
       const der = await servedCertificate({ host, port, timeoutMs: deps.probeTimeoutMs ?? 5000, ...(stream ? { stream } : {}) });
       certificates.push(await entry(node, 'endpoint', { endpoint }, der));
     } catch (err) {

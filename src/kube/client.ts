@@ -7,6 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
+import type { EndpointRoute } from '../transport/endpoints.js';
 import { dirname, isAbsolute, join } from 'node:path';
 import { parse } from 'yaml';
 import { errorMessage } from '../util/errors.js';
@@ -145,6 +147,8 @@ export class KubeClient {
   constructor(
     private readonly creds: KubeCredentials,
     private readonly timeoutMs = 10_000,
+    /** Through the inventory's jump host when the API sits behind it (transport/endpoints.ts). */
+    private readonly route?: EndpointRoute,
   ) {}
 
   get source(): string {
@@ -170,18 +174,28 @@ export class KubeClient {
     }
   }
 
-  private send<T>(method: string, path: string, body: unknown, contentType: string, plugin: ExecCredentials | undefined): Promise<T> {
+  private async send<T>(method: string, path: string, body: unknown, contentType: string, plugin: ExecCredentials | undefined): Promise<T> {
     const url = new URL(path, this.creds.server.endsWith('/') ? this.creds.server : `${this.creds.server}/`);
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const cert = plugin?.cert ?? this.creds.cert;
     const key = plugin?.key ?? this.creds.key;
     const token = plugin?.token ?? this.creds.token;
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(url.port || 443);
+    let stream;
+    try {
+      stream = await this.route?.(host, port);
+    } catch (err) {
+      throw new KubeApiError(`cannot reach ${this.creds.server}: ${errorMessage(err)}`);
+    }
     return new Promise((resolve, reject) => {
       const req = request(
         {
           method,
-          host: url.hostname.replace(/^\[|\]$/g, ''),
-          port: url.port || 443,
+          host,
+          port,
+          // TLS over the jump host's channel: the same handshake and checks, another byte stream.
+          ...(stream ? { createConnection: (opts: object) => tlsConnect({ ...opts, socket: stream }) } : {}),
           path: url.pathname + url.search,
           ...(this.creds.ca ? { ca: this.creds.ca } : {}),
           ...(cert ? { cert } : {}),

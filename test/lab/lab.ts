@@ -109,6 +109,13 @@ export interface Lab {
    * etcd container. Returns its id.
    */
   leakContainer(name: string, pod: string, ageSeconds: number): Promise<string>;
+  /**
+   * Puts every node but `reachable` out of this machine's reach, as when the nodes sit behind a
+   * bastion: an `unreachable` route per node address on the admin side (connections fail at once
+   * with "host unreachable"); the nodes still reach each other. `unisolate` removes them.
+   */
+  isolate(reachable: string[]): Promise<void>;
+  unisolate(): Promise<void>;
   down(): Promise<void>;
 }
 
@@ -267,8 +274,19 @@ async function linkList(): Promise<string[]> {
     .filter(Boolean);
 }
 
+/** The admin side's unreachable routes (Lab.isolate) into the given subnets, or every lab's. */
+async function removeIsolation(subnets?: number[]): Promise<void> {
+  const r = await run('ip', ['-4', 'route', 'show', 'type', 'unreachable']);
+  const routes = r.stdout
+    .toString()
+    .split('\n')
+    .map((l) => /^unreachable (10\.201\.(\d+)\.\d+)\b/.exec(l.trim()))
+    .filter((m): m is RegExpExecArray => m !== null && (subnets === undefined || subnets.includes(Number(m[2]))));
+  if (routes.length) await run('ip', ['-force', '-batch', '-'], { input: routes.map((m) => `route del unreachable ${m[1]}\n`).join('') });
+}
+
 /** Kills every process of the lab's namespaces, removes netns + bridge + dir + registry entry. Idempotent. */
-async function destroy(id: string, opts: { dir?: string; pids?: number[] }): Promise<void> {
+async function destroy(id: string, opts: { dir?: string; pids?: number[]; subnet?: number }): Promise<void> {
   const namespaces = (await netnsList()).filter((n) => n.startsWith(`rc-${id}-`));
   const pids = new Set(opts.pids ?? []);
   for (const ns of namespaces) {
@@ -288,6 +306,7 @@ async function destroy(id: string, opts: { dir?: string; pids?: number[] }): Pro
   }
   const bridge = `rcb-${id}`;
   if ((await linkList()).includes(bridge)) await run('ip', ['link', 'del', bridge]);
+  if (opts.subnet) await removeIsolation([opts.subnet]);
   if (opts.dir) await rm(opts.dir, { recursive: true, force: true });
   await rm(join(REGISTRY_DIR, `${id}.json`), { force: true });
 }
@@ -342,7 +361,7 @@ export async function cleanupStaleLabs(opts: { all?: boolean } = {}): Promise<vo
       keep.add(s.id);
       continue;
     }
-    await destroy(s.id, { dir: s.dir || undefined, pids: statePids(s) });
+    await destroy(s.id, { dir: s.dir || undefined, pids: statePids(s), subnet: s.subnet });
   }
   const orphanIds = new Set<string>();
   for (const n of await netnsList()) {
@@ -354,6 +373,11 @@ export async function cleanupStaleLabs(opts: { all?: boolean } = {}): Promise<vo
     if (m && !keep.has(m[1]!)) orphanIds.add(m[1]!);
   }
   for (const id of orphanIds) await destroy(id, {});
+  // Routes of isolated labs nobody keeps any more.
+  const kept = registry.filter((s) => keep.has(s.id)).map((s) => s.subnet);
+  const all = (await run('ip', ['-4', 'route', 'show', 'type', 'unreachable'])).stdout.toString();
+  const stale = [...new Set([...all.matchAll(/^unreachable 10\.201\.(\d+)\./gm)].map((m) => Number(m[1])))].filter((n) => !kept.includes(n));
+  if (stale.length) await removeIsolation(stale);
   // State dirs of the default location whose lab is not kept (older than a minute: not one being created).
   for (const f of readdirSync(tmpdir())) {
     const m = /^rc-lab-([a-z0-9]{1,6})-/.exec(f) ?? /^rc-lab-tmp\.()/.exec(f); // lab dirs, shims' scratch dirs
@@ -501,7 +525,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const down = async () => {
     if (downed) return;
     downed = true;
-    await destroy(id, { dir, pids: state().nodes.flatMap((n) => [n.holderPid, ...n.pids]).filter((p) => p > 0) });
+    await destroy(id, { dir, pids: state().nodes.flatMap((n) => [n.holderPid, ...n.pids]).filter((p) => p > 0), subnet });
     subnetsInUse.delete(subnet);
   };
 
@@ -705,6 +729,12 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       }
       return folder;
     },
+    isolate: async (reachable) => {
+      for (const r of reachable) rt(r);
+      const hidden = nodes.filter((n) => !reachable.includes(n.spec.name));
+      await must('ip', ['-batch', '-'], { input: hidden.map((n) => `route add unreachable ${n.host}/32\n`).join('') });
+    },
+    unisolate: () => removeIsolation([subnet]),
     leakContainer: async (name, pod, ageSeconds) => {
       const image = pod === 'etcd' ? 'public.ecr.aws/eks-distro/etcd-io/etcd:v3.5.9-eks-1-28-9' : `public.ecr.aws/eks-distro/kubernetes/${pod}:v1.28.3-eks-1-28-9`;
       const [c, a] = nsenter(rt(name).holderPid, ['bash', '-c', '. /usr/local/bin/rc-lab-lib.sh; rc_container_new "$1" "$1" "$2" "$3"', '_', pod, image, String(BigInt(Date.now() - ageSeconds * 1000) * 1_000_000n)]);
