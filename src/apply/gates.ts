@@ -117,10 +117,17 @@ function readyz(host: string, port: number, timeoutMs: number, stream?: Duplex):
     const req = request({ host, port, path: '/readyz', method: 'GET', rejectUnauthorized: false, timeout: timeoutMs, ...through }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString('utf8')));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body.trim()) : reject(new Error(`/readyz answered ${res.statusCode}: ${body.trim().split('\n').slice(-3).join(' ')}`))));
+      res.on('end', () => {
+        stream?.destroy();
+        if (res.statusCode === 200) resolve(body.trim());
+        else reject(new Error(`/readyz answered ${res.statusCode}: ${body.trim().split('\n').slice(-3).join(' ')}`));
+      });
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
+    req.on('error', (err) => {
+      stream?.destroy();
+      reject(err);
+    });
     req.end();
   });
 }

@@ -19,6 +19,7 @@ export function servedCertificate(target: ProbeTarget): Promise<Buffer> {
       settled = true;
       clearTimeout(timer);
       socket.destroy();
+      target.stream?.destroy(); // the jump host's channel: closed, not left open per probe
       if (err) reject(err);
       else resolve(der as Buffer);
     };

@@ -212,6 +212,7 @@ export class KubeClient {
           let text = '';
           res.on('data', (d: Buffer) => (text += d.toString('utf8')));
           res.on('end', () => {
+            stream?.destroy(); // the jump host's channel, when there is one
             const status = res.statusCode ?? 0;
             if (status >= 200 && status < 300) {
               try {
@@ -233,6 +234,7 @@ export class KubeClient {
       );
       req.on('timeout', () => req.destroy(new Error(`no answer from ${this.creds.server} within ${this.timeoutMs / 1000} s`)));
       req.on('error', (err: NodeJS.ErrnoException) => {
+        stream?.destroy();
         const why = /certificate has expired|CERT_HAS_EXPIRED/.test(err.message) ? 'the API server certificate has expired' : err.code === 'ECONNREFUSED' ? 'connection refused' : err.message;
         reject(new KubeApiError(`cannot reach ${this.creds.server}: ${why}`));
       });

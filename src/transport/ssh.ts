@@ -96,7 +96,7 @@ export class SshConnector implements Connector {
     const client = await jump.catch((err: unknown) => {
       throw new NodeError(node.name, `cannot reach jump host ${key}: ${errorMessage(err)}`);
     });
-    return forward(client, node.host, port).catch((err: unknown) => {
+    return forward(client, node.host, port, node.ssh.connectTimeoutMs).catch((err: unknown) => {
       throw new NodeError(node.name, `jump host ${jh.host} cannot open a channel to ${node.host}:${port}: ${errorMessage(err)}`);
     });
   }
@@ -248,9 +248,24 @@ function envPassphrase(): Promise<string | undefined> {
   return Promise.resolve(process.env.ROTATE_CERTS_SSH_PASSPHRASE || undefined);
 }
 
-function forward(jump: Client, host: string, port: number): Promise<ClientChannel> {
+/** A direct-tcpip channel through the jump host; bounded, since a jump host may never answer. */
+function forward(jump: Client, host: string, port: number, timeoutMs: number): Promise<ClientChannel> {
   return new Promise((resolve, reject) => {
-    jump.forwardOut('127.0.0.1', 0, host, port, (err, stream) => (err ? reject(err) : resolve(stream)));
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      reject(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`));
+    }, timeoutMs);
+    jump.forwardOut('127.0.0.1', 0, host, port, (err, stream) => {
+      clearTimeout(timer);
+      if (settled) {
+        stream?.destroy(); // opened after we gave up on it
+        return;
+      }
+      settled = true;
+      if (err) reject(err);
+      else resolve(stream);
+    });
   });
 }
 

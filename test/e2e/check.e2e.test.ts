@@ -44,7 +44,8 @@ function variant(lab: Lab, name: string, edit: (inv: Record<string, any>) => voi
 describe('check on a healthy cluster (3 etcd, 2 control plane, 1 worker)', () => {
   let lab: Lab;
   beforeAll(async () => {
-    lab = await startLab({ etcd: 3, controlPlane: 2, workers: 1, certs: 'valid' });
+    // Kubernetes 1.29: the first control-plane node holds super-admin.conf.
+    lab = await startLab({ etcd: 3, controlPlane: 2, workers: 1, certs: 'valid', kubernetes: '1.29' });
   });
   afterAll(async () => {
     await lab?.down();

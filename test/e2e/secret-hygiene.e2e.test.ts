@@ -455,7 +455,7 @@ describe('secret hygiene: no private key leaves a node through output or files',
     await cp1.exec('mkdir -p /etc/rotate-certs-lab && touch /etc/rotate-certs-lab/fail-kubeadm');
     const failed = await run(['apply', planFile, '--yes', '--state-dir', stateDir]);
     expect(failed.code, failed.out).toBe(1);
-    expect(failed.out).toMatch(/Rotation FAILED on lab-cp-1, step \S+: command kubeadmRenewAll exited 1: .*injected failure/);
+    expect(failed.out).toMatch(/Rotation FAILED on lab-cp-1, step \S+: command kubeadmRenewByName exited 1: .*injected failure/);
     expect(failed.out).toMatch(/lab-cp-1 was restored from its backup/);
     await collectKeys('after the failed apply');
     await cp1.exec('rm /etc/rotate-certs-lab/fail-kubeadm');
