@@ -10,6 +10,7 @@ import { checkScript, parseCheckOutput } from '../check/remote-script.js';
 import type { PlanNode, PlanStep } from '../plan/types.js';
 import type { NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
+import { plural } from '../util/wording.js';
 
 export class GateError extends Error {}
 
@@ -94,7 +95,7 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       const dir = str(step.with.dir, 'dir');
       const certs = await readCerts(ctx.session, node.rootShell, list(step.with.files).map((f) => `${dir}/${f}`));
       for (const [path, info] of certs) ctx.snapshot.set(path, info);
-      return `recorded ${[...certs.values()].filter(Boolean).length} certificates`;
+      return `recorded ${plural([...certs.values()].filter(Boolean).length, 'certificate')}`;
     }
     case 'certs-renewed': {
       const dir = str(step.with.dir, 'dir');
@@ -119,7 +120,7 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       }
       if (problems.length > 0) throw new GateError(problems.join('; '));
       const soonest = Math.min(...renewed.map((p) => now.get(p)?.notAfter.getTime() ?? Infinity));
-      return `${renewed.length} renewed (earliest expiry ${new Date(soonest).toISOString().slice(0, 10)}), ${unchanged.length} CA unchanged`;
+      return `${renewed.length} renewed (earliest expiry ${new Date(soonest).toISOString().slice(0, 10)}), ${plural(unchanged.length, 'CA')} unchanged`;
     }
     case 'endpoint-down': {
       const port = Number(step.with.port);

@@ -12,6 +12,7 @@ import { KubeApiError, KubeClient, KubeconfigError, parseKubeconfig, type KubeCr
 import type { PlanNode, PlanStep } from '../plan/types.js';
 import type { NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
+import { plural } from '../util/wording.js';
 import { shq } from '../util/shell.js';
 import { GateError } from './gates.js';
 import type { Reporter } from './reporter.js';
@@ -163,5 +164,5 @@ export async function kcpNotPaused(_step: PlanStep, ctx: ManagementContext): Pro
     );
     return `paused: ${paused.join(', ')}`;
   }
-  return `${(list.items ?? []).length} KubeadmControlPlane(s), none paused`;
+  return `${plural((list.items ?? []).length, 'KubeadmControlPlane')}, none paused`;
 }

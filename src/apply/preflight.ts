@@ -18,6 +18,7 @@ import { etcdExpiredFrom, unexplainedEtcdTrouble } from '../plan/etcd-recovery.j
 import type { Connector } from '../transport/session.js';
 import { RotateCertsError, ExitCode, errorMessage } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
+import { plural } from '../util/wording.js';
 import type { Reporter } from './reporter.js';
 
 export class PreflightError extends RotateCertsError {
@@ -81,7 +82,7 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
   }
   for (const ca of report.certificates.filter((c) => c.isCA && c.source === 'file')) {
     if (ca.status === 'expired' || ca.status === 'not-yet-valid') problems.push(`${ca.node}: CA ${ca.path} is ${ca.status}: rotate-certs cannot renew a CA; leaf certificates signed by it would not be trusted`);
-    else if (ca.status === 'expiring') reporter.warn(`${ca.node}: CA ${ca.path} expires in ${ca.daysLeft} days (${ca.notAfter}). rotate-certs cannot renew CAs; plan a CA rotation now.`);
+    else if (ca.status === 'expiring') reporter.warn(`${ca.node}: CA ${ca.path} expires in ${plural(ca.daysLeft, 'day')} (${ca.notAfter}). rotate-certs cannot renew CAs; plan a CA rotation now.`);
   }
   if (input.compareFacts && plan.facts) {
     const now = factsFrom(report).certificates;
@@ -178,7 +179,7 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
   await reportKcpPaused(inv, reporter);
 
   if (problems.length > 0) throw new PreflightError([...new Set(problems)]);
-  reporter.info(`pre-flight ok: ${report.certificates.length} certificates read from ${inv.nodes.length} nodes`);
+  reporter.info(`pre-flight ok: ${plural(report.certificates.length, 'certificate')} read from ${plural(inv.nodes.length, 'node')}`);
   return report;
 }
 
@@ -196,7 +197,7 @@ async function reportKcpPaused(inv: Inventory, reporter: Reporter): Promise<void
     );
     const paused = (list.items ?? []).filter((k) => k.metadata.annotations?.['cluster.x-k8s.io/paused'] !== undefined).map((k) => k.metadata.name);
     if (paused.length > 0) reporter.warn(`KubeadmControlPlane ${paused.join(', ')} is already paused (cluster.x-k8s.io/paused) before this run`);
-    else reporter.info(`KubeadmControlPlane not paused (${(list.items ?? []).length} checked)`);
+    else reporter.info(`KubeadmControlPlane not paused (${plural((list.items ?? []).length, 'object')} checked)`);
   } catch (err) {
     reporter.info(`KCP paused state not checked before the run: ${errorMessage(err)}`);
   }

@@ -24,6 +24,7 @@ import { PooledConnector } from '../transport/pool.js';
 import { SshConnector } from '../transport/ssh.js';
 import type { Connector } from '../transport/session.js';
 import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
+import { plural } from '../util/wording.js';
 import type { CliIo } from './io.js';
 import { inventorySpecFor } from './cluster-inventory.js';
 import { noPrompter, terminalPrompter } from './prompter.js';
@@ -189,7 +190,7 @@ async function confirmStart(plan: Plan, flags: { yes?: boolean }, io: CliIo, env
   if (flags.yes) return;
   if (!env.interactive) throw new UsageError('refusing to change the cluster without confirmation: review the plan and pass --yes (no terminal to ask on)');
   const nodes = plan.phases.reduce((n, p) => n + p.nodes.length, 0);
-  const ok = await confirm({ message: `Rotate certificates of cluster ${plan.cluster} (${plan.phases.length} phases, ${nodes} node steps)?`, default: false });
+  const ok = await confirm({ message: `Rotate certificates of cluster ${plan.cluster} (${plural(plan.phases.length, 'phase')}, ${plural(nodes, 'node step')})?`, default: false });
   if (!ok) throw new RotateCertsError('cancelled; nothing was changed', ExitCode.ok);
 }
 

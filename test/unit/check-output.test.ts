@@ -81,7 +81,8 @@ describe('renderers', () => {
     expect(plain).toContain('/etc/kubernetes/admin.conf (embedded)');
     expect(plain).toContain('etcd-ca (CA)');
     expect(plain).toContain('lab-md-1: connection refused');
-    expect(plain).toContain('Summary: 2 ok, 1 expiring, 1 expired, 0 not yet valid, 1 errors');
+    expect(plain).toContain('Summary: 2 ok, 1 expiring, 1 expired, 0 not yet valid, 1 error');
+    expect(plain).toContain('Cluster lab: 4 certificates checked at 2026-11-20T00:00:00.000Z (warn at 30 days)');
     const colored = renderTable(report, (s, t) => `<${s}>${t}`);
     expect(colored).toMatch(/<yellow>expiring/);
     expect(colored).toMatch(/<red>expired/);
