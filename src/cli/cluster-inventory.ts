@@ -72,8 +72,9 @@ async function buildFromEksaFolder(name: string, folder: string, saved: string, 
   if (prompter.interactive && (await prompter.confirm({ message: `Save this inventory as ${saved} for the next run?`, default: true, answeredBy: '--inventory' }))) {
     writeFileSync(saved, text, { mode: 0o644 });
     io.err(`Saved ${saved}\n`);
+    return inv;
   }
-  return inv;
+  return { ...inv, unsaved: true };
 }
 
 /** Without the API: the nodes of each role, as name=address lists. */

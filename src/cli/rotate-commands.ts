@@ -8,7 +8,7 @@ import { defaultStateDir, Journal } from '../apply/journal.js';
 import { factsFrom, gatherReport, preflight } from '../apply/preflight.js';
 import { plainReporter, type Reporter } from '../apply/reporter.js';
 import type { CheckReport } from '../check/run.js';
-import { loadInventory } from '../inventory/load.js';
+import { DNS_LABEL, inventoryPathForCluster, loadInventory, parseInventory } from '../inventory/load.js';
 import { requireKnownOs, resolveInventoryOs, withDetected } from '../inventory/detect-os.js';
 import type { Inventory, InventorySpec, OsName } from '../inventory/types.js';
 import { compilePlan, newRunId, planDigest, sha256 } from '../plan/compile.js';
@@ -69,18 +69,21 @@ function scopeOf(flags: ScopeFlags): Scope {
 type PlanReadings = Pick<Plan, 'detected' | 'kubeletDue' | 'etcdExpired'>;
 
 function makePlan(inv: Inventory, scope: Scope, runId: string, createdAt: string, readings: PlanReadings = {}): Plan {
-  return compilePlan({
+  const plan = compilePlan({
     ...(readings.detected ? { detected: readings.detected } : {}),
     ...(readings.kubeletDue ? { kubeletDue: readings.kubeletDue } : {}),
     ...(readings.etcdExpired ? { etcdExpired: readings.etcdExpired } : {}),
     inventory: inv,
-    inventoryDigest: sha256(readFileSync(inv.file, 'utf8')),
+    inventoryDigest: sha256(inv.text),
     runbooks: loadRotationRunbooks(),
     profiles: new ProfileSet(),
     runId,
     createdAt,
     scope,
   });
+  // An inventory nobody saved exists only in this run: the plan (and its copy beside the
+  // journal, which --resume and restore read) carries it.
+  return inv.unsaved ? { ...plan, inventoryText: inv.text } : plan;
 }
 
 function fromCwd(io: CliIo, path: string): string {
@@ -307,8 +310,12 @@ function verifyPlan(plan: Plan): Inventory {
   return inv;
 }
 
-/** The plan's inventory file, unchanged since the plan was made. */
+/** The plan's inventory: the one it carries, or its file, unchanged since the plan was made. */
 function readPlanInventory(plan: Plan): InventorySpec {
+  if (plan.inventoryText !== undefined) {
+    // The digest check of readPlan covers the text; relative paths resolve from where it was built.
+    return { ...parseInventory(plan.inventoryText, plan.inventory), unsaved: true };
+  }
   let text: string;
   try {
     text = readFileSync(plan.inventory, 'utf8');
@@ -364,14 +371,16 @@ export interface RestoreFlags extends InventoryFlags {
 
 /** Puts a node back from the backups of the last run that backed it up. */
 export async function restoreCommand(flags: RestoreFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
-  const spec = inventoryFromFlags(flags, io.cwd);
-  if (!spec.nodes.some((n) => n.name === flags.node)) throw new UsageError(`--node: no node named ${flags.node} in ${spec.file}`);
-  const journal = new Journal(stateDirOf(flags, io), spec.cluster);
+  // --cluster NAME whose inventory a guided run built and did not save: the run's plan carries it.
+  const unsaved = !flags.inventory && flags.cluster && DNS_LABEL.test(flags.cluster) && !existsSync(inventoryPathForCluster(flags.cluster, io.cwd));
+  const spec = unsaved ? undefined : inventoryFromFlags(flags, io.cwd);
+  if (spec && !spec.nodes.some((n) => n.name === flags.node)) throw new UsageError(`--node: no node named ${flags.node} in ${spec.file}`);
+  const journal = new Journal(stateDirOf(flags, io), spec?.cluster ?? String(flags.cluster));
   const runId = journal.entries().filter((e) => e.node === flags.node && (e.backups?.length ?? 0) > 0).at(-1)?.runId;
   if (!runId) throw new UsageError(`the journal ${journal.file} records no backup of ${flags.node}; nothing to restore`);
   const plan = readPlan(join(journal.dir, `plan-${runId}.yaml`));
   // The OS the run used for each os: auto node, as recorded in its plan.
-  const inv = withDetected(spec, plan.detected ?? {});
+  const inv = withDetected(spec ?? readPlanInventory(plan), plan.detected ?? {});
   if (!flags.yes) {
     if (!env.interactive) throw new UsageError(`refusing to restore ${flags.node} without confirmation: pass --yes (no terminal to ask on)`);
     const ok = await confirm({ message: `Put ${flags.node} back from the backups of run ${runId}?`, default: false });

@@ -128,6 +128,7 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
   return {
     cluster: raw.cluster,
     file: absFile,
+    text,
     ...(raw.kubeconfig ? { kubeconfig: local(raw.kubeconfig) } : {}),
     externalEtcd: (raw.etcd?.length ?? 0) > 0,
     nodes,

@@ -27,7 +27,7 @@ function stepLines(step: PlanStep, n: number, node: PlanNode, full: boolean): st
 export function renderPlanText(plan: Plan, opts: { full: boolean; header?: string }): string {
   const out: string[] = [];
   if (opts.header) out.push(opts.header);
-  out.push(`Plan ${plan.runId} for cluster ${plan.cluster} (inventory ${plan.inventory})`);
+  out.push(`Plan ${plan.runId} for cluster ${plan.cluster} (inventory ${plan.inventory}${plan.inventoryText === undefined ? '' : ', not saved: the plan carries it'})`);
   const detected = Object.entries(plan.detected ?? {});
   if (detected.length > 0) out.push(`Detected (os: auto): ${detected.map(([n, os]) => `${n} ${os}`).join(', ')}`);
   if (plan.kubeletDue === undefined) {

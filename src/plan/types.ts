@@ -64,6 +64,11 @@ export interface Plan {
   /** Absolute path of the inventory the plan was made from, and its SHA-256. */
   inventory: string;
   inventoryDigest: string;
+  /**
+   * The inventory itself, when it was never saved at `inventory` (built from the EKS Anywhere
+   * folder and not saved): apply, --resume and restore read it from here.
+   */
+  inventoryText?: string;
   runId: string;
   createdAt: string;
   scope: Scope;
