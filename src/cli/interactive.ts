@@ -13,7 +13,7 @@ import type { Scope } from '../plan/types.js';
 import { PooledConnector } from '../transport/pool.js';
 import { SshConnector, type HostKeyQuestion } from '../transport/ssh.js';
 import { ExitCode, RotateCertsError } from '../util/errors.js';
-import { plural } from '../util/wording.js';
+import { groupByMessage, plural } from '../util/wording.js';
 import { inventorySpecFor } from './cluster-inventory.js';
 import type { CliIo } from './io.js';
 import type { InventoryFlags } from './options.js';
@@ -37,12 +37,14 @@ export async function interactiveCommand(flags: InteractiveFlags, io: CliIo, env
           : {},
       ),
     );
+    // Passphrases, known_hosts and jump hosts before the first node: one answer or one error.
+    await connector.prepare?.(spec);
     io.err(`Reading the certificates of ${plural(spec.nodes.length, 'node')} of ${spec.cluster} (read-only)...\n`);
     const reading = await readCluster(spec, connector, flags);
     io.out(renderSummary(reading.report, reading.inv, flags.warnDays));
     const unread = reading.report.errors.filter((e) => !e.message.startsWith('endpoint '));
     if (unread.length > 0) {
-      throw new RotateCertsError(`cannot read every node, nothing was changed; fix these first:\n  - ${unread.map((e) => `${e.node}: ${e.message}`).join('\n  - ')}`, ExitCode.unavailable);
+      throw new RotateCertsError(`cannot read every node, nothing was changed; fix these first:\n  - ${groupByMessage(unread).join('\n  - ')}`, ExitCode.unavailable);
     }
     const scope = await chooseScope(prompter, reading);
     const plan = planFrom(reading, scope);
@@ -140,6 +142,6 @@ export function renderSummary(report: CheckReport, inv: Inventory, warnDays: num
     );
     for (const ca of mine.filter((c) => c.isCA && c.status !== 'ok')) out.push(`      CA ${ca.path} is ${ca.status} (${ca.notAfter.slice(0, 10)}): rotate-certs cannot renew a CA`);
   }
-  for (const e of report.errors) out.push(`  ${e.node}: could not be read: ${e.message}`);
+  for (const line of groupByMessage(report.errors.map((e) => ({ node: e.node, message: `could not be read: ${e.message}` })))) out.push(`  ${line}`);
   return `${out.join('\n')}\n`;
 }

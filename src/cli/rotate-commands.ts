@@ -24,7 +24,7 @@ import { PooledConnector } from '../transport/pool.js';
 import { SshConnector } from '../transport/ssh.js';
 import type { Connector } from '../transport/session.js';
 import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
-import { plural } from '../util/wording.js';
+import { groupByMessage, plural } from '../util/wording.js';
 import type { CliIo } from './io.js';
 import { inventorySpecFor } from './cluster-inventory.js';
 import { noPrompter, terminalPrompter } from './prompter.js';
@@ -103,6 +103,7 @@ export interface ClusterReading {
 
 /** Detects os: auto nodes, then reads every certificate. Changes nothing. */
 export async function readCluster(spec: InventorySpec, connector: Connector, flags: { warnDays: number; concurrency: number }): Promise<ClusterReading> {
+  await connector.prepare?.(spec);
   const { inventory: inv, detected } = await resolveInventoryOs(spec, connector, flags.concurrency);
   const report = await gatherReport(inv, new ProfileSet(), connector, flags.warnDays, flags.concurrency);
   return { inv, detected, report };
@@ -164,7 +165,7 @@ export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = 
   const connector = new PooledConnector(env.connector ?? new SshConnector());
   const { plan: withFacts, report } = await freshPlan(flags, io, env, () => connector).finally(() => connector.close());
   if (!report) return printDryRun(withFacts, 'plan', io);
-  for (const e of report.errors) io.err(`warning: ${e.node}: ${e.message}\n`);
+  for (const line of groupByMessage(report.errors)) io.err(`warning: ${line}\n`);
   const out = flags.out ? fromCwd(io, flags.out) : undefined;
   if (out) {
     writePlan(out, withFacts);
@@ -207,14 +208,18 @@ function timeoutsOf(flags: ApplyFlags, env: RotateEnv): GateTimeouts {
 
 /** Runs a plan already checked against the inventory; prints the report; returns the exit code. */
 export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io: CliIo, env: RotateEnv): Promise<number> {
+  // One connection per node for pre-flight, the rotation and the report.
+  const connector = env.connector instanceof PooledConnector ? env.connector : new PooledConnector(env.connector ?? new SshConnector());
+  await connector.prepare?.(inv).catch(async (err: unknown) => {
+    await connector.close();
+    throw err;
+  });
   const journal = new Journal(stateDirOf(flags, io), plan.cluster);
   journal.lock(plan.runId);
   // Keep the plan beside the journal so --resume and restore work after `rotate` too.
   const planCopy = join(journal.dir, `plan-${plan.runId}.yaml`);
   if (!existsSync(planCopy)) writePlan(planCopy, plan);
   const reporter = reporterFor(io);
-  // One connection per node for pre-flight, the rotation and the report.
-  const connector = env.connector instanceof PooledConnector ? env.connector : new PooledConnector(env.connector ?? new SshConnector());
   const profiles = new ProfileSet();
   let result: ApplyResult | undefined;
   let before: CheckReport | undefined;
@@ -386,10 +391,12 @@ export async function restoreCommand(flags: RestoreFlags, io: CliIo, env: Rotate
     const ok = await confirm({ message: `Put ${flags.node} back from the backups of run ${runId}?`, default: false });
     if (!ok) return 0;
   }
+  const connector = env.connector ?? new SshConnector();
+  await connector.prepare?.(inv);
   journal.lock(runId);
   const applier = new Applier(plan, {
     inventory: inv,
-    connector: env.connector ?? new SshConnector(),
+    connector,
     journal,
     reporter: reporterFor(io),
     profiles: new ProfileSet(),

@@ -23,6 +23,10 @@ export interface SshSettings {
   port: number;
   /** Absolute path; absent means use the ssh-agent at SSH_AUTH_SOCK. */
   identityFile?: string;
+  /** The inventory field identityFile came from ("ssh.identityFile", "workers[1].ssh.identityFile"), for errors. */
+  identityFileField?: string;
+  /** False when knownHostsFile is the default (~/.ssh/known_hosts), not named by ssh.knownHostsFile. */
+  knownHostsFileSet?: boolean;
   /** Absolute path. */
   knownHostsFile: string;
   hostKeyPolicy: HostKeyPolicy;

@@ -3,7 +3,7 @@ import { styleText } from 'node:util';
 import { commonName } from '../certs/dn.js';
 import type { CisDeviation } from '../check/cis.js';
 import type { CertificateEntry, CheckReport } from '../check/run.js';
-import { plural } from '../util/wording.js';
+import { groupByMessage, plural } from '../util/wording.js';
 
 export const OUTPUT_FORMATS = ['table', 'json', 'prometheus'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -46,7 +46,8 @@ export function renderTable(report: CheckReport, paint: Paint = noPaint): string
   }
   if (report.errors.length > 0) {
     out.push('', paint('bold', 'Could not check:'));
-    for (const e of report.errors) out.push(paint('red', `  ${e.node}: ${e.message}`));
+    // The same cause on many nodes is one line naming them; JSON keeps one entry per node.
+    for (const line of groupByMessage(report.errors)) out.push(paint('red', `  ${line}`));
   }
   const counts = (s: string) => report.certificates.filter((c) => c.status === s).length;
   out.push('', `Summary: ${counts('ok')} ok, ${counts('expiring')} expiring, ${counts('expired')} expired, ${counts('not-yet-valid')} not yet valid, ${plural(report.errors.length, 'error')}`);

@@ -134,15 +134,16 @@ describe('check on a healthy cluster (3 etcd, 2 control plane, 1 worker)', () =>
     expect(r.code).toBe(0);
   });
 
-  it('an unreachable jump host is an error per node, not a crash', async () => {
+  it('an unreachable jump host is one line naming ssh.jumpHost, before any node (exit 69), not an error per node', async () => {
+    const dead = lab.nodes[0]!.host.replace(/\.\d+$/, '.250');
     const file = variant(lab, 'bad-jump', (inv) => {
-      inv.ssh.jumpHost = `capv@${lab.nodes[0]!.host.replace(/\.\d+$/, '.250')}`;
+      inv.ssh.jumpHost = `capv@${dead}`;
       inv.ssh.connectTimeoutSeconds = 2;
     });
     const r = await check(['-i', file, '-o', 'json']);
-    expect(r.code).toBe(3);
-    const report = json(r.out);
-    expect(report.errors.filter((e) => /jump host/.test(e.message)).length).toBeGreaterThanOrEqual(lab.nodes.length);
+    expect(r.code).toBe(69);
+    expect(r.out).toBe('');
+    expect(r.err.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^rotate-certs: \\S+bad-jump\\.yaml: ssh\\.jumpHost: cannot reach jump host capv@${dead.replace(/\./g, '\\.')}:22: `))]);
   });
 
   it('accept-new records unknown host keys; strict then trusts them', async () => {
@@ -175,10 +176,39 @@ describe('check on a healthy cluster (3 etcd, 2 control plane, 1 worker)', () =>
     const ok = await check(['-i', file, '-o', 'json'], { ROTATE_CERTS_SSH_PASSPHRASE: 'correct horse', SSH_AUTH_SOCK: '' });
     expect(json(ok.out).errors).toEqual([]);
     const missing = await check(['-i', file, '-o', 'json'], { ROTATE_CERTS_SSH_PASSPHRASE: '', SSH_AUTH_SOCK: '' });
-    expect(missing.code).toBe(3);
-    expect(json(missing.out).errors[0]?.message).toMatch(/is encrypted: set ROTATE_CERTS_SSH_PASSPHRASE/);
+    expect(missing.code).toBe(64);
+    expect(missing.err).toMatch(/ssh\.identityFile: identity file \S+ is encrypted: set ROTATE_CERTS_SSH_PASSPHRASE/);
     const wrong = await check(['-i', file, '-o', 'json'], { ROTATE_CERTS_SSH_PASSPHRASE: 'wrong', SSH_AUTH_SOCK: '' });
-    expect(json(wrong.out).errors[0]?.message).toMatch(/wrong passphrase/);
+    expect(wrong.code).toBe(64);
+    expect(wrong.err).toMatch(/ssh\.identityFile: wrong passphrase/);
+  });
+
+  it('a key no node accepts: the table names the nodes once, JSON keeps one entry each, pre-flight one line', async () => {
+    const key = join(lab.dir, 'id_stranger');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+    const file = variant(lab, 'stranger', (inv) => {
+      inv.ssh.identityFile = 'id_stranger';
+    });
+    const refused = 'ssh authentication as capv failed (the key was not accepted)';
+    const json_ = json((await check(['-i', file, '-o', 'json'], { SSH_AUTH_SOCK: '' })).out);
+    expect(json_.errors.filter((e) => e.message === refused).map((e) => e.node)).toEqual(lab.nodes.map((n) => n.name));
+    const table = await check(['-i', file], { SSH_AUTH_SOCK: '' });
+    expect(table.code).toBe(3);
+    expect(table.out).toContain(`  lab-etcd-1, lab-etcd-2 and 4 more: ${refused}\n`);
+    expect(table.out.split(refused)).toHaveLength(2);
+
+    let err = '';
+    const io: CliIo = { out: () => {}, err: (t) => void (err += t), color: false, env: process.env, cwd: process.cwd() };
+    const saved = { ...process.env };
+    process.env.SSH_AUTH_SOCK = '';
+    try {
+      expect(await runCli(['rotate', '-i', file, '--yes', '--state-dir', join(lab.dir, 'state-stranger')], io)).toBe(69);
+    } finally {
+      process.env = saved;
+    }
+    // The plan's nodes (etcd and control plane; no kubelet is due) in one line, not one per node.
+    expect(err).toContain(`pre-flight failed, nothing was changed:\n  - lab-etcd-1, lab-etcd-2 and 3 more: ${refused}\n`);
+    expect(err).not.toMatch(/^ {2}- lab-(etcd|cp)-\d: /m);
   });
 
   it('a user without passwordless sudo is reported per node', async () => {

@@ -88,6 +88,17 @@ describe('renderers', () => {
     expect(colored).toMatch(/<red>expired/);
     expect(typeof ansiPaint('red', 'x')).toBe('string');
   });
+
+  it('the same error on several nodes is one table line naming them; JSON keeps one entry per node', () => {
+    const refused = 'ssh authentication as capv failed (the key was not accepted)';
+    const nodes = ['lab-etcd-1', 'lab-etcd-2', 'lab-etcd-3', 'lab-cp-1', 'lab-md-1'];
+    const many: CheckReport = { ...report, errors: [...nodes.map((node) => ({ node, message: refused })), { node: 'lab-md-2', message: 'connection refused by 10.0.0.32:22 (is sshd running?)' }] };
+    const table = renderTable(many);
+    expect(table).toContain(`  lab-etcd-1, lab-etcd-2 and 3 more: ${refused}\n  lab-md-2: connection refused`);
+    expect(table.split(refused)).toHaveLength(2);
+    expect(table).toContain('6 errors');
+    expect((JSON.parse(renderJson(many)) as CheckReport).errors).toHaveLength(6);
+  });
 });
 
 describe('--cis in every format', () => {

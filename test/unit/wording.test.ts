@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CertificateEntry, CheckReport } from '../../src/check/run.js';
+import { PreflightError } from '../../src/apply/preflight.js';
 import { renderSummary } from '../../src/cli/interactive.js';
 import { parseInventory } from '../../src/inventory/load.js';
 import { requireKnownOs } from '../../src/inventory/detect-os.js';
@@ -43,6 +44,17 @@ describe('nodeList and groupByMessage', () => {
       'lab-etcd-2: connection refused by 10.0.0.12:22 (is sshd running?)',
       'etcd is not healthy',
     ]);
+  });
+});
+
+describe("pre-flight's problem list", () => {
+  it('names the nodes a problem hit once, and keeps problems of no node as they are', () => {
+    const sudo = 'reading certificates as root failed (exit 1): sudo: a password is required (rotate-certs needs passwordless sudo for the SSH user)';
+    const err = new PreflightError([
+      ...['lab-etcd-1', 'lab-etcd-2', 'lab-etcd-3', 'lab-cp-1', 'lab-cp-2'].map((node) => ({ node, message: sudo })),
+      { message: 'etcd health from lab-etcd-1: timed out' },
+    ]);
+    expect(err.message).toBe(`pre-flight failed, nothing was changed:\n  - lab-etcd-1, lab-etcd-2 and 3 more: ${sudo}\n  - etcd health from lab-etcd-1: timed out`);
   });
 });
 
