@@ -32,6 +32,11 @@ export interface PlanNode {
   restore?: { after: string; steps: PlanStep[] };
   /** Backup paths this node's steps create, for the report and `restore`. */
   backups: string[];
+  /**
+   * --dry-run only, which reads nothing: the node gets this phase only if, when a real run reads
+   * it, its kubelet client or serving certificate is expired or within --warn-days.
+   */
+  onlyIf?: 'kubelet-due';
 }
 
 export interface PlanPhase {
