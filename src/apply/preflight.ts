@@ -83,7 +83,8 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
       if (os !== was) problems.push({ node, message: `the plan was made for ${was}, but the node now looks like ${os}; make a new plan` });
     }
   }
-  for (const ca of report.certificates.filter((c) => c.isCA && c.source === 'file')) {
+  // Cluster CAs only: the kubelet's self-signed serving CA is renewed with its serving certificate.
+  for (const ca of report.certificates.filter((c) => c.kind === 'ca' && c.source === 'file')) {
     if (ca.status === 'expired' || ca.status === 'not-yet-valid') problems.push({ node: ca.node, message: `CA ${ca.path} is ${ca.status}: rotate-certs cannot renew a CA; leaf certificates signed by it would not be trusted` });
     else if (ca.status === 'expiring') reporter.warn(`${ca.node}: CA ${ca.path} expires in ${plural(ca.daysLeft, 'day')} (${ca.notAfter}). rotate-certs cannot renew CAs; plan a CA rotation now.`);
   }

@@ -131,7 +131,8 @@ export function renderSummary(report: CheckReport, inv: Inventory, warnDays: num
   const out: string[] = ['', `Certificates of ${inv.cluster} (expiring = within ${plural(warnDays, 'day')}):`];
   for (const node of inv.nodes) {
     const mine = report.certificates.filter((c) => c.node === node.name && c.source !== 'endpoint');
-    const leaves = mine.filter((c) => !c.isCA);
+    // The kubelet's self-signed serving CA counts with its serving certificate, not as a cluster CA.
+    const leaves = mine.filter((c) => c.kind !== 'ca');
     const soonest = leaves.reduce<(typeof leaves)[number] | undefined>((a, c) => (!a || c.notAfter < a.notAfter ? c : a), undefined);
     const count = (s: string) => leaves.filter((c) => c.status === s).length;
     const bad = [count('expired') && `${count('expired')} expired`, count('expiring') && `${count('expiring')} expiring`, count('not-yet-valid') && `${count('not-yet-valid')} not yet valid`].filter(Boolean);
@@ -140,7 +141,7 @@ export function renderSummary(report: CheckReport, inv: Inventory, warnDays: num
         (soonest ? `, soonest ${soonest.notAfter.slice(0, 10)} (${plural(soonest.daysLeft, 'day')})` : '') +
         (bad.length > 0 ? `: ${bad.join(', ')}` : ''),
     );
-    for (const ca of mine.filter((c) => c.isCA && c.status !== 'ok')) out.push(`      CA ${ca.path} is ${ca.status} (${ca.notAfter.slice(0, 10)}): rotate-certs cannot renew a CA`);
+    for (const ca of mine.filter((c) => c.kind === 'ca' && c.status !== 'ok')) out.push(`      CA ${ca.path} is ${ca.status} (${ca.notAfter.slice(0, 10)}): rotate-certs cannot renew a CA`);
   }
   for (const line of groupByMessage(report.errors.map((e) => ({ node: e.node, message: `could not be read: ${e.message}` })))) out.push(`  ${line}`);
   return `${out.join('\n')}\n`;

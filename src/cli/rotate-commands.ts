@@ -287,7 +287,7 @@ function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | und
     const key = (c: CheckReport['certificates'][number]) => `${c.node} ${c.path}`;
     const old = new Map(before.certificates.filter((c) => c.source !== 'endpoint').map((c) => [key(c), c]));
     const when = (iso: string) => iso.slice(0, 16).replace('T', ' ');
-    for (const c of after.certificates.filter((c) => c.source !== 'endpoint' && nodes.has(c.node) && !c.isCA)) {
+    for (const c of after.certificates.filter((c) => c.source !== 'endpoint' && nodes.has(c.node) && c.kind !== 'ca')) {
       const was = old.get(key(c));
       const changed = was?.serial !== c.serial;
       out.push(`  ${c.node} ${c.path}${c.source === 'kubeconfig' ? ' (embedded)' : ''}: ${was ? when(was.notAfter) : '?'} -> ${when(c.notAfter)}${changed ? '' : ' (unchanged)'}`);

@@ -1,6 +1,7 @@
 /** Renders a CheckReport as a table, JSON, or Prometheus text. Pure. */
 import { styleText } from 'node:util';
 import { commonName } from '../certs/dn.js';
+import { KIND_LABEL } from '../certs/kind.js';
 import type { CisDeviation } from '../check/cis.js';
 import type { CertificateEntry, CheckReport } from '../check/run.js';
 import { groupByMessage, plural } from '../util/wording.js';
@@ -23,7 +24,7 @@ export function renderTable(report: CheckReport, paint: Paint = noPaint): string
   const header = ['STATUS', 'DAYS', 'EXPIRES', 'CERTIFICATE', 'SUBJECT'];
   const byNode = new Map<string, CertificateEntry[]>();
   for (const c of report.certificates) byNode.set(c.node, [...(byNode.get(c.node) ?? []), c]);
-  const rows = report.certificates.map((c) => [c.status, String(c.daysLeft), c.notAfter.slice(0, 10), where(c), `${commonName(c.subject) ?? c.subject}${c.isCA ? ' (CA)' : ''}`]);
+  const rows = report.certificates.map((c) => [c.status, String(c.daysLeft), c.notAfter.slice(0, 10), where(c), `${commonName(c.subject) ?? c.subject}${KIND_LABEL[c.kind]}`]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const fmt = (cells: string[]) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ');
   out.push(`Cluster ${report.cluster}: ${plural(report.certificates.length, 'certificate')} checked at ${report.checkedAt} (warn at ${plural(report.warnDays, 'day')})`);
@@ -88,6 +89,8 @@ export function renderPrometheus(report: CheckReport): string {
       ['subject_CN', commonName(c.subject) ?? ''],
       ['issuer_CN', commonName(c.issuer) ?? ''],
       ['serial_number', c.serial],
+      // leaf, ca (a cluster CA) or kubelet-serving-ca (the kubelet's own, renewed with kubelet.crt).
+      ['kind', c.kind],
     ]
       .map(([k, v]) => `${k}=${label(v ?? '')}`)
       .join(',');

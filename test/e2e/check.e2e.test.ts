@@ -66,6 +66,7 @@ describe('check on a healthy cluster (3 etcd, 2 control plane, 1 worker)', () =>
         '/etc/etcd/pki/server.crt',
         '/var/lib/kubelet/pki/kubelet-client-current.pem',
         '/var/lib/kubelet/pki/kubelet.crt',
+        '/var/lib/kubelet/pki/kubelet.crt[1]',
       ].sort(),
     );
     expect(paths('lab-cp-1')).toEqual(
@@ -93,10 +94,17 @@ describe('check on a healthy cluster (3 etcd, 2 control plane, 1 worker)', () =>
       const onNode = inspectCertificate(pem);
       expect({ path: c.path, serial: c.serial, notAfter: c.notAfter }).toEqual({ path: c.path, serial: onNode.serial, notAfter: onNode.notAfter.toISOString() });
     }
-    // CAs are ten years out; leaves about a year, all ok.
+    // Cluster CAs are ten years out; leaves (and the kubelet's own serving CA) about a year, all ok.
     for (const c of report.certificates) {
       expect(c.status, `${c.node} ${c.path ?? c.endpoint}`).toBe('ok');
-      if (c.isCA) expect(c.daysLeft).toBeGreaterThan(3000);
+      if (c.kind === 'ca') expect(c.daysLeft).toBeGreaterThan(3000);
+      else expect(c.daysLeft).toBeLessThan(400);
+    }
+    // Every kubelet.crt is the kubelet's bundle: the serving certificate, then its one-off CA.
+    for (const n of lab.nodes) {
+      const mine = (p: string) => report.certificates.find((c) => c.node === n.name && c.path === p);
+      expect(mine('/var/lib/kubelet/pki/kubelet.crt')).toMatchObject({ kind: 'leaf', subject: expect.stringMatching(new RegExp(`^CN=${n.name}@\\d+$`)) });
+      expect(mine('/var/lib/kubelet/pki/kubelet.crt[1]')).toMatchObject({ kind: 'kubelet-serving-ca', isCA: true, subject: expect.stringMatching(new RegExp(`^CN=${n.name}-ca@\\d+$`)) });
     }
     // Kubelet client certs are the node's own identity.
     expect(report.certificates.find((c) => c.node === 'lab-md-1' && c.path?.endsWith('kubelet-client-current.pem'))?.subject).toMatch(/CN=system:node:lab-md-1/);
@@ -120,7 +128,7 @@ describe('check on a healthy cluster (3 etcd, 2 control plane, 1 worker)', () =>
     const notAfter = r.out.split('\n').filter((l) => l.startsWith('x509_cert_not_after{'));
     const count = json((await check(['-i', lab.inventoryPath, '-o', 'json'])).out).certificates.length;
     expect(notAfter).toHaveLength(count);
-    for (const l of notAfter) expect(l).toMatch(/^x509_cert_not_after\{cluster="lab",node="[^"]+",role="[^"]+",source="[^"]+",path="[^"]+",subject_CN="[^"]*",issuer_CN="[^"]*",serial_number="[0-9a-f]+"\} \d+$/);
+    for (const l of notAfter) expect(l).toMatch(/^x509_cert_not_after\{cluster="lab",node="[^"]+",role="[^"]+",source="[^"]+",path="[^"]+",subject_CN="[^"]*",issuer_CN="[^"]*",serial_number="[0-9a-f]+",kind="(leaf|ca|kubelet-serving-ca)"\} \d+$/);
     expect(r.out).toContain('x509_read_errors{cluster="lab"} 0');
   });
 
@@ -285,10 +293,12 @@ describe('check on clusters near and past expiry', () => {
       const report = json(r.out);
       expect(report.errors).toEqual([]);
       expect(r.code).toBe(1);
+      // The kubelet's self-signed serving CA expires with its certificate; cluster CAs are fine.
       for (const c of report.certificates.filter((c) => c.source !== 'endpoint')) {
-        expect(c.status, c.path).toBe(c.isCA ? 'ok' : 'expiring');
-        if (!c.isCA) expect(c.daysLeft).toBeLessThanOrEqual(2);
+        expect(c.status, c.path).toBe(c.kind === 'ca' ? 'ok' : 'expiring');
+        if (c.kind !== 'ca') expect(c.daysLeft).toBeLessThanOrEqual(2);
       }
+      expect(report.certificates.filter((c) => c.kind === 'kubelet-serving-ca')).toHaveLength(lab.nodes.length);
       expect((await check(['-i', lab.inventoryPath, '-o', 'json', '--warn-days', '1'])).code).toBe(0);
     } finally {
       await lab.down();

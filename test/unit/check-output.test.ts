@@ -11,6 +11,7 @@ const cert = (over: Partial<CertificateEntry>): CertificateEntry => ({
   issuer: 'CN=kubernetes',
   serial: '01',
   isCA: false,
+  kind: 'leaf',
   notBefore: '2025-11-26T00:00:00.000Z',
   notAfter: '2026-11-26T00:00:00.000Z',
   daysLeft: 100,
@@ -25,7 +26,7 @@ const report: CheckReport = {
   certificates: [
     cert({ status: 'expiring', daysLeft: 5 }),
     cert({ path: undefined, source: 'endpoint', endpoint: '10.0.0.21:6443', status: 'expired', daysLeft: -1 }),
-    cert({ node: 'lab-etcd-1', role: 'etcd', path: '/etc/etcd/pki/ca.crt', subject: 'CN=etcd-ca', isCA: true, daysLeft: 3000 }),
+    cert({ node: 'lab-etcd-1', role: 'etcd', path: '/etc/etcd/pki/ca.crt', subject: 'CN=etcd-ca', isCA: true, kind: 'ca', daysLeft: 3000 }),
     cert({ path: '/etc/kubernetes/admin.conf', source: 'kubeconfig', subject: 'CN=kubernetes-admin, O="a\\"b"' }),
   ],
   errors: [{ node: 'lab-md-1', message: 'connection refused by 10.0.0.31:22 (is sshd running?)' }],
@@ -65,7 +66,7 @@ describe('renderers', () => {
       names.add(m![1]!);
     }
     expect([...names]).toEqual(['x509_cert_not_after', 'x509_cert_not_before', 'x509_cert_expired', 'x509_read_errors']);
-    expect(text).toContain(`x509_cert_not_after{cluster="lab",node="lab-cp-1",role="control-plane",source="file",path="/etc/kubernetes/pki/apiserver.crt",subject_CN="kube-apiserver",issuer_CN="kubernetes",serial_number="01"} ${Date.parse('2026-11-26T00:00:00Z') / 1000}`);
+    expect(text).toContain(`x509_cert_not_after{cluster="lab",node="lab-cp-1",role="control-plane",source="file",path="/etc/kubernetes/pki/apiserver.crt",subject_CN="kube-apiserver",issuer_CN="kubernetes",serial_number="01",kind="leaf"} ${Date.parse('2026-11-26T00:00:00Z') / 1000}`);
     expect(text).toMatch(/x509_cert_expired\{[^}]*path="10\.0\.0\.21:6443"[^}]*\} 1/);
     expect(text).toContain('x509_read_errors{cluster="lab"} 1');
   });

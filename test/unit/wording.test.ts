@@ -68,6 +68,7 @@ describe('counts in real outputs', () => {
     issuer: 'CN=kubernetes',
     serial: '01',
     isCA: false,
+    kind: 'leaf',
     notBefore: '2025-11-26T00:00:00.000Z',
     notAfter: '2026-11-21T00:00:00.000Z',
     daysLeft: 1,
