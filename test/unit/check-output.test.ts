@@ -1,23 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { checkExitCode, type CertificateEntry, type CheckReport } from '../../src/check/run.js';
 import { ansiPaint, renderJson, renderPrometheus, renderTable } from '../../src/report/check-output.js';
+import { certEntry } from './cert-entry.js';
 
-const cert = (over: Partial<CertificateEntry>): CertificateEntry => ({
-  node: 'lab-cp-1',
-  role: 'control-plane',
-  source: 'file',
-  path: '/etc/kubernetes/pki/apiserver.crt',
-  subject: 'CN=kube-apiserver',
-  issuer: 'CN=kubernetes',
-  serial: '01',
-  isCA: false,
-  kind: 'leaf',
-  notBefore: '2025-11-26T00:00:00.000Z',
-  notAfter: '2026-11-26T00:00:00.000Z',
-  daysLeft: 100,
-  status: 'ok',
-  ...over,
-});
+const cert = certEntry;
 
 const report: CheckReport = {
   cluster: 'lab',

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { CertificateEntry, CheckReport } from '../../src/check/run.js';
+import type { CheckReport } from '../../src/check/run.js';
 import { PreflightError } from '../../src/apply/preflight.js';
 import { renderSummary } from '../../src/cli/interactive.js';
 import { parseInventory } from '../../src/inventory/load.js';
 import { requireKnownOs } from '../../src/inventory/detect-os.js';
 import { renderTable } from '../../src/report/check-output.js';
 import { groupByMessage, nodeList, plural } from '../../src/util/wording.js';
+import { certEntry } from './cert-entry.js';
 
 describe('plural', () => {
   it('one is singular; zero, many and minus many are plural; irregular plurals are given', () => {
@@ -59,21 +60,7 @@ describe("pre-flight's problem list", () => {
 });
 
 describe('counts in real outputs', () => {
-  const one: CertificateEntry = {
-    node: 'lab-cp-1',
-    role: 'control-plane',
-    source: 'file',
-    path: '/etc/kubernetes/pki/apiserver.crt',
-    subject: 'CN=kube-apiserver',
-    issuer: 'CN=kubernetes',
-    serial: '01',
-    isCA: false,
-    kind: 'leaf',
-    notBefore: '2025-11-26T00:00:00.000Z',
-    notAfter: '2026-11-21T00:00:00.000Z',
-    daysLeft: 1,
-    status: 'expiring',
-  };
+  const one = certEntry({ notAfter: '2026-11-21T00:00:00.000Z', daysLeft: 1, status: 'expiring' });
   const report: CheckReport = { cluster: 'lab', checkedAt: '2026-11-20T00:00:00.000Z', warnDays: 1, certificates: [one], errors: [{ node: 'lab-md-1', message: 'm' }] };
 
   it("check's table", () => {
