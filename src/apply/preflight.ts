@@ -201,7 +201,7 @@ async function reportKcpPaused(inv: Inventory, reporter: Reporter): Promise<void
     );
     const paused = (list.items ?? []).filter((k) => k.metadata.annotations?.['cluster.x-k8s.io/paused'] !== undefined).map((k) => k.metadata.name);
     if (paused.length > 0) reporter.warn(`KubeadmControlPlane ${paused.join(', ')} is already paused (cluster.x-k8s.io/paused) before this run`);
-    else reporter.info(`KubeadmControlPlane not paused (${plural((list.items ?? []).length, 'object')} checked)`);
+    else reporter.info(`KubeadmControlPlane not paused (${(list.items ?? []).length} checked)`);
   } catch (err) {
     reporter.info(`KCP paused state not checked before the run: ${errorMessage(err)}`);
   }

@@ -11,7 +11,7 @@ import { parse, stringify } from 'yaml';
 import { runCli } from '../../src/cli/program.js';
 import type { CliIo } from '../../src/cli/io.js';
 import type { CheckReport } from '../../src/check/run.js';
-import { inspectCertificate } from '../../src/certs/inspect.js';
+import { inspectCertificate, pemCertificates } from '../../src/certs/inspect.js';
 import { startLab, type Lab } from '../lab/lab.js';
 
 async function check(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -88,9 +88,11 @@ describe('check on a healthy cluster (3 etcd, 2 control plane, 1 worker)', () =>
     expect(paths('lab-cp-2')).not.toContain('/etc/kubernetes/super-admin.conf');
     expect(paths('lab-md-1')).toEqual(expect.arrayContaining(['/var/lib/kubelet/pki/kubelet-client-current.pem']));
 
-    // Every file entry matches the certificate on the node, byte for byte in its dates and serial.
+    // Every file entry matches the certificate on the node, byte for byte in its dates and serial
+    // (FILE[n]: the n-th certificate of a bundle).
     for (const c of report.certificates.filter((c) => c.source === 'file')) {
-      const pem = (await lab.node(c.node).readFile(c.path!)).toString('utf8');
+      const [, file, index] = /^(.*?)(?:\[(\d+)\])?$/.exec(c.path!)!;
+      const pem = pemCertificates((await lab.node(c.node).readFile(file!)).toString('utf8'))[Number(index ?? 0)]!;
       const onNode = inspectCertificate(pem);
       expect({ path: c.path, serial: c.serial, notAfter: c.notAfter }).toEqual({ path: c.path, serial: onNode.serial, notAfter: onNode.notAfter.toISOString() });
     }
