@@ -16,6 +16,7 @@ import type { EndpointRoute } from '../transport/endpoints.js';
 import type { ExecResult, NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
 import { duplicates, notRunning, parseStaticPods, shortId, stillRunning, type StaticPodsView } from './static-pods.js';
+import { plural } from '../util/wording.js';
 
 export class GateError extends Error {}
 
@@ -141,7 +142,7 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       const kubeconfigs = kubeconfigPaths(step);
       const certs = await readCerts(ctx.session, node.rootShell, list(step.with.files).map((f) => `${dir}/${f}`), kubeconfigs);
       for (const [path, info] of certs) ctx.snapshot.set(path, info);
-      return `recorded ${[...certs.values()].filter(Boolean).length} certificates`;
+      return `recorded ${plural([...certs.values()].filter(Boolean).length, 'certificate')}`;
     }
     case 'certs-renewed': {
       const dir = str(step.with.dir, 'dir');
@@ -182,7 +183,7 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       }
       if (problems.length > 0) throw new GateError(problems.join('; '));
       const soonest = Math.min(...[...renewed, ...present].map((p) => now.get(p)?.notAfter.getTime() ?? Infinity));
-      return `${renewed.length + present.length} renewed (earliest expiry ${new Date(soonest).toISOString().slice(0, 10)}), ${unchanged.length} CA unchanged`;
+      return `${renewed.length + present.length} renewed (earliest expiry ${new Date(soonest).toISOString().slice(0, 10)}), ${plural(unchanged.length, 'CA')} unchanged`;
     }
     case 'endpoint-down': {
       const port = Number(step.with.port);

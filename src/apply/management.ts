@@ -9,6 +9,8 @@ import type { PlanStep } from '../plan/types.js';
 import type { Action } from '../runbook/runbook.js';
 import { errorMessage } from '../util/errors.js';
 import { restartEtcdadmController } from './etcdadm-controller.js';
+import { plural } from '../util/wording.js';
+import { shq } from '../util/shell.js';
 import { GateError } from './gates.js';
 import { connectApi, maybeRefreshKubeconfig, type ManagementApi, type ManagementContext } from './management-api.js';
 import { etcdClientSecretName, secretByHand, SECRET_NAMESPACE as NS } from './manual-commands.js';
@@ -77,5 +79,5 @@ export async function kcpNotPaused(_step: PlanStep, ctx: ManagementContext): Pro
     );
     return `paused: ${kcps.paused.join(', ')}`;
   }
-  return `${kcps.names.length} KubeadmControlPlane(s), none paused`;
+  return `${plural(kcps.names.length, 'KubeadmControlPlane')}, none paused`;
 }

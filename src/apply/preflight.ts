@@ -19,11 +19,13 @@ import { endpointRoute, unreachable, type EndpointRoute } from '../transport/end
 import type { Connector } from '../transport/session.js';
 import { RotateCertsError, ExitCode, errorMessage } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
+import { groupByMessage, plural } from '../util/wording.js';
 import type { Reporter } from './reporter.js';
 
 export class PreflightError extends RotateCertsError {
-  constructor(problems: string[]) {
-    super(`pre-flight failed, nothing was changed:\n  - ${problems.join('\n  - ')}`, ExitCode.unavailable);
+  /** The same problem on several nodes is one line naming them. */
+  constructor(problems: Array<{ node?: string; message: string }>) {
+    super(`pre-flight failed, nothing was changed:\n  - ${groupByMessage(problems).join('\n  - ')}`, ExitCode.unavailable);
   }
 }
 
@@ -54,11 +56,12 @@ export interface PreflightInput {
 
 export async function preflight(input: PreflightInput): Promise<CheckReport> {
   const { plan, inventory: inv, reporter } = input;
-  const problems: string[] = [];
+  const problems: Array<{ node?: string; message: string }> = [];
   const planNodes = new Set(plan.phases.flatMap((p) => p.nodes.map((n) => n.name)));
   reporter.phase('Pre-flight (read-only)');
 
   const report = await gatherReport(inv, input.profiles, input.connector, input.warnDays, input.concurrency);
+  const warnings: Array<{ node: string; message: string }> = [];
   for (const e of report.errors) {
     // On resume, a node the last run left part-way may lack the files it was renewing: resume
     // restores it from its backup before anything else, so that is not a reason to refuse.
@@ -66,10 +69,12 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
     const endpoint = e.message.startsWith('endpoint ');
     // An endpoint this machine cannot reach at all: the gates could not tell it stopping from
     // serving (a closed port, or one that answers badly, is only a warning).
-    if (planNodes.has(e.node) && endpoint && unreachable(e.message)) problems.push(`${e.node}: ${e.message}: the gates watch this endpoint, so it must be reachable from here${inv.nodes.some((n) => n.ssh.jumpHost) ? ' (through ssh.jumpHost, as SSH goes)' : '; behind a bastion, set ssh.jumpHost'}`);
-    else if (planNodes.has(e.node) && !endpoint && !partWay) problems.push(`${e.node}: ${e.message}`);
-    else reporter.warn(`${e.node}: ${e.message}`);
+    if (planNodes.has(e.node) && endpoint && unreachable(e.message)) {
+      problems.push({ node: e.node, message: `${e.message}: the gates watch this endpoint, so it must be reachable from here${inv.nodes.some((n) => n.ssh.jumpHost) ? ' (through ssh.jumpHost, as SSH goes)' : '; behind a bastion, set ssh.jumpHost'}` });
+    } else if (planNodes.has(e.node) && !endpoint && !partWay) problems.push({ node: e.node, message: e.message });
+    else warnings.push(e);
   }
+  for (const line of groupByMessage(warnings)) reporter.warn(line);
   // Every command a node gets follows from its OS: an os: auto node must still be what the plan found.
   const autoNames = Object.keys(plan.detected ?? {}).filter((n) => planNodes.has(n));
   if (autoNames.length > 0) {
@@ -78,15 +83,16 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
       input.connector,
       input.concurrency,
     );
-    for (const e of again.errors) problems.push(`${e.node}: ${e.message}`);
+    for (const e of again.errors) problems.push({ node: e.node, message: e.message });
     for (const [node, os] of Object.entries(again.detected)) {
       const was = plan.detected?.[node];
-      if (os !== was) problems.push(`${node}: the plan was made for ${was}, but the node now looks like ${os}; make a new plan`);
+      if (os !== was) problems.push({ node, message: `the plan was made for ${was}, but the node now looks like ${os}; make a new plan` });
     }
   }
-  for (const ca of report.certificates.filter((c) => c.isCA && c.source === 'file')) {
-    if (ca.status === 'expired' || ca.status === 'not-yet-valid') problems.push(`${ca.node}: CA ${ca.path} is ${ca.status}: rotate-certs cannot renew a CA; leaf certificates signed by it would not be trusted`);
-    else if (ca.status === 'expiring') reporter.warn(`${ca.node}: CA ${ca.path} expires in ${ca.daysLeft} days (${ca.notAfter}). rotate-certs cannot renew CAs; plan a CA rotation now.`);
+  // Cluster CAs only: the kubelet's self-signed serving CA is renewed with its serving certificate.
+  for (const ca of report.certificates.filter((c) => c.kind === 'ca' && c.source === 'file')) {
+    if (ca.status === 'expired' || ca.status === 'not-yet-valid') problems.push({ node: ca.node, message: `CA ${ca.path} is ${ca.status}: rotate-certs cannot renew a CA; leaf certificates signed by it would not be trusted` });
+    else if (ca.status === 'expiring') reporter.warn(`${ca.node}: CA ${ca.path} expires in ${plural(ca.daysLeft, 'day')} (${ca.notAfter}). rotate-certs cannot renew CAs; plan a CA rotation now.`);
   }
   if (input.compareFacts && plan.facts) {
     const now = factsFrom(report).certificates;
@@ -94,7 +100,7 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
       if (!planNodes.has(node)) continue;
       for (const [path, was] of Object.entries(files)) {
         const is = now[node]?.[path];
-        if (is && is.serial !== was.serial) problems.push(`${node}: ${path} changed since the plan was made (serial ${was.serial} -> ${is.serial}); make a new plan`);
+        if (is && is.serial !== was.serial) problems.push({ node, message: `${path} changed since the plan was made (serial ${was.serial} -> ${is.serial}); make a new plan` });
       }
     }
   }
@@ -113,28 +119,28 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
         const sentAt = Date.now();
         const res = await session.exec(profile.rootShell, { stdin: `${commandProbe(needed)}\n${renderScript(template, vars, {})}` });
         if (res.code !== 0) {
-          problems.push(`${node.name}: pre-flight facts failed (exit ${res.code}): ${res.stderr.trim() || 'no error output'}`);
+          problems.push({ node: node.name, message: `pre-flight facts failed (exit ${res.code}): ${res.stderr.trim() || 'no error output'}` });
           return;
         }
         const missing = res.stdout.split('\n').flatMap((l) => (l.startsWith('missing-command=') ? [l.slice('missing-command='.length)] : []));
         if (missing.length > 0) {
-          problems.push(`${node.name}: ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not on the node, and ${profile.file.replace(/^.*\/(os-profiles\/)/, '$1')} runs ${missing.length > 1 ? 'them' : 'it'} (as root, through ${profile.rootShell})`);
+          problems.push({ node: node.name, message: `${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not on the node, and ${profile.file.replace(/^.*\/(os-profiles\/)/, '$1')} runs ${missing.length > 1 ? 'them' : 'it'} (as root, through ${profile.rootShell})` });
         }
         for (const line of res.stdout.split('\n')) {
           const clock = /^clock=(\d+)$/.exec(line);
           if (clock) {
             const skew = Math.abs(Number(clock[1]) * 1000 - (sentAt + Date.now()) / 2);
-            if (skew > 300_000) problems.push(`${node.name}: its clock is ${Math.round(skew / 1000)} s away from this machine's; fix time sync first, or renewed certificates may be not yet valid elsewhere`);
+            if (skew > 300_000) problems.push({ node: node.name, message: `its clock is ${Math.round(skew / 1000)} s away from this machine's; fix time sync first, or renewed certificates may be not yet valid elsewhere` });
             else if (skew > 30_000) reporter.warn(`${node.name}: clock skew ${Math.round(skew / 1000)} s`);
           }
           const free = /^free=(\S+) (\d+) (\d+)$/.exec(line);
-          if (free && Number(free[2]) < Number(free[3]) + 1024) problems.push(`${node.name}: no room to back up ${free[1]}: needs ${free[3]} KiB plus 1 MiB, ${free[2]} KiB free`);
+          if (free && Number(free[2]) < Number(free[3]) + 1024) problems.push({ node: node.name, message: `no room to back up ${free[1]}: needs ${free[3]} KiB plus 1 MiB, ${free[2]} KiB free` });
         }
       } finally {
         await session.close();
       }
     } catch (err) {
-      problems.push(`${node.name}: ${errorMessage(err).replace(new RegExp(`^${node.name}: `), '')}`);
+      problems.push({ node: node.name, message: errorMessage(err).replace(new RegExp(`^${node.name}: `), '') });
     }
   });
 
@@ -145,7 +151,7 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
   const planned = plan.etcdExpired ?? [];
   const recovering = plan.phases.some((p) => p.phase === 'etcd' && p.nodes.some((n) => n.steps.some((s) => s.deferred ?? s.retried)));
   if (input.compareFacts && expiredNow.join(',') !== planned.join(',')) {
-    problems.push(`etcd members with expired certificates: ${expiredNow.join(', ') || 'none'} now, ${planned.join(', ') || 'none'} when the plan was made; make a new plan`);
+    problems.push({ message: `etcd members with expired certificates: ${expiredNow.join(', ') || 'none'} now, ${planned.join(', ') || 'none'} when the plan was made; make a new plan` });
   }
   // Asked of a member whose own certificates are valid: an expired one cannot even answer etcdctl.
   const etcdNode = etcdMembers.find((n) => !expiredNow.includes(n.name)) ?? etcdMembers[0];
@@ -160,16 +166,16 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
           const why = res.stderr.trim().split('\n').slice(-3).join(' | ');
           const from = `checked from ${etcdNode.name}`;
           if (res.code === 0 && recovering && input.compareFacts) {
-            problems.push(`etcd is healthy (${from}), but the plan is an etcd recovery for ${planned.join(', ')}: its gates would wait for the last of them; make a new plan`);
+            problems.push({ message: `etcd is healthy (${from}), but the plan is an etcd recovery for ${planned.join(', ')}: its gates would wait for the last of them; make a new plan` });
           } else if (res.code === 0) {
             reporter.info(`etcd healthy (${from})`);
           } else if (recovering) {
             const unexplained = unexplainedEtcdTrouble(etcdMembers, expiredNow, `${res.stdout}\n${res.stderr}`);
-            if (unexplained) problems.push(`etcd is not healthy (${from}) beyond its members with expired certificates: ${unexplained}. Fix that first: renewing members now could cost the quorum (${why})`);
+            if (unexplained) problems.push({ message: `etcd is not healthy (${from}) beyond its members with expired certificates: ${unexplained}. Fix that first: renewing members now could cost the quorum (${why})` });
             else reporter.warn(`etcd is not healthy (${from}), as expected with expired certificates on ${expiredNow.join(', ')}. etcd recovery: they are renewed one at a time, and the gates that need a healthy cluster run on the last of them: ${why}`);
           } else if (input.compareFacts) {
             const hint = expiredNow.length > 0 ? ` (certificates expired on ${expiredNow.join(', ')}: renew etcd first, in a plan that includes every etcd member)` : '';
-            problems.push(`etcd is not healthy (${from}): ${why}${hint}`);
+            problems.push({ message: `etcd is not healthy (${from}): ${why}${hint}` });
           }
           // On resume a node the last run left part-way may be the unhealthy member: it is
           // restored first, and the restore waits for the whole cluster's health.
@@ -180,15 +186,15 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
           await session.close();
         }
       } catch (err) {
-        problems.push(`etcd health from ${etcdNode.name}: ${errorMessage(err)}`);
+        problems.push({ message: `etcd health from ${etcdNode.name}: ${errorMessage(err).replace(new RegExp(`^${etcdNode.name}: `), '')}` });
       }
     }
   }
 
+  if (problems.length > 0) throw new PreflightError(problems);
+  // Only when the run can go ahead: a refused run need not reach the API.
   await reportKcpPaused(inv, reporter, endpointRoute(inv.nodes, input.connector));
-
-  if (problems.length > 0) throw new PreflightError([...new Set(problems)]);
-  reporter.info(`pre-flight ok: ${report.certificates.length} certificates read from ${inv.nodes.length} nodes`);
+  reporter.info(`pre-flight ok: ${plural(report.certificates.length, 'certificate')} read from ${plural(inv.nodes.length, 'node')}`);
   return report;
 }
 

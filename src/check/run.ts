@@ -3,6 +3,8 @@
  * endpoints, in bounded parallel. A node that fails becomes an entry in `errors`, never a crash.
  */
 import { expiryOf, type CertStatus, type Clock } from '../certs/expiry.js';
+import type { CertInfo } from '../certs/inspect.js';
+import { certKind, type CertKind } from '../certs/kind.js';
 import type { Inventory, InventoryNode, Role } from '../inventory/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import { sourcesFor, type CheckRunbook } from '../runbook/check-sources.js';
@@ -25,6 +27,8 @@ export interface CertificateEntry {
   issuer: string;
   serial: string;
   isCA: boolean;
+  /** A cluster CA, a leaf, or the kubelet's self-signed serving CA bundled in kubelet.crt (certs/kind.ts). */
+  kind: CertKind;
   notBefore: string;
   notAfter: string;
   daysLeft: number;
@@ -88,7 +92,13 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
   const errors: CheckError[] = [];
   const cis: CisDeviation[] = [];
 
-  const entry = async (node: InventoryNode, source: CertificateEntry['source'], where: { path?: string; endpoint?: string }, pem: string | Buffer): Promise<CertificateEntry> => {
+  const entry = async (
+    node: InventoryNode,
+    source: CertificateEntry['source'],
+    where: { path?: string; endpoint?: string },
+    pem: string | Buffer,
+    kindOf: (info: CertInfo) => CertKind = (info) => certKind(info, undefined, 0, undefined),
+  ): Promise<CertificateEntry> => {
     const info = (await parser).inspectCertificate(pem);
     const { status, daysLeft } = expiryOf(info.notBefore, info.notAfter, now, deps.warnDays);
     return {
@@ -100,6 +110,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
       issuer: info.issuer,
       serial: info.serial,
       isCA: info.isCA,
+      kind: kindOf(info),
       notBefore: info.notBefore.toISOString(),
       notAfter: info.notAfter.toISOString(),
       daysLeft,
@@ -150,10 +161,15 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
       errors.push({ node: node.name, message: `${item.path} holds no PEM certificate` });
       return;
     }
+    let first: CertInfo | undefined;
     for (const [i, pem] of item.pems.entries()) {
       const path = i === 0 ? item.path : `${item.path}[${i}]`;
+      const kindOf = (info: CertInfo) => {
+        if (i === 0) first = info;
+        return certKind(info, item.path, i, first);
+      };
       try {
-        certificates.push(await entry(node, item.kind, { path }, pem));
+        certificates.push(await entry(node, item.kind, { path }, pem, kindOf));
       } catch (err) {
         errors.push({ node: node.name, message: `${path}: not a parsable certificate (${errorMessage(err)})` });
       }

@@ -37,6 +37,11 @@ export async function checkCommand(flags: CheckFlags, io: CliIo, env: CheckEnv =
     return 0;
   }
   const connector = env.connector ?? new SshConnector();
+  // A problem every node would share (key, known_hosts, jump host) is one error before any contact.
+  await connector.prepare?.(spec).catch(async (err: unknown) => {
+    await connector.close?.();
+    throw err;
+  });
   // A node whose OS cannot be told is reported like an unreachable one; the rest are checked.
   const { inventory: inv, errors } = await detectInventoryOs(spec, connector, flags.concurrency);
   const report = await runCheck(inv, planCheck(inv, new ProfileSet(), loadCheckRunbook(), cisRunbook), {

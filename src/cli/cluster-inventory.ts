@@ -14,6 +14,7 @@ import { DNS_LABEL, inventoryPathForCluster, parseInventory } from '../inventory
 import type { InventorySpec, Role } from '../inventory/types.js';
 import { KubeClient, readKubeconfig } from '../kube/client.js';
 import { errorMessage, UsageError } from '../util/errors.js';
+import { plural } from '../util/wording.js';
 import type { CliIo } from './io.js';
 import { inventoryFromFlags, type InventoryFlags } from './options.js';
 import { noPrompter, type Prompter } from './prompter.js';
@@ -50,7 +51,7 @@ async function buildFromEksaFolder(name: string, folder: string, saved: string, 
       const client = new KubeClient(readKubeconfig(kubeconfig), 10_000);
       // vSphere reports the control-plane virtual IP on whichever node holds it: never a node's address.
       nodes = await listMachineNodes(client, name, 'eksa-system', spec.controlPlaneEndpoint ? { skipAddresses: [spec.controlPlaneEndpoint] } : {});
-      io.err(`Found ${nodes.length} machines of ${name} in eksa-system through ${kubeconfig}\n`);
+      io.err(`Found ${plural(nodes.length, 'machine')} of ${name} in eksa-system through ${kubeconfig}\n`);
     } catch (err) {
       io.err(`The management cluster did not list the machines (${errorMessage(err)}).\n`);
     }
@@ -71,8 +72,9 @@ async function buildFromEksaFolder(name: string, folder: string, saved: string, 
   if (prompter.interactive && (await prompter.confirm({ message: `Save this inventory as ${saved} for the next run?`, default: true, answeredBy: '--inventory' }))) {
     writeFileSync(saved, text, { mode: 0o644 });
     io.err(`Saved ${saved}\n`);
+    return inv;
   }
-  return inv;
+  return { ...inv, unsaved: true };
 }
 
 /** Without the API: the nodes of each role, as name=address lists. */

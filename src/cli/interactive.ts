@@ -13,6 +13,7 @@ import type { Scope } from '../plan/types.js';
 import { PooledConnector } from '../transport/pool.js';
 import { SshConnector, type HostKeyQuestion } from '../transport/ssh.js';
 import { ExitCode, RotateCertsError } from '../util/errors.js';
+import { groupByMessage, plural } from '../util/wording.js';
 import { inventorySpecFor } from './cluster-inventory.js';
 import type { CliIo } from './io.js';
 import type { InventoryFlags } from './options.js';
@@ -36,12 +37,14 @@ export async function interactiveCommand(flags: InteractiveFlags, io: CliIo, env
           : {},
       ),
     );
-    io.err(`Reading the certificates of the ${spec.nodes.length} nodes of ${spec.cluster} (read-only)...\n`);
+    // Passphrases, known_hosts and jump hosts before the first node: one answer or one error.
+    await connector.prepare?.(spec);
+    io.err(`Reading the certificates of ${plural(spec.nodes.length, 'node')} of ${spec.cluster} (read-only)...\n`);
     const reading = await readCluster(spec, connector, flags);
     io.out(renderSummary(reading.report, reading.inv, flags.warnDays));
     const unread = reading.report.errors.filter((e) => !e.message.startsWith('endpoint '));
     if (unread.length > 0) {
-      throw new RotateCertsError(`cannot read every node, nothing was changed; fix these first:\n  - ${unread.map((e) => `${e.node}: ${e.message}`).join('\n  - ')}`, ExitCode.unavailable);
+      throw new RotateCertsError(`cannot read every node, nothing was changed; fix these first:\n  - ${groupByMessage(unread).join('\n  - ')}`, ExitCode.unavailable);
     }
     const scope = await chooseScope(prompter, reading);
     const plan = planFrom(reading, scope);
@@ -52,7 +55,7 @@ export async function interactiveCommand(flags: InteractiveFlags, io: CliIo, env
     io.out(`\n${renderPlanText(plan, { full: false })}`);
     if (prompter.interactive) {
       const nodes = new Set(plan.phases.flatMap((p) => p.nodes.map((n) => n.name))).size;
-      const go = await prompter.confirm({ message: `Rotate now? ${nodes} nodes; every node is backed up first and restored if a step fails.`, default: false, answeredBy: '--yes' });
+      const go = await prompter.confirm({ message: `Rotate now? ${plural(nodes, 'node')}; every node is backed up first and restored if a step fails.`, default: false, answeredBy: '--yes' });
       if (!go) {
         io.out('Nothing was changed.\n');
         return ExitCode.ok;
@@ -125,20 +128,21 @@ async function chooseScope(prompter: Prompter, reading: ClusterReading): Promise
 
 /** Per node: how many certificates, the soonest leaf expiry, and what is expired or close. */
 export function renderSummary(report: CheckReport, inv: Inventory, warnDays: number): string {
-  const out: string[] = ['', `Certificates of ${inv.cluster} (expiring = within ${warnDays} days):`];
+  const out: string[] = ['', `Certificates of ${inv.cluster} (expiring = within ${plural(warnDays, 'day')}):`];
   for (const node of inv.nodes) {
     const mine = report.certificates.filter((c) => c.node === node.name && c.source !== 'endpoint');
-    const leaves = mine.filter((c) => !c.isCA);
+    // The kubelet's self-signed serving CA counts with its serving certificate, not as a cluster CA.
+    const leaves = mine.filter((c) => c.kind !== 'ca');
     const soonest = leaves.reduce<(typeof leaves)[number] | undefined>((a, c) => (!a || c.notAfter < a.notAfter ? c : a), undefined);
     const count = (s: string) => leaves.filter((c) => c.status === s).length;
     const bad = [count('expired') && `${count('expired')} expired`, count('expiring') && `${count('expiring')} expiring`, count('not-yet-valid') && `${count('not-yet-valid')} not yet valid`].filter(Boolean);
     out.push(
-      `  ${node.name.padEnd(20)} ${`${node.role}, ${node.os}`.padEnd(26)} ${String(leaves.length).padStart(3)} certificates` +
-        (soonest ? `, soonest ${soonest.notAfter.slice(0, 10)} (${soonest.daysLeft} days)` : '') +
+      `  ${node.name.padEnd(20)} ${`${node.role}, ${node.os}`.padEnd(26)}   ${plural(leaves.length, 'certificate')}` +
+        (soonest ? `, soonest ${soonest.notAfter.slice(0, 10)} (${plural(soonest.daysLeft, 'day')})` : '') +
         (bad.length > 0 ? `: ${bad.join(', ')}` : ''),
     );
-    for (const ca of mine.filter((c) => c.isCA && c.status !== 'ok')) out.push(`      CA ${ca.path} is ${ca.status} (${ca.notAfter.slice(0, 10)}): rotate-certs cannot renew a CA`);
+    for (const ca of mine.filter((c) => c.kind === 'ca' && c.status !== 'ok')) out.push(`      CA ${ca.path} is ${ca.status} (${ca.notAfter.slice(0, 10)}): rotate-certs cannot renew a CA`);
   }
-  for (const e of report.errors) out.push(`  ${e.node}: could not be read: ${e.message}`);
+  for (const line of groupByMessage(report.errors.map((e) => ({ node: e.node, message: `could not be read: ${e.message}` })))) out.push(`  ${line}`);
   return `${out.join('\n')}\n`;
 }

@@ -8,7 +8,7 @@ import { defaultStateDir, Journal } from '../apply/journal.js';
 import { factsFrom, gatherReport, preflight } from '../apply/preflight.js';
 import { plainReporter, type Reporter } from '../apply/reporter.js';
 import type { CheckReport } from '../check/run.js';
-import { loadInventory } from '../inventory/load.js';
+import { DNS_LABEL, inventoryPathForCluster, loadInventory, parseInventory } from '../inventory/load.js';
 import { requireKnownOs, resolveInventoryOs, withDetected } from '../inventory/detect-os.js';
 import type { Inventory, InventorySpec, OsName } from '../inventory/types.js';
 import { compilePlan, newRunId, planDigest, sha256 } from '../plan/compile.js';
@@ -25,6 +25,7 @@ import { PooledConnector } from '../transport/pool.js';
 import { SshConnector } from '../transport/ssh.js';
 import type { Connector } from '../transport/session.js';
 import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
+import { groupByMessage, plural } from '../util/wording.js';
 import type { CliIo } from './io.js';
 import { inventorySpecFor } from './cluster-inventory.js';
 import { noPrompter, terminalPrompter } from './prompter.js';
@@ -69,19 +70,22 @@ function scopeOf(flags: ScopeFlags): Scope {
 type PlanReadings = Pick<Plan, 'detected' | 'kubeletDue' | 'etcdExpired' | 'nodeNames'>;
 
 function makePlan(inv: Inventory, scope: Scope, runId: string, createdAt: string, readings: PlanReadings = {}): Plan {
-  return compilePlan({
+  const plan = compilePlan({
     ...(readings.detected ? { detected: readings.detected } : {}),
     ...(readings.kubeletDue ? { kubeletDue: readings.kubeletDue } : {}),
     ...(readings.etcdExpired ? { etcdExpired: readings.etcdExpired } : {}),
     ...(readings.nodeNames ? { nodeNames: readings.nodeNames } : {}),
     inventory: inv,
-    inventoryDigest: sha256(readFileSync(inv.file, 'utf8')),
+    inventoryDigest: sha256(inv.text),
     runbooks: loadRotationRunbooks(),
     profiles: new ProfileSet(),
     runId,
     createdAt,
     scope,
   });
+  // An inventory nobody saved exists only in this run: the plan (and its copy beside the
+  // journal, which --resume and restore read) carries it.
+  return inv.unsaved ? { ...plan, inventoryText: inv.text } : plan;
 }
 
 function fromCwd(io: CliIo, path: string): string {
@@ -101,6 +105,7 @@ export interface ClusterReading {
 
 /** Detects os: auto nodes, then reads every certificate. Changes nothing. */
 export async function readCluster(spec: InventorySpec, connector: Connector, flags: { warnDays: number; concurrency: number }): Promise<ClusterReading> {
+  await connector.prepare?.(spec);
   const { inventory: inv, detected } = await resolveInventoryOs(spec, connector, flags.concurrency);
   const report = await gatherReport(inv, new ProfileSet(), connector, flags.warnDays, flags.concurrency);
   return { inv, detected, report };
@@ -163,7 +168,7 @@ export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = 
   const connector = new PooledConnector(env.connector ?? new SshConnector());
   const { plan: withFacts, report } = await freshPlan(flags, io, env, () => connector).finally(() => connector.close());
   if (!report) return printDryRun(withFacts, 'plan', io);
-  for (const e of report.errors) io.err(`warning: ${e.node}: ${e.message}\n`);
+  for (const line of groupByMessage(report.errors)) io.err(`warning: ${line}\n`);
   const out = flags.out ? fromCwd(io, flags.out) : undefined;
   if (out) {
     writePlan(out, withFacts);
@@ -192,7 +197,7 @@ async function confirmStart(plan: Plan, flags: { yes?: boolean }, io: CliIo, env
   if (flags.yes) return;
   if (!env.interactive) throw new UsageError('refusing to change the cluster without confirmation: review the plan and pass --yes (no terminal to ask on)');
   const nodes = plan.phases.reduce((n, p) => n + p.nodes.length, 0);
-  const ok = await confirm({ message: `Rotate certificates of cluster ${plan.cluster} (${plan.phases.length} phases, ${nodes} node steps)?`, default: false });
+  const ok = await confirm({ message: `Rotate certificates of cluster ${plan.cluster} (${plural(plan.phases.length, 'phase')}, ${plural(nodes, 'node step')})?`, default: false });
   if (!ok) throw new RotateCertsError('cancelled; nothing was changed', ExitCode.ok);
 }
 
@@ -206,6 +211,12 @@ function timeoutsOf(flags: ApplyFlags, env: RotateEnv): GateTimeouts {
 
 /** Runs a plan already checked against the inventory; prints the report; returns the exit code. */
 export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io: CliIo, env: RotateEnv): Promise<number> {
+  // One connection per node for pre-flight, the rotation and the report.
+  const connector = env.connector instanceof PooledConnector ? env.connector : new PooledConnector(env.connector ?? new SshConnector());
+  await connector.prepare?.(inv).catch(async (err: unknown) => {
+    await connector.close();
+    throw err;
+  });
   const journal = new Journal(stateDirOf(flags, io), plan.cluster);
   journal.lock(plan.runId);
   // Keep the plan beside the journal so --resume and restore work after `rotate` too.
@@ -213,8 +224,6 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
   if (!existsSync(planCopy)) writePlan(planCopy, plan);
   const reporter = reporterFor(io);
   const notes: string[] = [];
-  // One connection per node for pre-flight, the rotation and the report.
-  const connector = env.connector instanceof PooledConnector ? env.connector : new PooledConnector(env.connector ?? new SshConnector());
   const profiles = new ProfileSet();
   let result: ApplyResult | undefined;
   let before: CheckReport | undefined;
@@ -282,7 +291,7 @@ function renderReport(plan: Plan, result: ApplyResult, before: CheckReport | und
     const key = (c: CheckReport['certificates'][number]) => `${c.node} ${c.path}`;
     const old = new Map(before.certificates.filter((c) => c.source !== 'endpoint').map((c) => [key(c), c]));
     const when = (iso: string) => iso.slice(0, 16).replace('T', ' ');
-    for (const c of after.certificates.filter((c) => c.source !== 'endpoint' && nodes.has(c.node) && !c.isCA)) {
+    for (const c of after.certificates.filter((c) => c.source !== 'endpoint' && nodes.has(c.node) && c.kind !== 'ca')) {
       const was = old.get(key(c));
       const changed = was?.serial !== c.serial;
       out.push(`  ${c.node} ${c.path}${c.source === 'kubeconfig' ? ' (embedded)' : ''}: ${was ? when(was.notAfter) : '?'} -> ${when(c.notAfter)}${changed ? '' : ' (unchanged)'}`);
@@ -311,8 +320,12 @@ function verifyPlan(plan: Plan): Inventory {
   return inv;
 }
 
-/** The plan's inventory file, unchanged since the plan was made. */
+/** The plan's inventory: the one it carries, or its file, unchanged since the plan was made. */
 function readPlanInventory(plan: Plan): InventorySpec {
+  if (plan.inventoryText !== undefined) {
+    // The digest check of readPlan covers the text; relative paths resolve from where it was built.
+    return { ...parseInventory(plan.inventoryText, plan.inventory), unsaved: true };
+  }
   let text: string;
   try {
     text = readFileSync(plan.inventory, 'utf8');
@@ -368,23 +381,27 @@ export interface RestoreFlags extends InventoryFlags {
 
 /** Puts a node back from the backups of the last run that backed it up. */
 export async function restoreCommand(flags: RestoreFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
-  const spec = inventoryFromFlags(flags, io.cwd);
-  if (!spec.nodes.some((n) => n.name === flags.node)) throw new UsageError(`--node: no node named ${flags.node} in ${spec.file}`);
-  const journal = new Journal(stateDirOf(flags, io), spec.cluster);
+  // --cluster NAME whose inventory a guided run built and did not save: the run's plan carries it.
+  const unsaved = !flags.inventory && flags.cluster && DNS_LABEL.test(flags.cluster) && !existsSync(inventoryPathForCluster(flags.cluster, io.cwd));
+  const spec = unsaved ? undefined : inventoryFromFlags(flags, io.cwd);
+  if (spec && !spec.nodes.some((n) => n.name === flags.node)) throw new UsageError(`--node: no node named ${flags.node} in ${spec.file}`);
+  const journal = new Journal(stateDirOf(flags, io), spec?.cluster ?? String(flags.cluster));
   const runId = journal.entries().filter((e) => e.node === flags.node && (e.backups?.length ?? 0) > 0).at(-1)?.runId;
   if (!runId) throw new UsageError(`the journal ${journal.file} records no backup of ${flags.node}; nothing to restore`);
   const plan = readPlan(join(journal.dir, `plan-${runId}.yaml`));
   // The OS the run used for each os: auto node, as recorded in its plan.
-  const inv = withDetected(spec, plan.detected ?? {});
+  const inv = withDetected(spec ?? readPlanInventory(plan), plan.detected ?? {});
   if (!flags.yes) {
     if (!env.interactive) throw new UsageError(`refusing to restore ${flags.node} without confirmation: pass --yes (no terminal to ask on)`);
     const ok = await confirm({ message: `Put ${flags.node} back from the backups of run ${runId}?`, default: false });
     if (!ok) return 0;
   }
+  const connector = env.connector ?? new SshConnector();
+  await connector.prepare?.(inv);
   journal.lock(runId);
   const applier = new Applier(plan, {
     inventory: inv,
-    connector: env.connector ?? new SshConnector(),
+    connector,
     journal,
     reporter: reporterFor(io),
     profiles: new ProfileSet(),

@@ -8,6 +8,7 @@ import { basename, isAbsolute, relative } from 'node:path';
 import { Document, isMap, isSeq } from 'yaml';
 import type { OsChoice, Role } from '../inventory/types.js';
 import { UsageError } from '../util/errors.js';
+import { plural } from '../util/wording.js';
 import type { ClusterFolder, MachineGroup } from './cluster-spec.js';
 
 export interface NodeInput {
@@ -145,7 +146,7 @@ function assign(folder: ClusterFolder, nodes: NodeInput[], warnings: string[]): 
   for (const g of folder.groups) {
     const have = perGroup.get(g) ?? 0;
     if (g.count !== undefined && have !== g.count)
-      warnings.push(`${g.role}${g.workerNodeGroup ? ` group ${g.workerNodeGroup}` : ''}: the spec asks for ${g.count} node${g.count === 1 ? '' : 's'}, ${have} ${have === 1 ? 'is' : 'are'} listed`);
+      warnings.push(`${g.role}${g.workerNodeGroup ? ` group ${g.workerNodeGroup}` : ''}: the spec asks for ${plural(g.count, 'node')}, ${have} ${have === 1 ? 'is' : 'are'} listed`);
   }
   return out;
 }

@@ -6,6 +6,7 @@
 import type { Connector, NodeSession } from '../transport/session.js';
 import { errorMessage, ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
+import { groupByMessage } from '../util/wording.js';
 import type { Inventory, InventoryNode, InventorySpec, OsName } from './types.js';
 
 /** Read-only and root-free: prints key=value lines for parseOsProbe. */
@@ -98,7 +99,7 @@ export async function detectInventoryOs(inv: InventorySpec, connector: Connector
 export async function resolveInventoryOs(inv: InventorySpec, connector: Connector, concurrency: number): Promise<{ inventory: Inventory; detected: Record<string, OsName> }> {
   const r = await detectInventoryOs(inv, connector, concurrency);
   if (r.errors.length > 0) {
-    throw new RotateCertsError(`cannot tell the OS of every node, nothing was changed:\n  - ${r.errors.map((e) => `${e.node}: ${e.message}`).join('\n  - ')}`, ExitCode.unavailable);
+    throw new RotateCertsError(`cannot tell the OS of every node, nothing was changed:\n  - ${groupByMessage(r.errors).join('\n  - ')}`, ExitCode.unavailable);
   }
   return { inventory: r.inventory, detected: r.detected };
 }

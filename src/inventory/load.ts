@@ -82,8 +82,9 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
   const defaults: SshSettings = {
     user: sshRaw.user ?? 'ec2-user',
     port: sshRaw.port ?? 22,
-    ...(sshRaw.identityFile ? { identityFile: local(sshRaw.identityFile) } : {}),
+    ...(sshRaw.identityFile ? { identityFile: local(sshRaw.identityFile), identityFileField: 'ssh.identityFile' } : {}),
     knownHostsFile: sshRaw.knownHostsFile ? local(sshRaw.knownHostsFile) : join(opts.home ?? homedir(), '.ssh', 'known_hosts'),
+    knownHostsFileSet: Boolean(sshRaw.knownHostsFile),
     hostKeyPolicy: sshRaw.hostKeyPolicy ?? 'strict',
     ...(jump ? { jumpHost: jump } : {}),
     connectTimeoutMs: (sshRaw.connectTimeoutSeconds ?? 10) * 1000,
@@ -119,7 +120,7 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
           ...defaults,
           ...(n.ssh?.user ? { user: n.ssh.user } : {}),
           ...(n.ssh?.port ? { port: n.ssh.port } : {}),
-          ...(n.ssh?.identityFile ? { identityFile: local(n.ssh.identityFile) } : {}),
+          ...(n.ssh?.identityFile ? { identityFile: local(n.ssh.identityFile), identityFileField: `${field}.ssh.identityFile` } : {}),
         },
       });
     });
@@ -128,6 +129,7 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
   return {
     cluster: raw.cluster,
     file: absFile,
+    text,
     ...(raw.kubeconfig ? { kubeconfig: local(raw.kubeconfig) } : {}),
     externalEtcd: (raw.etcd?.length ?? 0) > 0,
     nodes,

@@ -23,6 +23,10 @@ export interface SshSettings {
   port: number;
   /** Absolute path; absent means use the ssh-agent at SSH_AUTH_SOCK. */
   identityFile?: string;
+  /** The inventory field identityFile came from ("ssh.identityFile", "workers[1].ssh.identityFile"), for errors. */
+  identityFileField?: string;
+  /** False when knownHostsFile is the default (~/.ssh/known_hosts), not named by ssh.knownHostsFile. */
+  knownHostsFileSet?: boolean;
   /** Absolute path. */
   knownHostsFile: string;
   hostKeyPolicy: HostKeyPolicy;
@@ -53,8 +57,15 @@ export interface InventorySpec extends Omit<Inventory, 'nodes'> {
 /** An inventory whose every node has a known OS: what plans, checks and rotations use. */
 export interface Inventory {
   cluster: string;
-  /** The inventory file, absolute. */
+  /** The inventory file, absolute. Relative paths in it resolve from its folder. */
   file: string;
+  /** The YAML it was read from: what plans record the digest of. */
+  text: string;
+  /**
+   * Built from the EKS Anywhere folder and not saved (the user said no, or nobody was asked):
+   * `file` does not exist, so plans carry `text` themselves.
+   */
+  unsaved?: true;
   /** Absolute path of the management cluster's kubeconfig, when given. */
   kubeconfig?: string;
   /** True when the inventory lists etcd nodes (etcd outside the control plane). */

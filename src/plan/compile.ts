@@ -96,7 +96,7 @@ export interface CompileInput {
   scope: Scope;
   /** OS found on the inventory's os: auto nodes; recorded in the plan. */
   detected?: Record<string, OsName>;
-  /** Nodes whose kubelet certificates are due (from the certificates read); absent on --dry-run. */
+  /** Nodes whose kubelet certificates are due (from the certificates read); absent on --dry-run, where every candidate is listed with onlyIf. */
   kubeletDue?: string[];
   /** External etcd members whose server or peer certificate expired (from the certificates read). */
   etcdExpired?: string[];
@@ -159,7 +159,9 @@ export function compilePlan(input: CompileInput): Plan {
     // A phase that reads from one node picks the first, whichever nodes the user named.
     if (rb.targets === 'first') targets = targets.slice(0, 1);
     else if (named.size > 0) targets = targets.filter((n) => named.has(n.name));
-    else if (rb.select === 'kubelet-due') targets = targets.filter((n) => input.kubeletDue?.includes(n.name));
+    // Nothing read (--dry-run): every node it could go to, each marked as decided by its dates.
+    else if (rb.select === 'kubelet-due' && input.kubeletDue) targets = targets.filter((n) => input.kubeletDue?.includes(n.name));
+    const onlyIf = rb.select === 'kubelet-due' && !input.kubeletDue && rb.targets !== 'first' && named.size === 0 ? ('kubelet-due' as const) : undefined;
     if (scope.only === 'workers') targets = targets.filter((n) => n.role === 'worker');
     if (targets.length === 0) continue;
     const recoveries = recoveryOf(rb, targets, input.etcdExpired ?? []);
@@ -176,7 +178,7 @@ export function compilePlan(input: CompileInput): Plan {
         ? { after: rb.restore.after, steps: rb.restore.steps.filter((s) => applies(s.when, inv)).map((s) => compileStep(s, node, profile, vars, recovery?.restore)) }
         : undefined;
       const backups = [...new Set(steps.filter((s) => typeof s.with.backup === 'string').map((s) => s.with.backup as string))];
-      return { name: node.name, host: node.host, role: node.role, os: node.os, rootShell: profile.rootShell, vars, steps, ...(restore ? { restore } : {}), backups };
+      return { name: node.name, host: node.host, role: node.role, os: node.os, rootShell: profile.rootShell, vars, steps, ...(restore ? { restore } : {}), backups, ...(onlyIf ? { onlyIf } : {}) };
     });
     const parallel = nodes.filter((n) => rb.parallel.includes(n.role)).map((n) => n.name);
     phases.push({ phase: rb.phase, title: rb.title, serial: rb.serial, ...(parallel.length > 0 ? { parallel } : {}), nodes });

@@ -1,6 +1,8 @@
 /** The plan as text for people: per phase, per node, in execution order, every command. */
 import type { Plan, PlanNode, PlanStep } from './types.js';
 
+const KUBELET_DUE_FILES = 'kubelet-client-current.pem, kubelet.crt or kubelet-server-current.pem, or the kubelet kubeconfig';
+
 function withText(step: PlanStep): string {
   return Object.entries(step.with)
     .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : v}`)
@@ -33,12 +35,12 @@ function stepLines(step: PlanStep, n: number, node: PlanNode, full: boolean): st
 export function renderPlanText(plan: Plan, opts: { full: boolean; header?: string }): string {
   const out: string[] = [];
   if (opts.header) out.push(opts.header);
-  out.push(`Plan ${plan.runId} for cluster ${plan.cluster} (inventory ${plan.inventory})`);
+  out.push(`Plan ${plan.runId} for cluster ${plan.cluster} (inventory ${plan.inventory}${plan.inventoryText === undefined ? '' : ', not saved: the plan carries it'})`);
   const detected = Object.entries(plan.detected ?? {});
   if (detected.length > 0) out.push(`Detected (os: auto): ${detected.map(([n, os]) => `${n} ${os}`).join(', ')}`);
   if (plan.kubeletDue === undefined) {
     out.push(
-      'Kubelet certificates were not read (--dry-run): kubelet steps go only to nodes named with --nodes.',
+      'Kubelet certificates were not read (--dry-run): the kubelet phase lists every node it could go to, each [decided at run time]: a real run gives it to those whose kubelet client or serving certificate is expired or within --warn-days, and to the nodes named with --nodes.',
       'etcd certificates were not read either: a plan for etcd members whose certificates have expired (etcd recovery) differs; see docs/rotate.md.',
     );
   }
@@ -54,9 +56,21 @@ export function renderPlanText(plan: Plan, opts: { full: boolean; header?: strin
   }
   if (plan.scope.only || plan.scope.nodes) out.push(`Scope: ${plan.scope.only ? `only ${plan.scope.only}` : ''}${plan.scope.nodes ? ` nodes ${plan.scope.nodes.join(',')}` : ''}`.trim());
   plan.phases.forEach((phase, i) => {
-    out.push('', `Phase ${i + 1}: ${phase.title}${phase.serial && phase.nodes.length > 1 ? ' (one node at a time, in this order)' : ''}`);
+    const parallel = phase.parallel?.length ?? 0;
+    const order =
+      parallel > 0
+        ? parallel < phase.nodes.length
+          ? ' (one node at a time, in this order; then the workers, up to --parallel at once)'
+          : parallel > 1
+            ? ' (up to --parallel at once)'
+            : ''
+        : phase.serial && phase.nodes.length > 1
+          ? ' (one node at a time, in this order)'
+          : '';
+    out.push('', `Phase ${i + 1}: ${phase.title}${order}`);
     for (const node of phase.nodes) {
-      out.push(`  ${node.name} (${node.role}, ${node.os}${plan.detected?.[node.name] ? ' detected' : ''}, ${node.host})`);
+      out.push(`  ${node.name} (${node.role}, ${node.os}${plan.detected?.[node.name] ? ' detected' : ''}, ${node.host})${node.onlyIf ? ' [decided at run time]' : ''}`);
+      if (node.onlyIf) out.push(`    only if, when rotate reads it, its kubelet client or serving certificate (${KUBELET_DUE_FILES}) is expired or within --warn-days`);
       node.steps.forEach((s, j) => out.push(...stepLines(s, j + 1, node, opts.full)));
       if (node.restore && opts.full) {
         out.push(`    on failure after ${node.restore.after}: restore, then stop the run`);

@@ -34,6 +34,11 @@ export interface PlanNode {
   restore?: { after: string; steps: PlanStep[] };
   /** Backup paths this node's steps create, for the report and `restore`. */
   backups: string[];
+  /**
+   * --dry-run only, which reads nothing: the node gets this phase only if, when a real run reads
+   * it, its kubelet client or serving certificate is expired or within --warn-days.
+   */
+  onlyIf?: 'kubelet-due';
 }
 
 export interface PlanPhase {
@@ -66,6 +71,11 @@ export interface Plan {
   /** Absolute path of the inventory the plan was made from, and its SHA-256. */
   inventory: string;
   inventoryDigest: string;
+  /**
+   * The inventory itself, when it was never saved at `inventory` (built from the EKS Anywhere
+   * folder and not saved): apply, --resume and restore read it from here.
+   */
+  inventoryText?: string;
   runId: string;
   createdAt: string;
   scope: Scope;

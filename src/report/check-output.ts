@@ -1,8 +1,10 @@
 /** Renders a CheckReport as a table, JSON, or Prometheus text. Pure. */
 import { styleText } from 'node:util';
 import { commonName } from '../certs/dn.js';
+import { KIND_LABEL } from '../certs/kind.js';
 import type { CisDeviation } from '../check/cis.js';
 import type { CertificateEntry, CheckReport } from '../check/run.js';
+import { groupByMessage, plural } from '../util/wording.js';
 
 export const OUTPUT_FORMATS = ['table', 'json', 'prometheus'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -22,10 +24,10 @@ export function renderTable(report: CheckReport, paint: Paint = noPaint): string
   const header = ['STATUS', 'DAYS', 'EXPIRES', 'CERTIFICATE', 'SUBJECT'];
   const byNode = new Map<string, CertificateEntry[]>();
   for (const c of report.certificates) byNode.set(c.node, [...(byNode.get(c.node) ?? []), c]);
-  const rows = report.certificates.map((c) => [c.status, String(c.daysLeft), c.notAfter.slice(0, 10), where(c), `${commonName(c.subject) ?? c.subject}${c.isCA ? ' (CA)' : ''}`]);
+  const rows = report.certificates.map((c) => [c.status, String(c.daysLeft), c.notAfter.slice(0, 10), where(c), `${commonName(c.subject) ?? c.subject}${KIND_LABEL[c.kind]}`]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const fmt = (cells: string[]) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ');
-  out.push(`Cluster ${report.cluster}: ${report.certificates.length} certificates checked at ${report.checkedAt} (warn at ${report.warnDays} days)`);
+  out.push(`Cluster ${report.cluster}: ${plural(report.certificates.length, 'certificate')} checked at ${report.checkedAt} (warn at ${plural(report.warnDays, 'day')})`);
   const cisByNode = new Map<string, CisDeviation[]>();
   for (const d of report.cis ?? []) cisByNode.set(d.node, [...(cisByNode.get(d.node) ?? []), d]);
   let i = 0;
@@ -45,16 +47,17 @@ export function renderTable(report: CheckReport, paint: Paint = noPaint): string
   }
   if (report.errors.length > 0) {
     out.push('', paint('bold', 'Could not check:'));
-    for (const e of report.errors) out.push(paint('red', `  ${e.node}: ${e.message}`));
+    // The same cause on many nodes is one line naming them; JSON keeps one entry per node.
+    for (const line of groupByMessage(report.errors)) out.push(paint('red', `  ${line}`));
   }
   const counts = (s: string) => report.certificates.filter((c) => c.status === s).length;
-  out.push('', `Summary: ${counts('ok')} ok, ${counts('expiring')} expiring, ${counts('expired')} expired, ${counts('not-yet-valid')} not yet valid, ${report.errors.length} errors`);
+  out.push('', `Summary: ${counts('ok')} ok, ${counts('expiring')} expiring, ${counts('expired')} expired, ${counts('not-yet-valid')} not yet valid, ${plural(report.errors.length, 'error')}`);
   if (report.cis) {
     const nodes = cisByNode.size;
     out.push(
       report.cis.length === 0
         ? 'File permissions (CIS): no deviations'
-        : `File permissions (CIS): ${report.cis.length} deviation${report.cis.length === 1 ? '' : 's'} on ${nodes} node${nodes === 1 ? '' : 's'}`,
+        : `File permissions (CIS): ${plural(report.cis.length, 'deviation')} on ${plural(nodes, 'node')}`,
     );
   }
   return `${out.join('\n')}\n`;
@@ -86,6 +89,8 @@ export function renderPrometheus(report: CheckReport): string {
       ['subject_CN', commonName(c.subject) ?? ''],
       ['issuer_CN', commonName(c.issuer) ?? ''],
       ['serial_number', c.serial],
+      // leaf, ca (a cluster CA) or kubelet-serving-ca (the kubelet's own, renewed with kubelet.crt).
+      ['kind', c.kind],
     ]
       .map(([k, v]) => `${k}=${label(v ?? '')}`)
       .join(',');

@@ -11,9 +11,11 @@ export class PooledConnector implements Connector {
 
   constructor(private readonly inner: Connector) {
     if (inner.tunnel) this.tunnel = (node, port) => (inner.tunnel as NonNullable<Connector['tunnel']>).call(inner, node, port);
+    if (inner.prepare) this.prepare = (inv) => (inner.prepare as NonNullable<Connector['prepare']>).call(inner, inv);
   }
 
   tunnel?: Connector['tunnel'];
+  prepare?: Connector['prepare'];
 
   connect(node: InventoryNodeSpec): Promise<NodeSession> {
     const key = `${node.ssh.user}@${node.host}:${node.ssh.port}`;

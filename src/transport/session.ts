@@ -25,6 +25,12 @@ export interface NodeSession {
 
 /** Opens sessions; the SSH implementation and test doubles both satisfy it. */
 export interface Connector {
+  /**
+   * Checks, once and before any node is contacted, what all connections of an inventory share
+   * (credentials, known_hosts, jump hosts): a problem there would fail every node alike, so it is
+   * one error naming the inventory field instead.
+   */
+  prepare?(inv: { file: string; nodes: InventoryNodeSpec[] }): Promise<void>;
   connect(node: InventoryNodeSpec): Promise<NodeSession>;
   /** A byte stream to node:port through the node's jump host, for endpoint probes. */
   tunnel?(node: InventoryNodeSpec, port: number): Promise<Duplex>;

@@ -5,7 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import ssh2, { type Client as SshClient, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { InventoryNodeSpec, SshSettings } from '../inventory/types.js';
-import { NodeError, errorMessage } from '../util/errors.js';
+import { ExitCode, NodeError, RotateCertsError, UsageError, errorMessage } from '../util/errors.js';
 import { fingerprint, keyTypeOf, KnownHosts } from './known-hosts.js';
 import { CommandTimeoutError, type Connector, type ExecOptions, type ExecResult, type NodeSession } from './session.js';
 
@@ -61,8 +61,53 @@ export class SshConnector implements Connector {
 
   constructor(private readonly opts: SshConnectorOptions = {}) {}
 
+  /**
+   * Each identity file read once (present, private to its owner, a key, decrypted), each
+   * known_hosts file that must already hold the nodes' keys present and readable, each jump host
+   * reached: one error naming the inventory field, before any node is contacted.
+   */
+  async prepare(inv: { file: string; nodes: InventoryNodeSpec[] }): Promise<void> {
+    const at = (field: string, problem: string) => `${inv.file}: ${field}: ${problem}`;
+    const keyFiles = new Map<string, SshSettings>();
+    for (const n of inv.nodes) {
+      if (n.ssh.identityFile) {
+        if (!keyFiles.has(n.ssh.identityFile)) keyFiles.set(n.ssh.identityFile, n.ssh);
+      } else if (!(this.opts.agentSocket ?? process.env.SSH_AUTH_SOCK)) {
+        throw new UsageError(`${inv.file}: ssh.identityFile is not set and there is no ssh-agent (SSH_AUTH_SOCK is not set): name the private key in ssh.identityFile, or start ssh-agent and add it`);
+      }
+    }
+    for (const settings of keyFiles.values()) {
+      await this.credentials(settings).catch((err: unknown) => {
+        throw err instanceof KeyFileError ? new UsageError(at(settings.identityFileField ?? 'ssh.identityFile', err.message)) : err;
+      });
+    }
+    // With strict host keys and nobody to ask, a missing known_hosts makes every host unknown.
+    for (const settings of new Map(inv.nodes.map((n) => [n.ssh.knownHostsFile, n.ssh])).values()) {
+      const field = `ssh.knownHostsFile${settings.knownHostsFileSet === false ? ' (not set)' : ''}`;
+      try {
+        readFileSync(settings.knownHostsFile);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT') throw new UsageError(at(field, `cannot read ${settings.knownHostsFile}: ${code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a folder' : String(code)}`));
+        if (settings.hostKeyPolicy === 'strict' && !this.opts.unknownHostKey) {
+          throw new UsageError(
+            at(field, `${settings.knownHostsFile} does not exist, so with ssh.hostKeyPolicy strict every node's host key is unknown: add the nodes' keys to it after checking them (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on each node), or set ssh.hostKeyPolicy: accept-new`),
+          );
+        }
+      }
+    }
+    const jumps = new Map(inv.nodes.flatMap((n) => (n.ssh.jumpHost ? [[jumpKey(n.ssh), n] as const] : [])));
+    for (const [key, node] of jumps) {
+      await this.jumpClient(node).catch((err: unknown) => {
+        throw new RotateCertsError(at('ssh.jumpHost', `cannot reach jump host ${key}: ${errorMessage(err)}`), ExitCode.unavailable);
+      });
+    }
+  }
+
   async connect(node: InventoryNodeSpec): Promise<NodeSession> {
-    const creds = await this.credentials(node.ssh);
+    const creds = await this.credentials(node.ssh).catch((err: unknown) => {
+      throw err instanceof KeyFileError ? new NodeError('ssh', err.message) : err;
+    });
     for (let attempt = 0; ; attempt++) {
       const sock = node.ssh.jumpHost ? await this.tunnel(node, node.ssh.port) : undefined;
       try {
@@ -87,18 +132,24 @@ export class SshConnector implements Connector {
   async tunnel(node: InventoryNodeSpec, port: number): Promise<ClientChannel> {
     const jh = node.ssh.jumpHost;
     if (!jh) throw new NodeError(node.name, 'no jump host configured');
-    const key = `${jh.user}@${jh.host}:${jh.port}`;
+    const client = await this.jumpClient(node).catch((err: unknown) => {
+      throw new NodeError(node.name, `cannot reach jump host ${jumpKey(node.ssh)}: ${errorMessage(err)}`);
+    });
+    return forward(client, node.host, port, node.ssh.connectTimeoutMs).catch((err: unknown) => {
+      throw new NodeError(node.name, `jump host ${jh.host} cannot open a channel to ${node.host}:${port}: ${errorMessage(err)}`);
+    });
+  }
+
+  /** The shared connection to a node's jump host, opened on first use. */
+  private jumpClient(node: InventoryNodeSpec): Promise<Client> {
+    const jh = node.ssh.jumpHost as NonNullable<SshSettings['jumpHost']>;
+    const key = jumpKey(node.ssh);
     let jump = this.jumps.get(key);
     if (!jump) {
       jump = this.credentials(node.ssh).then((creds) => this.open(`jump host ${jh.host}`, jh.host, jh.port, jh.user, node.ssh, creds));
       this.jumps.set(key, jump);
     }
-    const client = await jump.catch((err: unknown) => {
-      throw new NodeError(node.name, `cannot reach jump host ${key}: ${errorMessage(err)}`);
-    });
-    return forward(client, node.host, port, node.ssh.connectTimeoutMs).catch((err: unknown) => {
-      throw new NodeError(node.name, `jump host ${jh.host} cannot open a channel to ${node.host}:${port}: ${errorMessage(err)}`);
-    });
+    return jump;
   }
 
   /** Ends the shared jump-host connections; node sessions are closed by their owners. */
@@ -141,25 +192,25 @@ export class SshConnector implements Connector {
       // As OpenSSH does: a private key others may read is refused, not used.
       const mode = statSync(file).mode & 0o777;
       if ((mode & 0o077) !== 0) {
-        throw new NodeError('ssh', `identity file ${file} is readable by others (mode ${mode.toString(8).padStart(4, '0')}); OpenSSH refuses such keys too: chmod 600 ${file}`);
+        throw new KeyFileError(`identity file ${file} is readable by others (mode ${mode.toString(8).padStart(4, '0')}); OpenSSH refuses such keys too: chmod 600 ${file}`);
       }
       data = readFileSync(file);
     } catch (err) {
-      if (err instanceof NodeError) throw err;
+      if (err instanceof KeyFileError) throw err;
       const code = (err as NodeJS.ErrnoException).code;
-      throw new NodeError('ssh', `cannot read identity file ${file}: ${code === 'ENOENT' ? 'no such file' : code}`);
+      throw new KeyFileError(`cannot read identity file ${file}: ${code === 'ENOENT' ? 'no such file' : code}`);
     }
     const plain = utils.parseKey(data);
     if (!(plain instanceof Error)) return { privateKey: data };
     if (!/encrypted|passphrase/i.test(plain.message)) {
-      throw new NodeError('ssh', `identity file ${file} is not a private key ssh2 can read: ${plain.message}`);
+      throw new KeyFileError(`identity file ${file} is not a private key ssh2 can read: ${plain.message}`);
     }
     const passphrase = await (this.opts.passphrase ?? envPassphrase)(file);
     if (!passphrase) {
-      throw new NodeError('ssh', `identity file ${file} is encrypted: set ROTATE_CERTS_SSH_PASSPHRASE or run interactively`);
+      throw new KeyFileError(`identity file ${file} is encrypted: set ROTATE_CERTS_SSH_PASSPHRASE or run interactively`);
     }
     const parsed = utils.parseKey(data, passphrase);
-    if (parsed instanceof Error) throw new NodeError('ssh', `wrong passphrase for identity file ${file}`);
+    if (parsed instanceof Error) throw new KeyFileError(`wrong passphrase for identity file ${file}`);
     return { privateKey: data, passphrase };
   }
 
@@ -223,6 +274,14 @@ export class SshConnector implements Connector {
   }
 }
 
+/** The identity file cannot be used: the same for every node that names it. */
+class KeyFileError extends Error {}
+
+function jumpKey(settings: SshSettings): string {
+  const jh = settings.jumpHost;
+  return jh ? `${jh.user}@${jh.host}:${jh.port}` : '';
+}
+
 /** The handshake stopped at a host key known_hosts does not hold. */
 class UnknownHostKeyError extends Error {
   constructor(
@@ -236,7 +295,8 @@ class UnknownHostKeyError extends Error {
 
 function describeConnectError(err: Error & { level?: string; code?: string }, label: string, host: string, port: number, user: string): string {
   const where = `${host}:${port}`;
-  if (err.level === 'client-authentication') return `ssh authentication as ${user} failed at ${where} (key not accepted)`;
+  // No address: the line names the node, and a key every node refuses then reads as one line.
+  if (err.level === 'client-authentication') return `ssh authentication as ${user} failed (the key was not accepted)`;
   if (err.code === 'ECONNREFUSED') return `connection refused by ${where} (is sshd running?)`;
   if (err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') return `${where} is unreachable`;
   if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return `cannot resolve ${host}`;

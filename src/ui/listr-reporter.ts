@@ -61,7 +61,9 @@ export function listrReporter(plan: Plan): { reporter: Reporter; finish(): Promi
           { concurrent: false, exitOnError: true },
         ),
     })),
-    { concurrent: false, exitOnError: true, renderer: 'default', rendererOptions: { collapseSubtasks: false } },
+    // listr2's own SIGINT handler would process.exit(127) mid-step; Ctrl-C is the engine's to
+    // handle (stop at the next safe point, cli/main.ts).
+    { concurrent: false, exitOnError: true, registerSignalListeners: false, renderer: 'default', rendererOptions: { collapseSubtasks: false } },
   );
   const running = listr.run().catch(() => undefined);
 

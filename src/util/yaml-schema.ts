@@ -4,6 +4,7 @@
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { LoadError } from './errors.js';
+import { plural } from './wording.js';
 
 export interface Ctx {
   file: string;
@@ -106,7 +107,7 @@ export function arr<T>(item: Validator<T>, opts: { min?: number } = {}): Validat
     parse(node, ctx, path) {
       if (!isSeq(node)) fail(ctx, node, path, `expected ${expects}, got ${describe(node)}`);
       if (opts.min !== undefined && node.items.length < opts.min)
-        fail(ctx, node, path, `needs at least ${opts.min} entr${opts.min === 1 ? 'y' : 'ies'}`);
+        fail(ctx, node, path, `needs at least ${plural(opts.min, 'entry', 'entries')}`);
       return node.items.map((n, i) => item.parse(n as YamlNode, ctx, `${path}[${i}]`));
     },
   };

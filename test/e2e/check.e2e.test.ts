@@ -11,7 +11,7 @@ import { parse, stringify } from 'yaml';
 import { runCli } from '../../src/cli/program.js';
 import type { CliIo } from '../../src/cli/io.js';
 import type { CheckReport } from '../../src/check/run.js';
-import { inspectCertificate } from '../../src/certs/inspect.js';
+import { inspectCertificate, pemCertificates } from '../../src/certs/inspect.js';
 import { startLab, type Lab } from '../lab/lab.js';
 
 async function check(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -67,6 +67,7 @@ describe('check on a healthy cluster (3 etcd, 2 control plane, 1 worker)', () =>
         '/etc/etcd/pki/server.crt',
         '/var/lib/kubelet/pki/kubelet-client-current.pem',
         '/var/lib/kubelet/pki/kubelet.crt',
+        '/var/lib/kubelet/pki/kubelet.crt[1]',
       ].sort(),
     );
     expect(paths('lab-cp-1')).toEqual(
@@ -88,16 +89,25 @@ describe('check on a healthy cluster (3 etcd, 2 control plane, 1 worker)', () =>
     expect(paths('lab-cp-2')).not.toContain('/etc/kubernetes/super-admin.conf');
     expect(paths('lab-md-1')).toEqual(expect.arrayContaining(['/var/lib/kubelet/pki/kubelet-client-current.pem']));
 
-    // Every file entry matches the certificate on the node, byte for byte in its dates and serial.
+    // Every file entry matches the certificate on the node, byte for byte in its dates and serial
+    // (FILE[n]: the n-th certificate of a bundle).
     for (const c of report.certificates.filter((c) => c.source === 'file')) {
-      const pem = (await lab.node(c.node).readFile(c.path!)).toString('utf8');
+      const [, file, index] = /^(.*?)(?:\[(\d+)\])?$/.exec(c.path!)!;
+      const pem = pemCertificates((await lab.node(c.node).readFile(file!)).toString('utf8'))[Number(index ?? 0)]!;
       const onNode = inspectCertificate(pem);
       expect({ path: c.path, serial: c.serial, notAfter: c.notAfter }).toEqual({ path: c.path, serial: onNode.serial, notAfter: onNode.notAfter.toISOString() });
     }
-    // CAs are ten years out; leaves about a year, all ok.
+    // Cluster CAs are ten years out; leaves (and the kubelet's own serving CA) about a year, all ok.
     for (const c of report.certificates) {
       expect(c.status, `${c.node} ${c.path ?? c.endpoint}`).toBe('ok');
-      if (c.isCA) expect(c.daysLeft).toBeGreaterThan(3000);
+      if (c.kind === 'ca') expect(c.daysLeft).toBeGreaterThan(3000);
+      else expect(c.daysLeft).toBeLessThan(400);
+    }
+    // Every kubelet.crt is the kubelet's bundle: the serving certificate, then its one-off CA.
+    for (const n of lab.nodes) {
+      const mine = (p: string) => report.certificates.find((c) => c.node === n.name && c.path === p);
+      expect(mine('/var/lib/kubelet/pki/kubelet.crt')).toMatchObject({ kind: 'leaf', subject: expect.stringMatching(new RegExp(`^CN=${n.name}@\\d+$`)) });
+      expect(mine('/var/lib/kubelet/pki/kubelet.crt[1]')).toMatchObject({ kind: 'kubelet-serving-ca', isCA: true, subject: expect.stringMatching(new RegExp(`^CN=${n.name}-ca@\\d+$`)) });
     }
     // Kubelet client certs are the node's own identity.
     expect(report.certificates.find((c) => c.node === 'lab-md-1' && c.path?.endsWith('kubelet-client-current.pem'))?.subject).toMatch(/CN=system:node:lab-md-1/);
@@ -121,7 +131,7 @@ describe('check on a healthy cluster (3 etcd, 2 control plane, 1 worker)', () =>
     const notAfter = r.out.split('\n').filter((l) => l.startsWith('x509_cert_not_after{'));
     const count = json((await check(['-i', lab.inventoryPath, '-o', 'json'])).out).certificates.length;
     expect(notAfter).toHaveLength(count);
-    for (const l of notAfter) expect(l).toMatch(/^x509_cert_not_after\{cluster="lab",node="[^"]+",role="[^"]+",source="[^"]+",path="[^"]+",subject_CN="[^"]*",issuer_CN="[^"]*",serial_number="[0-9a-f]+"\} \d+$/);
+    for (const l of notAfter) expect(l).toMatch(/^x509_cert_not_after\{cluster="lab",node="[^"]+",role="[^"]+",source="[^"]+",path="[^"]+",subject_CN="[^"]*",issuer_CN="[^"]*",serial_number="[0-9a-f]+",kind="(leaf|ca|kubelet-serving-ca)"\} \d+$/);
     expect(r.out).toContain('x509_read_errors{cluster="lab"} 0');
   });
 
@@ -135,15 +145,16 @@ describe('check on a healthy cluster (3 etcd, 2 control plane, 1 worker)', () =>
     expect(r.code).toBe(0);
   });
 
-  it('an unreachable jump host is an error per node, not a crash', async () => {
+  it('an unreachable jump host is one line naming ssh.jumpHost, before any node (exit 69), not an error per node', async () => {
+    const dead = lab.nodes[0]!.host.replace(/\.\d+$/, '.250');
     const file = variant(lab, 'bad-jump', (inv) => {
-      inv.ssh.jumpHost = `capv@${lab.nodes[0]!.host.replace(/\.\d+$/, '.250')}`;
+      inv.ssh.jumpHost = `capv@${dead}`;
       inv.ssh.connectTimeoutSeconds = 2;
     });
     const r = await check(['-i', file, '-o', 'json']);
-    expect(r.code).toBe(3);
-    const report = json(r.out);
-    expect(report.errors.filter((e) => /jump host/.test(e.message)).length).toBeGreaterThanOrEqual(lab.nodes.length);
+    expect(r.code).toBe(69);
+    expect(r.out).toBe('');
+    expect(r.err.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^rotate-certs: \\S+bad-jump\\.yaml: ssh\\.jumpHost: cannot reach jump host capv@${dead.replace(/\./g, '\\.')}:22: `))]);
   });
 
   it('accept-new records unknown host keys; strict then trusts them', async () => {
@@ -176,10 +187,39 @@ describe('check on a healthy cluster (3 etcd, 2 control plane, 1 worker)', () =>
     const ok = await check(['-i', file, '-o', 'json'], { ROTATE_CERTS_SSH_PASSPHRASE: 'correct horse', SSH_AUTH_SOCK: '' });
     expect(json(ok.out).errors).toEqual([]);
     const missing = await check(['-i', file, '-o', 'json'], { ROTATE_CERTS_SSH_PASSPHRASE: '', SSH_AUTH_SOCK: '' });
-    expect(missing.code).toBe(3);
-    expect(json(missing.out).errors[0]?.message).toMatch(/is encrypted: set ROTATE_CERTS_SSH_PASSPHRASE/);
+    expect(missing.code).toBe(64);
+    expect(missing.err).toMatch(/ssh\.identityFile: identity file \S+ is encrypted: set ROTATE_CERTS_SSH_PASSPHRASE/);
     const wrong = await check(['-i', file, '-o', 'json'], { ROTATE_CERTS_SSH_PASSPHRASE: 'wrong', SSH_AUTH_SOCK: '' });
-    expect(json(wrong.out).errors[0]?.message).toMatch(/wrong passphrase/);
+    expect(wrong.code).toBe(64);
+    expect(wrong.err).toMatch(/ssh\.identityFile: wrong passphrase/);
+  });
+
+  it('a key no node accepts: the table names the nodes once, JSON keeps one entry each, pre-flight one line', async () => {
+    const key = join(lab.dir, 'id_stranger');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+    const file = variant(lab, 'stranger', (inv) => {
+      inv.ssh.identityFile = 'id_stranger';
+    });
+    const refused = 'ssh authentication as capv failed (the key was not accepted)';
+    const json_ = json((await check(['-i', file, '-o', 'json'], { SSH_AUTH_SOCK: '' })).out);
+    expect(json_.errors.filter((e) => e.message === refused).map((e) => e.node)).toEqual(lab.nodes.map((n) => n.name));
+    const table = await check(['-i', file], { SSH_AUTH_SOCK: '' });
+    expect(table.code).toBe(3);
+    expect(table.out).toContain(`  lab-etcd-1, lab-etcd-2 and 4 more: ${refused}\n`);
+    expect(table.out.split(refused)).toHaveLength(2);
+
+    let err = '';
+    const io: CliIo = { out: () => {}, err: (t) => void (err += t), color: false, env: process.env, cwd: process.cwd() };
+    const saved = { ...process.env };
+    process.env.SSH_AUTH_SOCK = '';
+    try {
+      expect(await runCli(['rotate', '-i', file, '--yes', '--state-dir', join(lab.dir, 'state-stranger')], io)).toBe(69);
+    } finally {
+      process.env = saved;
+    }
+    // The plan's nodes (etcd and control plane; no kubelet is due) in one line, not one per node.
+    expect(err).toContain(`pre-flight failed, nothing was changed:\n  - lab-etcd-1, lab-etcd-2 and 3 more: ${refused}\n`);
+    expect(err).not.toMatch(/^ {2}- lab-(etcd|cp)-\d: /m);
   });
 
   it('a user without passwordless sudo is reported per node', async () => {
@@ -256,10 +296,12 @@ describe('check on clusters near and past expiry', () => {
       const report = json(r.out);
       expect(report.errors).toEqual([]);
       expect(r.code).toBe(1);
+      // The kubelet's self-signed serving CA expires with its certificate; cluster CAs are fine.
       for (const c of report.certificates.filter((c) => c.source !== 'endpoint')) {
-        expect(c.status, c.path).toBe(c.isCA ? 'ok' : 'expiring');
-        if (!c.isCA) expect(c.daysLeft).toBeLessThanOrEqual(2);
+        expect(c.status, c.path).toBe(c.kind === 'ca' ? 'ok' : 'expiring');
+        if (c.kind !== 'ca') expect(c.daysLeft).toBeLessThanOrEqual(2);
       }
+      expect(report.certificates.filter((c) => c.kind === 'kubelet-serving-ca')).toHaveLength(lab.nodes.length);
       expect((await check(['-i', lab.inventoryPath, '-o', 'json', '--warn-days', '1'])).code).toBe(0);
     } finally {
       await lab.down();

@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeClient, parseKubeconfig } from '../../src/kube/client.js';
 import { inspectCertificate } from '../../src/certs/inspect.js';
+import type { CheckReport } from '../../src/check/run.js';
 import { startLab, type Lab, type LabNode } from '../lab/lab.js';
 import { cert, cli, fileState, journal } from './rotation-state.js';
 
@@ -87,6 +88,13 @@ describe('kubelet and worker client certificates', () => {
     const before = Object.fromEntries(await Promise.all(['lab-cp-1', 'lab-cp-2', 'lab-md-1', 'lab-md-2'].map(async (n) => [n, await clientSerial(lab.node(n))] as const)));
     const untouched = { 'lab-md-3': await fileState(lab.node('lab-md-3')), 'lab-etcd-1': await fileState(lab.node('lab-etcd-1')) };
 
+    // lab-cp-2's kubelet.crt is the kubelet's bundle (leaf, then its own one-off CA), two days from
+    // its end: check shows that CA as the kubelet's, and nothing calls it a CA to rotate.
+    const checked = await cli(['check', '-i', inventory, '-o', 'json']);
+    const servingCa = (JSON.parse(checked.out) as CheckReport).certificates.find((c) => c.node === 'lab-cp-2' && c.path === `${PKI}/kubelet.crt[1]`);
+    expect(servingCa).toMatchObject({ kind: 'kubelet-serving-ca', isCA: true, status: 'expiring', subject: expect.stringMatching(/^CN=lab-cp-2-ca@\d+$/) });
+    expect((await cli(['check', '-i', inventory])).out).toMatch(/kubelet\.crt\[1\]\s+lab-cp-2-ca@\d+ \(kubelet's self-signed serving CA\)/);
+
     const dry = await cli(['rotate', '-i', inventory, '--dry-run', '--only', 'kubelet']);
     expect(dry.code).toBe(0);
     expect(dry.out).toContain('Kubelet certificates were not read (--dry-run)');
@@ -97,6 +105,9 @@ describe('kubelet and worker client certificates', () => {
     const r = await cli(['rotate', '-i', inventory, '--only', 'kubelet', '--yes', '--state-dir', stateDir, '--parallel', '2']);
     expect(r.err).not.toMatch(/FAILED/);
     expect(r.code).toBe(0);
+    // No "CA ... expires in 2 days ... plan a CA rotation" for the kubelet's own CA; it was remade with its certificate.
+    expect(r.err).not.toMatch(/CA \S*kubelet\.crt/);
+    expect(r.out).toMatch(new RegExp(`lab-cp-2 ${PKI}/kubelet\\.crt\\[1\\]: \\S+ \\S+ -> \\S+ \\S+\n`));
     for (const n of ['lab-cp-1', 'lab-cp-2', 'lab-md-1', 'lab-md-2']) await expectFixed(lab.node(n), before[n]!);
     // On Ubuntu the kubelet started from an embedded pair and, as the real one does, rotated it at
     // once through a CSR: it runs on a newer certificate than the one rotate-certs issued.

@@ -77,10 +77,18 @@ describe('lab kubelet: 1 control plane (stacked etcd), an Ubuntu and a Bottleroc
     expect(client.subject).toBe('O=system:nodes\nCN=system:node:lab-md-1');
     expect(client.verify(new X509Certificate(readFileSync(join(lab.caDir, 'ca.crt'))).publicKey)).toBe(true);
     expect(Date.parse(client.validTo)).toBeLessThan(Date.now());
-    const serving = new X509Certificate(await w.readFile(`${PKI}/kubelet.crt`));
-    expect(Date.parse(serving.validTo) - Date.now()).toBeGreaterThan(36 * 3600_000);
-    expect(Date.parse(serving.validTo) - Date.now()).toBeLessThan(49 * 3600_000);
-    expect(serving.verify(serving.publicKey)).toBe(true);
+    // As the kubelet writes it (client-go util/cert GenerateSelfSignedCertKey): the leaf
+    // "HOST@UNIX", then the one-off CA "HOST-ca@UNIX" that signed it, with the same dates.
+    const [serving, servingCa] = (await w.readFile(`${PKI}/kubelet.crt`)).toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)!.map((p) => new X509Certificate(p));
+    expect(Date.parse(serving!.validTo) - Date.now()).toBeGreaterThan(36 * 3600_000);
+    expect(Date.parse(serving!.validTo) - Date.now()).toBeLessThan(49 * 3600_000);
+    expect(serving!.subject).toMatch(/^CN=lab-md-1@\d+$/);
+    expect(serving!.subjectAltName).toBe('DNS:lab-md-1');
+    expect(servingCa!.subject).toMatch(/^CN=lab-md-1-ca@\d+$/);
+    expect(servingCa!.ca).toBe(true);
+    expect(serving!.checkIssued(servingCa!) && serving!.verify(servingCa!.publicKey)).toBe(true);
+    expect(servingCa!.verify(servingCa!.publicKey)).toBe(true);
+    expect(servingCa!.validTo).toBe(serving!.validTo);
 
     expect(await ready('lab-md-1')).toMatchObject({ status: 'False', reason: 'KubeletNotReady', message: expect.stringContaining('x509: certificate has expired or is not yet valid') });
     expect(await ready('lab-md-2')).toMatchObject({ status: 'True' });

@@ -377,7 +377,7 @@ describe('secret hygiene: no private key leaves a node through output or files',
         process.env.SSH_AUTH_SOCK = '';
         const r = await run(['check', '-i', inv, '--output', 'json']);
         expect(`${r.out}${r.err}`).not.toContain(pass);
-        if (pass.startsWith('wrong')) expect(r.out).toMatch(/wrong passphrase for identity file/);
+        if (pass.startsWith('wrong')) expect(r.err).toMatch(/ssh\.identityFile: wrong passphrase for identity file/);
         else expect(r.code).toBeLessThanOrEqual(1);
       }
     } finally {
@@ -386,7 +386,7 @@ describe('secret hygiene: no private key leaves a node through output or files',
     expect(secrets.scan(captured)).toEqual([]);
   }, 300_000);
 
-  it('bad SSH input stops rotate at pre-flight, before any change: a known_hosts mismatch, an unreachable jump host', async () => {
+  it('bad SSH input stops rotate before any change: a known_hosts mismatch at pre-flight, an unreachable jump host before any node', async () => {
     const before = await clusterState(lab);
     // lab-cp-1's entry holds lab-cp-2's host key.
     const lines = readFileSync(lab.knownHostsFile, 'utf8').trim().split('\n');
@@ -403,8 +403,9 @@ describe('secret hygiene: no private key leaves a node through output or files',
     const dead = lab.nodes[0]!.host.replace(/\.\d+$/, '.250');
     writeFileSync(jump, readFileSync(lab.inventoryPath, 'utf8').replace(/identityFile: \S+/, `identityFile: ${lab.identityFile}\n  jumpHost: capv@${dead}\n  connectTimeoutSeconds: 2`).replace(/knownHostsFile: \S+/, `knownHostsFile: ${lab.knownHostsFile}`));
     const r2 = await run(['rotate', '-i', jump, '--yes', '--state-dir', stateDir]);
+    // Found once, before any node: one line naming the field.
     expect(r2.code).toBe(69);
-    expect(r2.err).toMatch(new RegExp(`pre-flight failed, nothing was changed:\\n {2}- lab-etcd-1: .*cannot reach jump host capv@${dead.replace(/\./g, '\\.')}:22: `));
+    expect(r2.err.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^rotate-certs: \\S+inventory-jump\\.yaml: ssh\\.jumpHost: cannot reach jump host capv@${dead.replace(/\./g, '\\.')}:22: `))]);
     expect(await clusterState(lab)).toEqual(before);
     expect(secrets.scan(captured)).toEqual([]);
   }, 300_000);

@@ -89,8 +89,8 @@ export interface Lab {
   /**
    * Ages a node's kubelet certificates in place, without restarting its kubelet: `client` writes a new
    * kubelet-client-<date>.pem (CN system:node:NAME, O system:nodes, signed by the cluster CA, 0600) and
-   * repoints kubelet-client-current.pem at it; `serving` replaces kubelet.crt/kubelet.key with a
-   * self-signed pair. 'expired' ended a day ago, 'expiring' ends in two days.
+   * repoints kubelet-client-current.pem at it; `serving` replaces kubelet.crt/kubelet.key with the
+   * kubelet's self-signed bundle (leaf, then its one-off CA: rc_kubelet_serving). 'expired' ended a day ago, 'expiring' ends in two days.
    */
   expireKubelet(name: string, what: { client?: 'expired' | 'expiring'; serving?: 'expired' | 'expiring' }): Promise<void>;
   /**
@@ -752,7 +752,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
           ? `t=$(mktemp -d); rc_issue "$1/ca.crt" "$1/ca.key" "$t/c.crt" "$t/c.key" "/O=system:nodes/CN=system:node:$2" client '' ${certDates(what.client)}; rc_kubelet_client_from "$t/c.crt" "$t/c.key"; rm -rf "$t"`
           : '',
         what.serving
-          ? `rc_issue self - "$d/kubelet.crt" "$d/kubelet.key" "/CN=$2@$(date +%s)" server "DNS:$2,IP:$3" ${certDates(what.serving)}; chmod 0644 "$d/kubelet.crt"; chmod 0600 "$d/kubelet.key"`
+          ? `rc_kubelet_serving "$d" "$2" ${certDates(what.serving)}`
           : '',
       ].join('\n');
       const [c, a] = nsenter(n.holderPid, ['bash', '-c', script, '_', join(dir, 'ca'), n.spec.name, n.host]);

@@ -395,7 +395,7 @@ t=$(mktemp -d)
 issue "$CA_DIR/ca.crt" "$CA_DIR/ca.key" "$t/c.crt" "$t/c.key" "/O=system:nodes/CN=system:node:$NODE_NAME" client ''
 rc_kubelet_client_from "$t/c.crt" "$t/c.key"
 rm -rf "$t"
-issue self - /var/lib/kubelet/pki/kubelet.crt /var/lib/kubelet/pki/kubelet.key "/CN=$NODE_NAME@$(date +%s)" server "DNS:$NODE_NAME,IP:$NODE_IP"
+rc_kubelet_serving /var/lib/kubelet/pki "$NODE_NAME" "$START" "$END"
 mkdir -p /var/log/containers /var/lib/rotate-certs-lab
 touch /var/lib/rotate-certs-lab/kubelet.active
 

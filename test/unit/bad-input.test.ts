@@ -31,12 +31,14 @@ interface Listener {
   server: Server;
   host: string;
   port: number;
-  kind: 'ssh' | 'endpoint';
+  kind: 'ssh' | 'endpoint' | 'jump';
   count: number;
 }
 const listeners: Listener[] = [];
-let hosts = { etcd: '', cp: '', md: '' };
+let hosts = { etcd: '', cp: '', md: '', jump: '' };
 let sshPorts = { etcd: 0, cp: 0, md: 0 };
+/** A jump host (.41) that closes every connection: unreachable as an SSH server. */
+let jumpPort = 0;
 
 function listen(host: string, port: number, kind: Listener['kind']): Promise<Listener> {
   return new Promise((resolve, reject) => {
@@ -65,6 +67,10 @@ async function startNodes(): Promise<void> {
         sshPorts = { ...sshPorts, [role]: ssh.port };
       }
       started.push(await listen(hosts.etcd, 2379, 'endpoint'), await listen(hosts.cp, 6443, 'endpoint'));
+      const jump = await listen(`${base}.41`, 0, 'jump');
+      started.push(jump);
+      hosts = { ...hosts, jump: jump.host };
+      jumpPort = jump.port;
       listeners.push(...started);
       return;
     } catch (err) {
@@ -76,7 +82,7 @@ async function startNodes(): Promise<void> {
 
 function contacts() {
   const sum = (kind: Listener['kind']) => listeners.filter((l) => l.kind === kind).reduce((n, l) => n + l.count, 0);
-  return { ssh: sum('ssh'), endpoints: sum('endpoint') };
+  return { ssh: sum('ssh'), endpoints: sum('endpoint'), jump: sum('jump') };
 }
 
 // ---------------------------------------------------------------- files
@@ -107,6 +113,22 @@ function planFor(file: string, out: string, runId = '20261126T000000Z'): Plan {
   const text = readFileSync(file, 'utf8');
   const inv = requireKnownOs(parseInventory(text, file), 'every OS is set');
   const plan = compilePlan({ inventory: inv, inventoryDigest: sha256(text), runbooks: loadRotationRunbooks(), profiles: new ProfileSet(), runId, createdAt: '2026-11-26T00:00:00.000Z', scope: {} });
+  writePlan(out, plan);
+  return plan;
+}
+
+/**
+ * A plan for an inventory the guided run built and nobody saved (./lab/rotate-certs.yaml does not
+ * exist): the plan carries it, as makePlan does. Its key and known_hosts are named absolutely.
+ */
+function unsavedPlanFor(out: string, runId: string): Plan {
+  const file = path('lab/rotate-certs.yaml');
+  const text = inventory().replace('identityFile: id_rsa', `identityFile: ${path('id_rsa')}`).replace('knownHostsFile: known_hosts', `knownHostsFile: ${path('known_hosts')}`);
+  const inv = requireKnownOs(parseInventory(text, file), 'every OS is set');
+  const plan: Plan = {
+    ...compilePlan({ inventory: inv, inventoryDigest: sha256(text), runbooks: loadRotationRunbooks(), profiles: new ProfileSet(), runId, createdAt: '2026-11-26T00:00:00.000Z', scope: {} }),
+    inventoryText: text,
+  };
   writePlan(out, plan);
   return plan;
 }
@@ -168,10 +190,15 @@ interface Row {
   files?: Record<string, string | ((inv: string) => string)>;
   setup?: () => void;
   args: string[];
-  env?: Record<string, string>;
+  /** A function when it needs what only exists at test time (the work folder, the listeners). */
+  env?: Record<string, string> | (() => Record<string, string>);
   code: number;
   /** Matched against stderr (or stdout with json output). */
-  message: RegExp;
+  message: RegExp | (() => RegExp);
+  /** stderr is exactly one line. */
+  oneLine?: boolean;
+  /** Connections to the jump host (default 0). */
+  jump?: number;
   /** SSH connections expected (default 0); 'any' for rows that read the nodes. */
   ssh?: number | 'some';
   /** Endpoint probes (:6443, :2379) expected (default 0). */
@@ -182,6 +209,18 @@ interface Row {
 }
 
 const rotate = (file: string) => ['rotate', '-i', file, '--yes', '--state-dir', 'state'];
+
+/**
+ * A problem every node would share (SSH settings): `check` and `rotate --yes` both stop with one
+ * line naming the inventory field, exit 64, before any node or endpoint is contacted.
+ */
+function credentialRows(name: string, files: Row['files'], message: RegExp, setup?: () => void, env?: Row['env']): Row[] {
+  const file = Object.keys(files ?? {})[0] ?? '';
+  return [
+    { name: `${name} (check)`, files, args: ['check', '-i', file, '-o', 'json'], code: 64, message, oneLine: true, ...(setup ? { setup } : {}), ...(env ? { env } : {}) },
+    { name: `${name} (rotate)`, files, args: rotate(file), code: 64, message, oneLine: true, ...(setup ? { setup } : {}), ...(env ? { env } : {}) },
+  ];
+}
 
 /** Inventory mistakes: refused at load, the same way by every command, before anything is contacted. */
 const inventoryRows: Array<{ name: string; edit: (text: string) => string; message: RegExp }> = [
@@ -230,7 +269,7 @@ describe('bad inventories: one line naming file, line and field; exit 64; nothin
         expect(r.err).toMatch(/^rotate-certs: \//);
         expect(r.code).toBe(64);
         expect(r.out).toBe('');
-        expect(r.contacted).toEqual({ ssh: 0, endpoints: 0 });
+        expect(r.contacted).toEqual({ ssh: 0, endpoints: 0, jump: 0 });
         expect(r.filesChanged, 'no file written').toBe(false);
       }
     });
@@ -383,6 +422,34 @@ const rows: Row[] = [
     writes: true,
   },
   {
+    name: 'control: a plan that carries its inventory (not saved) is applied without the file, as far as pre-flight',
+    setup: () => {
+      unsavedPlanFor(path('unsaved-plan.yaml'), '20261126T040000Z');
+    },
+    args: ['apply', 'unsaved-plan.yaml', '--yes', '--state-dir', 'state'],
+    code: 69,
+    message: /^rotate-certs: pre-flight failed, nothing was changed:$/m,
+    ssh: 'some',
+    endpoints: 'some',
+    writes: true,
+  },
+  {
+    name: 'control: restore --cluster NAME of a run whose inventory was not saved reads it from the run\'s plan',
+    setup: () => {
+      mkdirSync(path('state/lab'), { recursive: true });
+      unsavedPlanFor(path('state/lab/plan-20261126T050000Z.yaml'), '20261126T050000Z');
+      const done = { t: '2026-11-26T05:00:00.000Z', runId: '20261126T050000Z', event: 'step-done', phase: 'control-plane', node: 'lab-cp-1', step: 'backup-pki', backups: ['/etc/kubernetes/pki.rotate-certs-20261126T050000Z'] };
+      writeFileSync(path('state/lab/journal.jsonl'), `${JSON.stringify(done)}\n`);
+    },
+    args: ['restore', '--cluster', 'lab', '--node', 'lab-cp-1', '--yes', '--state-dir', 'state'],
+    // The fake node closes the connection: the restore is tried there and fails.
+    code: 2,
+    message: /restore failed|restore FAILED/,
+    stream: 'out',
+    ssh: 'some',
+    writes: true,
+  },
+  {
     name: 'lock held by another run',
     setup: () => {
       mkdirSync(path('state/lab'), { recursive: true });
@@ -404,94 +471,68 @@ const rows: Row[] = [
     endpoints: 'some',
     writes: true,
   },
-  // ---- SSH credentials: refused on this machine, before any SSH connection
-  {
-    name: 'identity file missing (check)',
-    files: { 'nokey.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: no_such_key') },
-    args: ['check', '-i', 'nokey.yaml', '-o', 'json'],
-    code: 3,
-    message: /"message": "ssh: cannot read identity file \S+\/no_such_key: no such file"/,
-    stream: 'out',
-    endpoints: 'some',
-  },
-  {
-    name: 'identity file missing (rotate)',
-    files: { 'nokey.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: no_such_key') },
-    args: rotate('nokey.yaml'),
-    code: 69,
-    message: /pre-flight failed, nothing was changed:\n {2}- lab-etcd-1: ssh: cannot read identity file \S+\/no_such_key: no such file/,
-    endpoints: 'some',
-    writes: true,
-  },
-  {
-    name: 'identity file unreadable (a folder)',
-    files: { 'dirkey.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_folder') },
-    args: ['check', '-i', 'dirkey.yaml', '-o', 'json'],
-    code: 3,
-    message: /"message": "ssh: cannot read identity file \S+\/id_folder: EISDIR"/,
-    stream: 'out',
-    endpoints: 'some',
-  },
-  {
-    name: 'identity file readable by others',
-    setup: () => {
+  // ---- SSH settings every node shares: checked once on this machine, before any node or endpoint is contacted
+  ...credentialRows('identity file missing', { 'nokey.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: no_such_key') }, /^rotate-certs: \S+\/nokey\.yaml: ssh\.identityFile: cannot read identity file \S+\/no_such_key: no such file$/m),
+  ...credentialRows('identity file unreadable (a folder)', { 'dirkey.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_folder') }, /^rotate-certs: \S+\/dirkey\.yaml: ssh\.identityFile: cannot read identity file \S+\/id_folder: EISDIR$/m),
+  ...credentialRows(
+    'identity file readable by others',
+    { 'openkey.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_open') },
+    /^rotate-certs: \S+\/openkey\.yaml: ssh\.identityFile: identity file \S+\/id_open is readable by others \(mode 0644\); OpenSSH refuses such keys too: chmod 600 \S+\/id_open$/m,
+    () => {
       writeFileSync(path('id_open'), readFileSync(path('id_rsa')));
       chmodSync(path('id_open'), 0o644);
     },
-    files: { 'openkey.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_open') },
-    args: ['check', '-i', 'openkey.yaml', '-o', 'json'],
-    code: 3,
-    message: /"message": "ssh: identity file \S+\/id_open is readable by others \(mode 0644\); OpenSSH refuses such keys too: chmod 600 \S+\/id_open"/,
-    stream: 'out',
-    endpoints: 'some',
-  },
+  ),
+  ...credentialRows('identity file not a key', { 'garbage.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_garbage') }, /^rotate-certs: \S+\/garbage\.yaml: ssh\.identityFile: identity file \S+\/id_garbage is not a private key ssh2 can read: /),
+  ...credentialRows(
+    "one node's own identity file missing",
+    { 'nodekey.yaml': (t) => t.replace(`ssh: { port: ${sshPorts.md} }`, `ssh: { port: ${sshPorts.md}, identityFile: no_such_key }`) },
+    /^rotate-certs: \S+\/nodekey\.yaml: workers\[0\]\.ssh\.identityFile: cannot read identity file \S+\/no_such_key: no such file$/m,
+  ),
+  ...credentialRows('encrypted key, no ROTATE_CERTS_SSH_PASSPHRASE', { 'enc.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_encrypted') }, /^rotate-certs: \S+\/enc\.yaml: ssh\.identityFile: identity file \S+\/id_encrypted is encrypted: set ROTATE_CERTS_SSH_PASSPHRASE or run interactively$/m),
+  ...credentialRows(
+    'encrypted key, wrong ROTATE_CERTS_SSH_PASSPHRASE',
+    { 'enc.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_encrypted') },
+    /^rotate-certs: \S+\/enc\.yaml: ssh\.identityFile: wrong passphrase for identity file \S+\/id_encrypted$/m,
+    undefined,
+    { ROTATE_CERTS_SSH_PASSPHRASE: 'wrong horse' },
+  ),
+  ...credentialRows(
+    'no identityFile and no ssh-agent',
+    { 'agentless.yaml': (t) => t.replace('  identityFile: id_rsa\n', '') },
+    /^rotate-certs: \S+\/agentless\.yaml: ssh\.identityFile is not set and there is no ssh-agent \(SSH_AUTH_SOCK is not set\): name the private key in ssh\.identityFile, or start ssh-agent and add it$/m,
+  ),
+  ...credentialRows(
+    'known_hosts file missing (hostKeyPolicy strict)',
+    { 'nokh.yaml': (t) => t.replace('knownHostsFile: known_hosts', 'knownHostsFile: no_known_hosts') },
+    /^rotate-certs: \S+\/nokh\.yaml: ssh\.knownHostsFile: \S+\/no_known_hosts does not exist, so with ssh\.hostKeyPolicy strict every node's host key is unknown: add the nodes' keys to it after checking them \(ssh-keygen -lf \/etc\/ssh\/ssh_host_ed25519_key\.pub on each node\), or set ssh\.hostKeyPolicy: accept-new$/m,
+  ),
+  ...credentialRows(
+    'known_hosts unreadable (a folder)',
+    { 'dirkh.yaml': (t) => t.replace('knownHostsFile: known_hosts', 'knownHostsFile: id_folder') },
+    /^rotate-certs: \S+\/dirkh\.yaml: ssh\.knownHostsFile: cannot read \S+\/id_folder: it is a folder$/m,
+  ),
   {
-    name: 'identity file not a key',
-    files: { 'garbage.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_garbage') },
-    args: ['check', '-i', 'garbage.yaml', '-o', 'json'],
+    name: 'control: known_hosts missing with hostKeyPolicy accept-new is no error (the nodes are read)',
+    files: { 'acceptkh.yaml': (t) => t.replace('knownHostsFile: known_hosts', 'knownHostsFile: new_known_hosts\n  hostKeyPolicy: accept-new') },
+    args: ['check', '-i', 'acceptkh.yaml', '-o', 'json'],
     code: 3,
-    message: /"message": "ssh: identity file \S+\/id_garbage is not a private key ssh2 can read: /,
+    message: /"errors": \[/,
     stream: 'out',
+    ssh: 'some',
     endpoints: 'some',
   },
-  {
-    name: 'encrypted key, no ROTATE_CERTS_SSH_PASSPHRASE',
-    files: { 'enc.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_encrypted') },
-    args: ['check', '-i', 'enc.yaml', '-o', 'json'],
-    code: 3,
-    message: /"message": "ssh: identity file \S+\/id_encrypted is encrypted: set ROTATE_CERTS_SSH_PASSPHRASE or run interactively"/,
-    stream: 'out',
-    endpoints: 'some',
-  },
-  {
-    name: 'encrypted key, wrong ROTATE_CERTS_SSH_PASSPHRASE',
-    files: { 'enc.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_encrypted') },
-    args: ['check', '-i', 'enc.yaml', '-o', 'json'],
-    env: { ROTATE_CERTS_SSH_PASSPHRASE: 'wrong horse' },
-    code: 3,
-    message: /"message": "ssh: wrong passphrase for identity file \S+\/id_encrypted"/,
-    stream: 'out',
-    endpoints: 'some',
-  },
-  {
-    name: 'encrypted key, wrong ROTATE_CERTS_SSH_PASSPHRASE (rotate)',
-    files: { 'enc.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_encrypted') },
-    args: rotate('enc.yaml'),
-    env: { ROTATE_CERTS_SSH_PASSPHRASE: 'wrong horse' },
-    code: 69,
-    message: /pre-flight failed, nothing was changed:\n {2}- lab-etcd-1: ssh: wrong passphrase for identity file \S+\/id_encrypted/,
-    endpoints: 'some',
-    writes: true,
-  },
-  {
-    name: 'no identityFile and no ssh-agent',
-    files: { 'agentless.yaml': (t) => t.replace('  identityFile: id_rsa\n', '') },
-    args: ['check', '-i', 'agentless.yaml', '-o', 'json'],
-    code: 3,
-    message: /"message": "ssh: no identityFile in the inventory and no ssh-agent \(SSH_AUTH_SOCK is not set\)"/,
-    stream: 'out',
-    endpoints: 'some',
-  },
+  ...(['check', 'rotate'] as const).map(
+    (cmd): Row => ({
+      name: `jump host unreachable (${cmd}): one line, exit 69; the jump host is tried once and no node is contacted`,
+      files: { 'jump.yaml': (t) => t.replace('  user: capv\n', `  user: capv\n  jumpHost: capv@${hosts.jump}:${jumpPort}\n`) },
+      args: cmd === 'check' ? ['check', '-i', 'jump.yaml', '-o', 'json'] : rotate('jump.yaml'),
+      code: 69,
+      message: () => new RegExp(`^rotate-certs: \\S+\\/jump\\.yaml: ssh\\.jumpHost: cannot reach jump host capv@${hosts.jump.replace(/\./g, '\\.')}:${jumpPort}: `),
+      jump: 1,
+      oneLine: true,
+    }),
+  ),
 ];
 
 describe('bad flags, plan files and credentials', () => {
@@ -504,13 +545,15 @@ describe('bad flags, plan files and credentials', () => {
         writeFileSync(path(f), typeof content === 'function' ? content(base) : content);
       }
       row.setup?.();
-      const r = await run(row.args, row.env);
+      const r = await run(row.args, typeof row.env === 'function' ? row.env() : row.env);
       const text = row.stream === 'out' ? r.out : r.err;
-      expect(text).toMatch(row.message);
+      expect(text).toMatch(typeof row.message === 'function' ? row.message() : row.message);
       expect(r.code).toBe(row.code);
       if (row.code !== 70) expect(r.err, 'no stack trace').not.toMatch(/\n\s+at /);
+      if (row.oneLine) expect(r.err.trim().split('\n'), 'one line').toHaveLength(1);
+      if (row.oneLine) expect(r.out).toBe('');
       const want = (n: number | 'some' | undefined) => (n === 'some' ? expect.any(Number) : (n ?? 0));
-      expect(r.contacted).toEqual({ ssh: want(row.ssh), endpoints: want(row.endpoints) });
+      expect(r.contacted).toEqual({ ssh: want(row.ssh), endpoints: want(row.endpoints), jump: row.jump ?? 0 });
       if (row.ssh === 'some') expect(r.contacted.ssh).toBeGreaterThan(0);
       if (row.endpoints === 'some') expect(r.contacted.endpoints).toBeGreaterThan(0);
       if (!row.writes) expect(r.filesChanged, 'no file written').toBe(false);

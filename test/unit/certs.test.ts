@@ -4,6 +4,16 @@ import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
 import { expiryOf, DAY_MS } from '../../src/certs/expiry.js';
 import { commonName, inspectCertificate, pemCertificates } from '../../src/certs/inspect.js';
+import { certKind } from '../../src/certs/kind.js';
+import { planCheck, runCheck, type CheckReport } from '../../src/check/run.js';
+import { renderSummary } from '../../src/cli/interactive.js';
+import { requireKnownOs } from '../../src/inventory/detect-os.js';
+import { parseInventory } from '../../src/inventory/load.js';
+import { kubeletDueFrom } from '../../src/plan/kubelet-due.js';
+import { ProfileSet } from '../../src/profiles/profile.js';
+import { renderJson, renderPrometheus, renderTable } from '../../src/report/check-output.js';
+import { loadCheckRunbook } from '../../src/runbook/check-sources.js';
+import type { Connector } from '../../src/transport/session.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
@@ -99,5 +109,85 @@ describe('expiry status at the boundaries (injected clock)', () => {
   });
   it('warn-days 0 only flags the last instant', () => {
     expect(at('2026-11-25T00:00:00Z', 0).status).toBe('ok');
+  });
+});
+
+describe("the kubelet's self-signed serving bundle (kubelet.crt: leaf, then its one-off CA)", () => {
+  // As client-go util/cert GenerateSelfSignedCertKey writes it: CA "HOST-ca@UNIX" signs leaf
+  // "HOST@UNIX" (serverAuth, SAN HOST), same dates, the leaf followed by the CA. Here one day left.
+  const now = new Date('2026-11-25T00:00:00Z');
+  const dates = { notBefore: new Date('2025-11-25T23:00:00Z'), notAfter: new Date('2026-11-25T23:00:00Z') };
+  let bundle = '';
+  let clusterCa = '';
+  beforeAll(async () => {
+    const caKeys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+    const ca = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01',
+      name: 'CN=lab-md-1-ca@1764111600',
+      ...dates,
+      keys: caKeys,
+      signingAlgorithm: alg,
+      extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.digitalSignature, true)],
+    });
+    const leafKeys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+    const leaf = await x509.X509CertificateGenerator.create({
+      serialNumber: '02',
+      subject: 'CN=lab-md-1@1764111600',
+      issuer: ca.subject,
+      ...dates,
+      publicKey: leafKeys.publicKey,
+      signingKey: caKeys.privateKey,
+      signingAlgorithm: alg,
+      extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]), new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'lab-md-1' }])],
+    });
+    bundle = `${leaf.toString('pem')}\n${ca.toString('pem')}\n`;
+    clusterCa = caPem;
+  });
+
+  /** check over a node that holds the bundle and a cluster CA (and the same pair outside kubelet.crt). */
+  async function checked() {
+    const out = (path: string, text: string) => `@@file\t${path}\n${text.trim()}\n@@end\n`;
+    const stdout = [
+      out('/var/lib/kubelet/pki/kubelet.crt', bundle),
+      out('/etc/kubernetes/pki/ca.crt', clusterCa),
+      out('/etc/kubernetes/pki/other-bundle.crt', bundle),
+      '@@done\n',
+    ].join('');
+    const inv = requireKnownOs(parseInventory('cluster: lab\ncontrolPlane:\n  - { name: lab-cp-1, host: 10.0.0.21 }\n', '/x/inv.yaml'), 'test');
+    const connector: Connector = {
+      connect: async (node) => ({ node, exec: async () => ({ code: 0, stdout, stderr: '' }), close: async () => {} }),
+    };
+    const plans = planCheck(inv, new ProfileSet(), loadCheckRunbook()).map((p) => ({ ...p, endpoints: [] }));
+    return { inv, report: await runCheck(inv, plans, { connector, clock: { now: () => now }, concurrency: 1, warnDays: 30 }) };
+  }
+
+  it('is the kubelet serving certificate and its CA, not a cluster CA; the same pair elsewhere stays a CA', async () => {
+    const { report } = await checked();
+    const kinds = Object.fromEntries(report.certificates.map((c) => [c.path, [c.kind, c.isCA, c.status]]));
+    expect(kinds).toEqual({
+      '/var/lib/kubelet/pki/kubelet.crt': ['leaf', false, 'expiring'],
+      '/var/lib/kubelet/pki/kubelet.crt[1]': ['kubelet-serving-ca', true, 'expiring'],
+      '/etc/kubernetes/pki/ca.crt': ['ca', true, 'ok'],
+      '/etc/kubernetes/pki/other-bundle.crt': ['leaf', false, 'expiring'],
+      '/etc/kubernetes/pki/other-bundle.crt[1]': ['ca', true, 'expiring'],
+    });
+    expect(certKind({ subject: 'CN=x-ca@1', issuer: 'CN=x-ca@1', isCA: true }, '/var/lib/kubelet/pki/kubelet.crt', 0, undefined)).toBe('ca');
+  });
+
+  it('check names it in every format; the guided summary counts it with the certificates and warns about no CA', async () => {
+    const { inv, report } = await checked();
+    expect(renderTable(report)).toMatch(/\/var\/lib\/kubelet\/pki\/kubelet\.crt\[1\]\s+lab-md-1-ca@1764111600 \(kubelet's self-signed serving CA\)/);
+    expect((JSON.parse(renderJson(report)) as CheckReport).certificates.find((c) => c.path?.endsWith('kubelet.crt[1]'))).toMatchObject({ kind: 'kubelet-serving-ca', isCA: true });
+    expect(renderPrometheus(report)).toMatch(/x509_cert_not_after\{[^}]*path="\/var\/lib\/kubelet\/pki\/kubelet\.crt\[1\]"[^}]*kind="kubelet-serving-ca"\}/);
+    expect(renderPrometheus(report)).toMatch(/x509_cert_not_after\{[^}]*path="\/etc\/kubernetes\/pki\/ca\.crt"[^}]*kind="ca"\}/);
+    const summary = renderSummary({ ...report, certificates: report.certificates.filter((c) => !c.path?.includes('other-bundle')) }, inv, 30);
+    expect(summary).not.toMatch(/CA \S*kubelet\.crt/);
+    // The serving certificate and its CA; the cluster CA is not a certificate to rotate.
+    expect(summary).toMatch(/lab-cp-1 .* 2 certificates, soonest 2026-11-25 \(0 days\): 2 expiring\n/);
+  });
+
+  it('makes its node due for the kubelet phase on its own', async () => {
+    const { report } = await checked();
+    expect(kubeletDueFrom({ certificates: report.certificates.filter((c) => c.path === '/var/lib/kubelet/pki/kubelet.crt[1]') })).toEqual(['lab-cp-1']);
   });
 });

@@ -1,22 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { checkExitCode, type CertificateEntry, type CheckReport } from '../../src/check/run.js';
 import { ansiPaint, renderJson, renderPrometheus, renderTable } from '../../src/report/check-output.js';
+import { certEntry } from './cert-entry.js';
 
-const cert = (over: Partial<CertificateEntry>): CertificateEntry => ({
-  node: 'lab-cp-1',
-  role: 'control-plane',
-  source: 'file',
-  path: '/etc/kubernetes/pki/apiserver.crt',
-  subject: 'CN=kube-apiserver',
-  issuer: 'CN=kubernetes',
-  serial: '01',
-  isCA: false,
-  notBefore: '2025-11-26T00:00:00.000Z',
-  notAfter: '2026-11-26T00:00:00.000Z',
-  daysLeft: 100,
-  status: 'ok',
-  ...over,
-});
+const cert = certEntry;
 
 const report: CheckReport = {
   cluster: 'lab',
@@ -25,7 +12,7 @@ const report: CheckReport = {
   certificates: [
     cert({ status: 'expiring', daysLeft: 5 }),
     cert({ path: undefined, source: 'endpoint', endpoint: '10.0.0.21:6443', status: 'expired', daysLeft: -1 }),
-    cert({ node: 'lab-etcd-1', role: 'etcd', path: '/etc/etcd/pki/ca.crt', subject: 'CN=etcd-ca', isCA: true, daysLeft: 3000 }),
+    cert({ node: 'lab-etcd-1', role: 'etcd', path: '/etc/etcd/pki/ca.crt', subject: 'CN=etcd-ca', isCA: true, kind: 'ca', daysLeft: 3000 }),
     cert({ path: '/etc/kubernetes/admin.conf', source: 'kubeconfig', subject: 'CN=kubernetes-admin, O="a\\"b"' }),
   ],
   errors: [{ node: 'lab-md-1', message: 'connection refused by 10.0.0.31:22 (is sshd running?)' }],
@@ -65,7 +52,7 @@ describe('renderers', () => {
       names.add(m![1]!);
     }
     expect([...names]).toEqual(['x509_cert_not_after', 'x509_cert_not_before', 'x509_cert_expired', 'x509_read_errors']);
-    expect(text).toContain(`x509_cert_not_after{cluster="lab",node="lab-cp-1",role="control-plane",source="file",path="/etc/kubernetes/pki/apiserver.crt",subject_CN="kube-apiserver",issuer_CN="kubernetes",serial_number="01"} ${Date.parse('2026-11-26T00:00:00Z') / 1000}`);
+    expect(text).toContain(`x509_cert_not_after{cluster="lab",node="lab-cp-1",role="control-plane",source="file",path="/etc/kubernetes/pki/apiserver.crt",subject_CN="kube-apiserver",issuer_CN="kubernetes",serial_number="01",kind="leaf"} ${Date.parse('2026-11-26T00:00:00Z') / 1000}`);
     expect(text).toMatch(/x509_cert_expired\{[^}]*path="10\.0\.0\.21:6443"[^}]*\} 1/);
     expect(text).toContain('x509_read_errors{cluster="lab"} 1');
   });
@@ -81,11 +68,23 @@ describe('renderers', () => {
     expect(plain).toContain('/etc/kubernetes/admin.conf (embedded)');
     expect(plain).toContain('etcd-ca (CA)');
     expect(plain).toContain('lab-md-1: connection refused');
-    expect(plain).toContain('Summary: 2 ok, 1 expiring, 1 expired, 0 not yet valid, 1 errors');
+    expect(plain).toContain('Summary: 2 ok, 1 expiring, 1 expired, 0 not yet valid, 1 error');
+    expect(plain).toContain('Cluster lab: 4 certificates checked at 2026-11-20T00:00:00.000Z (warn at 30 days)');
     const colored = renderTable(report, (s, t) => `<${s}>${t}`);
     expect(colored).toMatch(/<yellow>expiring/);
     expect(colored).toMatch(/<red>expired/);
     expect(typeof ansiPaint('red', 'x')).toBe('string');
+  });
+
+  it('the same error on several nodes is one table line naming them; JSON keeps one entry per node', () => {
+    const refused = 'ssh authentication as capv failed (the key was not accepted)';
+    const nodes = ['lab-etcd-1', 'lab-etcd-2', 'lab-etcd-3', 'lab-cp-1', 'lab-md-1'];
+    const many: CheckReport = { ...report, errors: [...nodes.map((node) => ({ node, message: refused })), { node: 'lab-md-2', message: 'connection refused by 10.0.0.32:22 (is sshd running?)' }] };
+    const table = renderTable(many);
+    expect(table).toContain(`  lab-etcd-1, lab-etcd-2 and 3 more: ${refused}\n  lab-md-2: connection refused`);
+    expect(table.split(refused)).toHaveLength(2);
+    expect(table).toContain('6 errors');
+    expect((JSON.parse(renderJson(many)) as CheckReport).errors).toHaveLength(6);
   });
 });
 

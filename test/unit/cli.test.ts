@@ -77,6 +77,24 @@ describe('rotate-certs CLI', () => {
     expect(r.out).toContain('kubeadm certs renew all');
   });
 
+  it("the README's first command: rotate --dry-run names every node of the example with the kubelet commands it could get", async () => {
+    const r = await run(['rotate', '--inventory', example, '--dry-run']);
+    expect(r.code).toBe(0);
+    const kubelet = r.out.slice(r.out.indexOf('Renew kubelet client and serving certificates'));
+    expect(kubelet.length).toBeGreaterThan(100);
+    // Every node that runs a kubelet as a Node (not the external etcd machines), each decided at run time.
+    for (const n of ['lab-cp-1 (control-plane, ubuntu, 198.51.100.21)', 'lab-cp-2 (control-plane, ubuntu, 198.51.100.22)', 'lab-md-1 (worker, ubuntu, 198.51.100.31)', 'lab-md-2 (worker, bottlerocket, 198.51.100.32)']) {
+      expect(kubelet).toContain(`  ${n} [decided at run time]\n    only if, when rotate reads it, its kubelet client or serving certificate`);
+    }
+    expect(kubelet).not.toContain('lab-etcd-');
+    // The exact commands: the worker on Bottlerocket gets them through sheltie.
+    const md2 = kubelet.slice(kubelet.indexOf('lab-md-2 (worker'));
+    expect(md2).toContain("sudo sheltie <<'ROTATE_CERTS'");
+    expect(md2).toContain('<redacted:kubeletClientKey>');
+    expect(r.out).toMatch(/^Phase 5: Renew kubelet client and serving certificates \(one node at a time, in this order; then the workers, up to --parallel at once\)$/m);
+    expect(r.out).toContain('[decided at run time]: a real run gives it to those whose kubelet client or serving certificate is expired or within --warn-days');
+  });
+
   it('--help teaches: commands, flags, exit codes, examples', async () => {
     const top = await run(['--help']);
     expect(top.code).toBe(0);

@@ -56,6 +56,8 @@ describe('plan compile', () => {
       ['etcd-client-pair', false, ['lab-etcd-1']],
       ['control-plane', true, ['lab-cp-1', 'lab-cp-2']],
       ['management', false, ['lab-cp-1']],
+      // Compiled without reading the nodes (as --dry-run): every kubelet, decided at run time.
+      ['kubelet', true, ['lab-cp-1', 'lab-cp-2', 'lab-md-1']],
     ]);
     const etcd1 = plan.phases[0]!.nodes[0]!;
     expect(etcd1.steps.map((s) => s.id)).toEqual(['snapshot', 'backup', 'clear', 'renew', 'verify-certs', 'stale-etcd', 'health', 'serving']);
@@ -76,7 +78,7 @@ describe('plan compile', () => {
   it('stacked etcd: no etcd phases, no etcd client pair step', () => {
     const stacked = parseInventory(invText.replace(/etcd:\n(  - .*\n)+/, ''), join(dir, 'inv.yaml'));
     const plan = compile({}, stacked);
-    expect(plan.phases.map((p) => p.phase)).toEqual(['control-plane', 'management']);
+    expect(plan.phases.map((p) => p.phase)).toEqual(['control-plane', 'management', 'kubelet']);
     expect(plan.phases[0]!.nodes[0]!.steps.map((s) => s.id)).not.toContain('etcd-client');
   });
 
@@ -232,18 +234,34 @@ describe('kubelet steps', () => {
       compilePlan({ inventory: inv, inventoryDigest: 'x', runbooks: loadRotationRunbooks(), profiles: new ProfileSet(), runId: 'r', createdAt: 'c', scope, ...(kubeletDue ? { kubeletDue } : {}) });
     const kubelet = (p: ReturnType<typeof withDue>) => p.phases.find((x) => x.phase === 'kubelet');
     const all = withDue({}, ['lab-cp-2', 'lab-md-1']);
+    const md = () => kubelet(all)!.nodes[1]!;
     expect(kubelet(all)!.nodes.map((n) => n.name)).toEqual(['lab-cp-2', 'lab-md-1']);
     expect(kubelet(all)!.parallel).toEqual(['lab-md-1']);
     expect(all.kubeletDue).toEqual(['lab-cp-2', 'lab-md-1']);
     expect(kubelet(withDue({}, []))).toBeUndefined();
     expect(withDue({ only: 'workers' }, ['lab-cp-2', 'lab-md-1']).phases.map((p) => [p.phase, p.nodes.map((n) => n.name)])).toEqual([['kubelet', ['lab-md-1']]]);
     expect(kubelet(withDue({ only: 'kubelet', nodes: ['lab-cp-1'] }, []))!.nodes.map((n) => n.name)).toEqual(['lab-cp-1']);
-    // --dry-run: nothing read, so only named nodes.
-    expect(kubelet(withDue({}))).toBeUndefined();
-    const md = kubelet(all)!.nodes[1]!;
-    expect(md.steps.map((s) => s.id)).toEqual(['snapshot', 'backup', 'backup-conf', 'issue', 'install', 'restart', 'wait', 'finish', 'ready']);
-    expect(md.rootShell).toBe('sudo sheltie');
-    expect(md.steps.find((s) => s.id === 'install')!.command).toContain('<redacted:kubeletClientKey>');
+    // A real plan marks nothing as undecided.
+    expect([...all.phases.flatMap((p) => p.nodes)].some((n) => n.onlyIf)).toBe(false);
+    // --dry-run: nothing read, so every node the phase could go to, each decided at run time;
+    // nodes named with --nodes get it for sure.
+    const dry = kubelet(withDue({}))!;
+    expect(dry.nodes.map((n) => [n.name, n.onlyIf])).toEqual([
+      ['lab-cp-1', 'kubelet-due'],
+      ['lab-cp-2', 'kubelet-due'],
+      ['lab-md-1', 'kubelet-due'],
+    ]);
+    expect(dry.parallel).toEqual(['lab-md-1']);
+    expect(dry.nodes[2]!.steps.map((s) => s.id)).toEqual(md().steps.map((s) => s.id));
+    expect(kubelet(withDue({ only: 'workers' }))!.nodes.map((n) => [n.name, n.onlyIf])).toEqual([['lab-md-1', 'kubelet-due']]);
+    expect(kubelet(withDue({ nodes: ['lab-md-1'] }))!.nodes.map((n) => [n.name, n.onlyIf])).toEqual([['lab-md-1', undefined]]);
+    expect(withDue({}).phases.filter((p) => p.phase !== 'kubelet').flatMap((p) => p.nodes).some((n) => n.onlyIf)).toBe(false);
+    const text = renderPlanText(withDue({}), { full: true });
+    expect(text).toMatch(/^ {2}lab-md-1 \(worker, bottlerocket, 10\.0\.0\.31\) \[decided at run time\]\n {4}only if, when rotate reads it, its kubelet client or serving certificate/m);
+    expect(renderPlanText(all, { full: true })).not.toContain('decided at run time');
+    expect(md().steps.map((s) => s.id)).toEqual(['snapshot', 'backup', 'backup-conf', 'issue', 'install', 'restart', 'wait', 'finish', 'ready']);
+    expect(md().rootShell).toBe('sudo sheltie');
+    expect(md().steps.find((s) => s.id === 'install')!.command).toContain('<redacted:kubeletClientKey>');
     expect(kubelet(all)!.nodes[0]!.steps.find((s) => s.id === 'install')!.command).toContain('<redacted:kubeletKubeconfig>');
   });
 

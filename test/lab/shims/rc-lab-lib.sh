@@ -185,6 +185,24 @@ rc_valid_now() {
   [ -n "$nb" ] && [ "$(date -u -d "$nb" +%s)" -le "$(date -u +%s)" ]
 }
 
+# rc_kubelet_serving DIR HOST [START END]: DIR/kubelet.crt and kubelet.key as the kubelet writes them
+# when both are missing (kubernetes cmd/kubelet/app/server.go InitializeTLS calls client-go
+# util/cert GenerateSelfSignedCertKey(hostName, nil, nil)): a one-off CA "HOST-ca@UNIX" (CA:TRUE,
+# keyCertSign) signs the leaf "HOST@UNIX" (serverAuth, SAN DNS:HOST), both valid from an hour ago
+# for a year, and kubelet.crt holds the leaf followed by that CA ("Generate cert, followed by ca").
+# client-go makes RSA 2048 keys; the lab keeps EC P-256, as everywhere else.
+rc_kubelet_serving() {
+  local d=$1 host=$2 start=${3:-$(rc_date '-1 hour')} end=${4:-$(rc_date '+365 days')} now t
+  now=$(date +%s); t=$(mktemp -d)
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$t/ca.key" -subj "/CN=$host-ca@$now" -out "$t/ca.csr" 2>"$t/log" || { cat "$t/log" >&2; rm -rf "$t"; return 1; }
+  printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,digitalSignature,keyEncipherment,keyCertSign\nsubjectKeyIdentifier=hash\n' >"$t/ca.ext"
+  rc_sign "$t/ca.csr" "$t/ca.crt" "$t/ca.ext" self "$t/ca.key" "$start" "$end" &&
+    rc_issue "$t/ca.crt" "$t/ca.key" "$t/leaf.crt" "$t/leaf.key" "/CN=$host@$now" server "DNS:$host" "$start" "$end" || { rm -rf "$t"; return 1; }
+  mkdir -p "$d"
+  cat "$t/leaf.crt" "$t/ca.crt" >"$d/kubelet.crt" && install -m 0600 "$t/leaf.key" "$d/kubelet.key" && chmod 0644 "$d/kubelet.crt"
+  rm -rf "$t"
+}
+
 # The kubelet's dated client cert + key file, with the current symlink (absolute, like the kubelet).
 rc_kubelet_client_from() { # CRT_FILE KEY_FILE
   local d=/var/lib/kubelet/pki f

@@ -1,0 +1,31 @@
+/**
+ * npm's install-script policy for this package (npm 11: package.json allowScripts). Every
+ * dependency the lock file says has an install script has an entry, so `npm ci` runs none it was
+ * not told about and prints no "install-scripts ... not yet covered by allowScripts" warning. The
+ * whole README command is run in test/e2e/fresh-clone.e2e.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
+
+const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { allowScripts?: Record<string, boolean>; bin: Record<string, string>; scripts: Record<string, string> };
+const lock = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; hasInstallScript?: boolean }> };
+
+describe('install scripts', () => {
+  const withScripts = Object.entries(lock.packages)
+    .filter(([path, p]) => path !== '' && p.hasInstallScript)
+    .map(([path, p]) => ({ name: path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length), version: p.version }));
+
+  it('every dependency with an install script is decided in allowScripts (name or name@version)', () => {
+    expect(withScripts.length).toBeGreaterThan(0);
+    for (const { name, version } of withScripts) {
+      const entry = pkg.allowScripts?.[name] ?? pkg.allowScripts?.[`${name}@${version}`];
+      expect(entry, `${name}@${version} has an install script and no allowScripts entry`).toBeTypeOf('boolean');
+    }
+  });
+
+  it('none of them runs: ssh2 (and its optional cpu-features) and esbuild work without their build steps', () => {
+    expect(pkg.allowScripts).toEqual({ ssh2: false, 'cpu-features': false, esbuild: false });
+  });
+});
