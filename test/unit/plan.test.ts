@@ -408,7 +408,7 @@ describe('stacked etcd: the control planes are the members', () => {
     const cp = controlPlane(plan([])).nodes;
     expect(cp[0]!.steps.map((s) => s.id)).toEqual([
       'snapshot', 'snapshot-etcd', 'backup-pki', 'backup-kubeconfigs', 'renew-all', 'verify-certs', 'verify-etcd-certs',
-      'dedupe-before', 'stop-pods', 'wait-down', 'wait-stopped', 'start-pods', 'wait-running', 'dedupe-after', 'etcd-serving', 'wait-ready', 'etcd-health',
+      'dedupe-before', 'stop-pods', 'wait-down', 'wait-stopped', 'start-pods', 'wait-running', 'dedupe-after', 'wait-ready', 'etcd-serving', 'etcd-health',
     ]);
     expect(cp[0]!.restore!.steps.map((s) => s.id).slice(-2)).toEqual(['restore-wait-ready', 'restore-etcd-health']);
     const verify = cp[0]!.steps.find((s) => s.id === 'verify-etcd-certs')!;
@@ -449,8 +449,8 @@ describe('stacked etcd: the control planes are the members', () => {
   it('every member expired: the quorum gates wait for the second node, the every-member gate for the last', () => {
     const all = plan(['lab-cp-1', 'lab-cp-2', 'lab-cp-3']);
     expect(gates(all)).toEqual([
-      ['lab-cp-1', ['etcd-serving:deferred', 'wait-ready:deferred', 'etcd-health:deferred'], restored],
-      ['lab-cp-2', ['etcd-serving:retried', 'wait-ready:retried', 'etcd-health:deferred'], restored],
+      ['lab-cp-1', ['wait-ready:deferred', 'etcd-serving:deferred', 'etcd-health:deferred'], restored],
+      ['lab-cp-2', ['wait-ready:retried', 'etcd-serving:retried', 'etcd-health:deferred'], restored],
       ['lab-cp-3', ['etcd-health:retried'], restored],
     ]);
     const cp1 = controlPlane(all).nodes[0]!;
@@ -477,7 +477,7 @@ describe('stacked etcd: the control planes are the members', () => {
     ]);
     // Two of three: the first one renewed makes the majority with the valid member.
     expect(gates(plan(['lab-cp-1', 'lab-cp-3']))).toEqual([
-      ['lab-cp-1', ['etcd-serving:retried', 'wait-ready:retried', 'etcd-health:deferred'], restored],
+      ['lab-cp-1', ['wait-ready:retried', 'etcd-serving:retried', 'etcd-health:deferred'], restored],
       ['lab-cp-3', ['etcd-health:retried'], restored],
       ['lab-cp-2', [], []],
     ]);
