@@ -93,6 +93,22 @@ describe('stacked etcd on Ubuntu: 3 control planes, each a member; 1 worker', ()
     }
   });
 
+  it('a member already down: pre-flight refuses (69) before any member is taken down', async () => {
+    const cp3 = lab.node('lab-cp-3');
+    await etcdPod(cp3, false);
+    try {
+      const before = await clusterState(lab);
+      const r = await cli(['rotate', '-i', lab.inventoryPath, '--yes', '--state-dir', stateDir]);
+      expect(r.code, r.err).toBe(69);
+      // Asked inside lab-cp-1's etcd container: the member that is down is named.
+      expect(r.err).toMatch(new RegExp(`etcd is not healthy \\(checked from lab-cp-1\\): .*https://${cp3.host.replace(/\./g, '\\.')}:2379 is unhealthy`));
+      expect(await clusterState(lab)).toEqual(before);
+    } finally {
+      await etcdPod(cp3, true);
+    }
+    await until('every member healthy', async () => ((await etcdHealthyEndpoints(lab)).length === 3 ? true : undefined));
+  });
+
   it('rotate: kubeadm fails on the second node, which is restored with etcd whole; --resume finishes; the quorum holds throughout', async () => {
     const before = await stackedLeaves(lab);
     const beforeState = await clusterState(lab);
