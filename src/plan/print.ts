@@ -46,8 +46,8 @@ export function renderPlanText(plan: Plan, opts: { full: boolean; header?: strin
   const expired = plan.etcdExpired;
   if (expired && plan.phases.some((p) => p.nodes.some((n) => n.role === 'control-plane' && expired.includes(n.name)))) {
     out.push(
-      `etcd members (stacked on the control plane) with expired certificates: ${expired.join(', ')}. etcd has no quorum until a majority of members is renewed (etcd recovery):`,
-      '  their nodes are renewed first, one at a time; the kube-apiserver and :2379 gates run from the node whose renewal makes that majority, the gate on every member\'s health on the last of them.',
+      `etcd members (stacked on the control plane) with expired certificates: ${expired.join(', ')}. They cannot serve or rejoin until renewed (etcd recovery):`,
+      '  their nodes are renewed first, one at a time; the gates that need a quorum wait, where it is lost, for the node whose renewal makes a majority; the gate on every member\'s health runs on the last of them.',
     );
   } else if (expired) {
     out.push(
