@@ -123,7 +123,7 @@ function recoveryOfStep(step: RunbookStep, recovery: Recovery | undefined): Pick
  * certificates, and retried on it; the restores of expired members defer both (their expired
  * certificates come back).
  */
-export function recoveryOf(
+function recoveryOf(
   rb: PhaseRunbook,
   phaseTargets: InventoryNode[],
   members: InventoryNode[],
