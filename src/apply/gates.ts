@@ -17,6 +17,7 @@ import type { ExecResult, NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
 import { duplicates, notRunning, parseStaticPods, shortId, stillRunning, type StaticPodsView } from './static-pods.js';
 import { plural } from '../util/wording.js';
+import { etcdHealthProblem, parseEtcdHealth } from './etcd-health.js';
 
 export class GateError extends Error {}
 
@@ -268,6 +269,8 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       if (problems.length > 0) throw new GateError(`${problems.join('; ')}: the kube-apiserver would start with a certificate and a key that do not belong together`);
       return `${certFile.path} and ${keyFile.path} hold the renewed pair (key 0600)`;
     }
+    case 'stacked-etcd-healthy':
+      return stackedEtcdHealthy(ctx);
     default:
       throw new GateError(`unknown action ${String(step.action)}`);
   }
@@ -277,6 +280,23 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
 async function served(ctx: GateContext, port: number, timeoutMs: number): Promise<Buffer> {
   const stream = await ctx.route?.(ctx.node.host, port);
   return servedCertificate({ host: ctx.node.host, port, timeoutMs, ...(stream ? { stream } : {}) });
+}
+
+/**
+ * Stacked etcd after a member's restart: etcdctl in the node's etcd container lists every member
+ * started and calls each one healthy (a quorum read through it). Polled: the restarted member takes
+ * a moment to rejoin, and in an etcd recovery the renewed members to elect a leader.
+ */
+async function stackedEtcdHealthy(ctx: GateContext): Promise<string> {
+  const started = ctx.now();
+  const view = await poll(ctx, ctx.timeouts.podStartMs, `etcd to have its quorum with every member healthy (etcdctl in ${ctx.node.name}'s etcd container)`, async () => {
+    const res = await ctx.run('stackedEtcdHealth');
+    const v = parseEtcdHealth(res.stdout, res.stderr);
+    const problem = etcdHealthProblem(v) ?? (res.code !== 0 ? `etcdctl exited ${res.code ?? res.signal}` : undefined);
+    if (problem) throw new Error(`${problem}${res.code !== 0 ? `: ${res.stderr.trim().split('\n').slice(-2).join(' | ')}` : ''}`);
+    return v;
+  });
+  return `${view.members.length} members started and healthy (${view.members.map((m) => m.name).join(', ')}) after ${((ctx.now() - started) / 1000).toFixed(1)} s`;
 }
 
 function kubeconfigPaths(step: PlanStep): string[] {

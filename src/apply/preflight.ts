@@ -146,10 +146,12 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
 
   // etcd health before touching it: a cluster that is already unhealthy must not lose a member,
   // unless the plan is an etcd recovery and its members' expired certificates explain it all.
-  const etcdMembers = inv.externalEtcd ? inv.nodes.filter((n) => n.role === 'etcd') : [];
+  // Stacked etcd: its members are the control planes, asked through their own etcd container.
+  const etcdMembers = inv.nodes.filter((n) => n.role === (inv.externalEtcd ? 'etcd' : 'control-plane'));
+  const healthCommand = inv.externalEtcd ? 'etcdHealth' : 'stackedEtcdHealth';
   const expiredNow = etcdExpiredFrom(report);
   const planned = plan.etcdExpired ?? [];
-  const recovering = plan.phases.some((p) => p.phase === 'etcd' && p.nodes.some((n) => n.steps.some((s) => s.deferred ?? s.retried)));
+  const recovering = plan.phases.some((p) => (p.phase === 'etcd' || p.phase === 'control-plane') && p.nodes.some((n) => n.steps.some((s) => s.deferred ?? s.retried)));
   if (input.compareFacts && expiredNow.join(',') !== planned.join(',')) {
     problems.push({ message: `etcd members with expired certificates: ${expiredNow.join(', ') || 'none'} now, ${planned.join(', ') || 'none'} when the plan was made; make a new plan` });
   }
@@ -157,7 +159,7 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
   const etcdNode = etcdMembers.find((n) => !expiredNow.includes(n.name)) ?? etcdMembers[0];
   if (etcdNode && plan.phases.some((p) => p.phase === 'etcd' || p.phase === 'control-plane')) {
     const profile = input.profiles.get(etcdNode.os);
-    const template = profile.commands.etcdHealth;
+    const template = profile.commands[healthCommand];
     if (template) {
       try {
         const session = await input.connector.connect(etcdNode);
@@ -172,9 +174,10 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
           } else if (recovering) {
             const unexplained = unexplainedEtcdTrouble(etcdMembers, expiredNow, `${res.stdout}\n${res.stderr}`);
             if (unexplained) problems.push({ message: `etcd is not healthy (${from}) beyond its members with expired certificates: ${unexplained}. Fix that first: renewing members now could cost the quorum (${why})` });
-            else reporter.warn(`etcd is not healthy (${from}), as expected with expired certificates on ${expiredNow.join(', ')}. etcd recovery: they are renewed one at a time, and the gates that need a healthy cluster run on the last of them: ${why}`);
+            else reporter.warn(`etcd is not healthy (${from}), as expected with expired certificates on ${expiredNow.join(', ')}. etcd recovery: they are renewed one at a time, and the gates that need a healthy cluster wait until enough of them are (the plan marks them [deferred] and [retried]): ${why}`);
           } else if (input.compareFacts) {
-            const hint = expiredNow.length > 0 ? ` (certificates expired on ${expiredNow.join(', ')}: renew etcd first, in a plan that includes every etcd member)` : '';
+            const first = inv.externalEtcd ? 'etcd' : 'the control plane (stacked etcd)';
+            const hint = expiredNow.length > 0 ? ` (certificates expired on ${expiredNow.join(', ')}: renew ${first} first, in a plan that includes every etcd member)` : '';
             problems.push({ message: `etcd is not healthy (${from}): ${why}${hint}` });
           }
           // On resume a node the last run left part-way may be the unhealthy member: it is

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Inventory, InventoryNode, OsName } from '../inventory/types.js';
 import type { OsProfile, ProfileSet } from '../profiles/profile.js';
-import { ACTION_COMMANDS, ACTION_VARS, type PhaseRunbook, type RunbookStep, type Topology, type WithValue } from '../runbook/runbook.js';
+import { ACTION_COMMANDS, ACTION_VARS, type DeferUntil, type PhaseRunbook, type RunbookStep, type Topology, type WithValue } from '../runbook/runbook.js';
 import { renderDisplay, templateNames } from '../runbook/template.js';
 import { UsageError } from '../util/errors.js';
 import type { Plan, PlanNode, PlanPhase, PlanStep, Scope } from './types.js';
@@ -50,8 +50,7 @@ function compileStep(step: RunbookStep, node: InventoryNode, profile: OsProfile,
     effect: step.effect,
     with: resolved,
     ...(step.capture ? { capture: step.capture } : {}),
-    ...(recovery?.deferred && step.deferWhileEtcdExpired ? { deferred: recovery.deferred } : {}),
-    ...(recovery?.retried && step.deferWhileEtcdExpired ? { retried: recovery.retried } : {}),
+    ...recoveryOfStep(step, recovery),
   };
   const scalars = Object.fromEntries(Object.entries(resolved).filter((e): e is [string, string] => typeof e[1] === 'string'));
   const all = { ...vars, ...scalars };
@@ -104,32 +103,44 @@ export interface CompileInput {
   nodeNames?: Record<string, string>;
 }
 
-/** How an etcd recovery changes a node's deferWhileEtcdExpired gates. */
-interface Recovery {
-  deferred?: string;
-  retried?: string;
+/** How an etcd recovery changes a node's deferWhileEtcdExpired gates, by what each waits for. */
+type Recovery = Partial<Record<DeferUntil, { deferred?: string; retried?: string }>>;
+
+function recoveryOfStep(step: RunbookStep, recovery: Recovery | undefined): Pick<PlanStep, 'deferred' | 'retried'> {
+  const r = step.deferWhileEtcdExpired ? recovery?.[step.deferWhileEtcdExpired] : undefined;
+  return { ...(r?.deferred ? { deferred: r.deferred } : {}), ...(r?.retried ? { retried: r.retried } : {}) };
 }
 
 /**
  * etcd recovery: while members' certificates are expired, etcd has no quorum (or a member that
  * cannot talk), and a member that restarted meanwhile does not even serve clients, so gates that
- * need a healthy cluster can only pass once the last of them is renewed. Returns the phase's nodes
- * with the expired members first, and per node how its steps and restore steps change: before the
- * last expired member those gates are deferred; on it they are retried while the members elect a
- * leader; their restores defer them (the expired certificates come back).
+ * need a healthy cluster can only pass once enough of them are renewed. `members` are the phase's
+ * etcd members (external etcd nodes, or the control planes of a stacked etcd); only expired ones
+ * among them matter here. Returns the phase's nodes with the expired members first, and per node
+ * how its steps and restore steps change: gates that need every member (`all`) are deferred before
+ * the last expired member and retried on it while the members elect a leader; gates that need a
+ * quorum are deferred before the member whose renewal gives a majority of members valid peer
+ * certificates, and retried on it; the restores of expired members defer both (their expired
+ * certificates come back).
  */
-function recoveryOf(rb: PhaseRunbook, phaseTargets: InventoryNode[], etcdExpired: string[]): { targets: InventoryNode[]; byNode: Map<string, { steps: Recovery; restore: Recovery }> } {
+function recoveryOf(
+  rb: PhaseRunbook,
+  phaseTargets: InventoryNode[],
+  members: InventoryNode[],
+  etcdExpired: string[],
+): { targets: InventoryNode[]; byNode: Map<string, { steps: Recovery; restore: Recovery }> } {
   const out = new Map<string, { steps: Recovery; restore: Recovery }>();
   const defers = [...rb.steps, ...(rb.restore?.steps ?? [])].some((s) => s.deferWhileEtcdExpired);
-  if (!defers || etcdExpired.length === 0) return { targets: phaseTargets, byNode: out };
+  const expiredMembers = etcdExpired.filter((n) => members.some((m) => m.name === n));
+  if (!defers || expiredMembers.length === 0) return { targets: phaseTargets, byNode: out };
   // The expired members first: a healthy member renewed before them could not be checked (its
   // gates need the whole cluster), and it is what keeps any quorum there is.
-  const expired = (n: InventoryNode) => etcdExpired.includes(n.name);
+  const expired = (n: InventoryNode) => expiredMembers.includes(n.name);
   const targets = [...phaseTargets.filter(expired), ...phaseTargets.filter((n) => !expired(n))];
-  const expiredHere = targets.filter((n) => etcdExpired.includes(n.name)).map((n) => n.name);
+  const expiredHere = targets.filter(expired).map((n) => n.name);
   // Also when the scope names only healthy members: renewing them in a degraded cluster is what
   // the health gates exist to prevent.
-  const elsewhere = etcdExpired.filter((n) => !expiredHere.includes(n));
+  const elsewhere = expiredMembers.filter((n) => !expiredHere.includes(n));
   if (elsewhere.length > 0) {
     throw new UsageError(
       `etcd member${elsewhere.length > 1 ? 's' : ''} ${elsewhere.join(', ')} ${elsewhere.length > 1 ? 'have' : 'has'} expired certificates: etcd cannot be healthy until every such member is renewed, so renew them in this run (name them with --nodes as well, or drop --nodes)`,
@@ -137,10 +148,21 @@ function recoveryOf(rb: PhaseRunbook, phaseTargets: InventoryNode[], etcdExpired
   }
   const last = expiredHere[expiredHere.length - 1] as string;
   const lastIndex = targets.findIndex((n) => n.name === last);
-  const restore = { deferred: 'etcd recovery: members with expired certificates remain after this restore, so etcd cannot be healthy' };
+  // The members with valid peer certificates, plus those renewed so far, must be a majority.
+  const majority = Math.floor(members.length / 2) + 1;
+  const quorumIndex = Math.max(majority - (members.length - expiredMembers.length), 0) - 1;
+  const quorumNode = targets[quorumIndex]?.name;
+  const allWaits = `etcd recovery: waits for ${last}, the last member with expired certificates; etcd cannot be healthy before it is renewed, and the health gate there checks every member`;
+  const allRetried = 'etcd recovery: retried up to --pod-timeout while the renewed members elect a leader; checks every member';
+  const quorumWaits = `etcd recovery: waits for ${quorumNode}, whose renewal gives a majority of the ${members.length} members valid peer certificates; etcd has no quorum before it`;
+  const quorumRetried = 'etcd recovery: retried up to --pod-timeout while the renewed members, now a majority, elect a leader';
+  const restoreWaits = 'etcd recovery: members with expired certificates remain after this restore, so etcd cannot be healthy';
   targets.forEach((n, i) => {
-    if (i < lastIndex) out.set(n.name, { steps: { deferred: `etcd recovery: waits for ${last}, the last member with expired certificates; etcd cannot be healthy before it is renewed, and the health gate there checks every member` }, restore });
-    else if (i === lastIndex) out.set(n.name, { steps: { retried: 'etcd recovery: retried up to --pod-timeout while the renewed members elect a leader; checks every member' }, restore });
+    if (i > lastIndex) return;
+    const steps: Recovery = { all: i < lastIndex ? { deferred: allWaits } : { retried: allRetried } };
+    if (i < quorumIndex) steps.quorum = { deferred: quorumWaits };
+    else if (i === quorumIndex) steps.quorum = { retried: quorumRetried };
+    out.set(n.name, { steps, restore: { all: { deferred: restoreWaits }, quorum: { deferred: restoreWaits } } });
   });
   return { targets, byNode: out };
 }
@@ -164,7 +186,11 @@ export function compilePlan(input: CompileInput): Plan {
     const onlyIf = rb.select === 'kubelet-due' && !input.kubeletDue && rb.targets !== 'first' && named.size === 0 ? ('kubelet-due' as const) : undefined;
     if (scope.only === 'workers') targets = targets.filter((n) => n.role === 'worker');
     if (targets.length === 0) continue;
-    const recoveries = recoveryOf(rb, targets, input.etcdExpired ?? []);
+    // The phase's etcd members: its own nodes when they are etcd's (external etcd nodes; the control
+    // planes when etcd is stacked on them), all of them, whichever the scope names.
+    const etcdRole = inv.externalEtcd ? 'etcd' : 'control-plane';
+    const members = rb.roles.includes(etcdRole) ? inv.nodes.filter((n) => n.role === etcdRole) : [];
+    const recoveries = recoveryOf(rb, targets, members, input.etcdExpired ?? []);
     const nodes: PlanNode[] = recoveries.targets.map((node) => {
       const recovery = recoveries.byNode.get(node.name);
       const profile = input.profiles.get(node.os);

@@ -1,17 +1,22 @@
 /**
- * etcd recovery, the pure parts: which external etcd members cannot be healthy as they stand, and
- * whether an unhealthy etcd is explained by them alone. Only then may a rotation renew members of
- * an unhealthy cluster; any other trouble must be fixed first.
+ * etcd recovery, the pure parts: which etcd members cannot be healthy as they stand, and whether
+ * an unhealthy etcd is explained by them alone. Only then may a rotation renew members of an
+ * unhealthy cluster; any other trouble must be fixed first.
  */
 import type { CheckReport } from '../check/run.js';
 
-/** A member whose own server or peer certificate has expired or is not yet valid cannot serve or join. */
-const MEMBER_CERT = /\/pki\/(server|peer)\.crt$/;
+/**
+ * A member whose own server or peer certificate has expired or is not yet valid cannot serve or
+ * join: an external etcd node's pki/server.crt and pki/peer.crt, or on a control plane with stacked
+ * etcd (kubeadm's local etcd) pki/etcd/server.crt and pki/etcd/peer.crt.
+ */
+const MEMBER_CERT = { etcd: /\/pki\/(server|peer)\.crt$/, 'control-plane': /\/pki\/etcd\/(server|peer)\.crt$/ } as const;
 
 export function etcdExpiredFrom(report: Pick<CheckReport, 'certificates'>): string[] {
   const expired = new Set<string>();
   for (const c of report.certificates) {
-    if (c.role === 'etcd' && c.source === 'file' && c.path && MEMBER_CERT.test(c.path) && (c.status === 'expired' || c.status === 'not-yet-valid')) expired.add(c.node);
+    const member = c.role === 'etcd' || c.role === 'control-plane' ? MEMBER_CERT[c.role] : undefined;
+    if (member && c.source === 'file' && c.path && member.test(c.path) && (c.status === 'expired' || c.status === 'not-yet-valid')) expired.add(c.node);
   }
   return [...expired];
 }

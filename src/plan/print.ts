@@ -45,9 +45,15 @@ export function renderPlanText(plan: Plan, opts: { full: boolean; header?: strin
     );
   }
   else out.push(`Kubelet certificates due (expired or within --warn-days): ${plan.kubeletDue.length > 0 ? plan.kubeletDue.join(', ') : 'none'}`);
-  if (plan.etcdExpired) {
+  const expired = plan.etcdExpired;
+  if (expired && plan.phases.some((p) => p.nodes.some((n) => n.role === 'control-plane' && expired.includes(n.name)))) {
     out.push(
-      `etcd members with expired certificates: ${plan.etcdExpired.join(', ')}. etcd cannot be healthy until all are renewed (etcd recovery):`,
+      `etcd members (stacked on the control plane) with expired certificates: ${expired.join(', ')}. They cannot serve or rejoin until renewed (etcd recovery):`,
+      '  their nodes are renewed first, one at a time; the gates that need a quorum wait, where it is lost, for the node whose renewal makes a majority; the gate on every member\'s health runs on the last of them.',
+    );
+  } else if (expired) {
+    out.push(
+      `etcd members with expired certificates: ${expired.join(', ')}. etcd cannot be healthy until all are renewed (etcd recovery):`,
       '  they are renewed first, one at a time; the gates that need a healthy cluster run on the last of them, where etcd health covers every member.',
     );
   }

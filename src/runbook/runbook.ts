@@ -33,6 +33,7 @@ export const ACTIONS = [
   'static-pods-running',
   'remove-duplicate-containers',
   'etcd-client-installed',
+  'stacked-etcd-healthy',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 const MUTATING_ACTIONS = new Set<Action>(['update-etcd-client-secret', 'remove-duplicate-containers', 'restart-etcdadm-controller']);
@@ -46,6 +47,7 @@ export const ACTION_COMMANDS: Partial<Record<Action, string[]>> = {
   'static-pods-running': ['staticPods'],
   'remove-duplicate-containers': ['staticPods', 'removeContainer'],
   'etcd-client-installed': ['etcdClientPairFiles'],
+  'stacked-etcd-healthy': ['stackedEtcdHealth'],
 };
 /** Variables those commands get from the action itself, not from the plan. */
 export const ACTION_VARS: Record<string, string> = { containerId: '<container id>' };
@@ -66,6 +68,18 @@ export type Select = (typeof SELECTS)[number];
 
 export type WithValue = string | string[];
 
+/** What a deferred gate waits for in an etcd recovery: every member renewed, or a quorum of them. */
+export type DeferUntil = 'all' | 'quorum';
+const deferUntil: Validator<DeferUntil> = {
+  expects: 'true (every member renewed) or quorum (a majority of members renewed)',
+  parse(node, ctx, path) {
+    const v = isScalar(node) ? node.value : undefined;
+    if (v === true || v === 'all') return 'all';
+    if (v === 'quorum') return 'quorum';
+    return fail(ctx, node, path, `expected ${this.expects}, got ${JSON.stringify(v ?? null)}`);
+  },
+};
+
 export interface RunbookStep {
   id: string;
   title: string;
@@ -78,10 +92,12 @@ export interface RunbookStep {
   /** read: changes nothing (gates, health checks); mutate: changes the node. */
   effect: 'read' | 'mutate';
   /**
-   * A cluster-health gate that cannot pass while etcd members' certificates are expired: on those
-   * members it runs only on the last one renewed (in restore steps, not at all).
+   * A cluster-health gate that cannot pass while etcd members' certificates are expired. `all`
+   * (written `true`) needs every member: on the expired members it runs only on the last one
+   * renewed. `quorum` needs a majority of members with valid peer certificates: it runs from the
+   * member whose renewal makes that majority. In restore steps of expired members, not at all.
    */
-  deferWhileEtcdExpired?: boolean;
+  deferWhileEtcdExpired?: DeferUntil;
   /** Where the step is written, for messages. */
   file: string;
   line?: number;
@@ -124,7 +140,7 @@ const stepSchema = obj(
     when: opt(oneOf(TOPOLOGIES)),
     capture: opt(oneOf(CAPTURES)),
     effect: opt(oneOf(['read', 'mutate'] as const)),
-    deferWhileEtcdExpired: opt(bool()),
+    deferWhileEtcdExpired: opt(deferUntil),
   },
   'a step: { id, title, run | action }',
 );
@@ -174,7 +190,7 @@ export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
         ...(s.capture ? { capture: s.capture } : {}),
         // Built-in actions only look unless declared otherwise; commands change the node unless the runbook says they only read.
         effect: s.effect ?? (s.action ? (MUTATING_ACTIONS.has(s.action) ? 'mutate' : 'read') : 'mutate'),
-        ...(s.deferWhileEtcdExpired ? { deferWhileEtcdExpired: true } : {}),
+        ...(s.deferWhileEtcdExpired ? { deferWhileEtcdExpired: s.deferWhileEtcdExpired } : {}),
         file,
         ...(line !== undefined ? { line } : {}),
       };

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startLab, type Lab } from '../lab/lab.js';
+import { readyz as readyzOf } from './stacked-state.js';
 
 const pexec = promisify(execFile);
 
@@ -196,6 +197,28 @@ describe('lab: 3 etcd, 2 control plane, 1 worker', () => {
     // One CA file only: refuse.
     const bad = await n.exec('mkdir -p /root/x && mv /etc/etcd/pki/ca.key /root/x/ && rm /etc/etcd/pki/server.crt; etcdadm join phase certificates http://x; c=$?; mv /root/x/ca.key /etc/etcd/pki/; exit $c');
     expect(bad.code).toBe(1);
+  });
+
+  it('a kube-apiserver is ready only while etcd answers it: two members frozen, no quorum, not ready', async () => {
+    const readyz = () => readyzOf(lab.node('lab-cp-1')).then((r) => `${r.body} ${r.status}`);
+    // The tests before restarted it: ready once it has started again.
+    await until('/readyz ok', async () => ((await readyz()) === 'ok 200' ? true : undefined), 60_000);
+    // The etcd processes the lab started on two members (lab.json: sshd first, then etcd), stopped in place.
+    const state = JSON.parse(readFileSync(join(lab.dir, 'lab.json'), 'utf8')) as { nodes: Array<{ name: string; pids: number[] }> };
+    const frozen = ['lab-etcd-2', 'lab-etcd-3'].map((n) => state.nodes.find((x) => x.name === n)!.pids[1]!);
+    for (const pid of frozen) expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toMatch(/^\/usr\/bin\/etcd\0/);
+    try {
+      for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+      const answer = await until('/readyz to fail', async () => {
+        const r = await readyz();
+        return r.endsWith(' 500') ? r : undefined;
+      }, 20_000);
+      // Every endpoint it has, asked with its client pair: the one left has no leader, the others do not answer.
+      expect(answer).toMatch(/\[-\]etcd failed: https:\/\/10\.201\.\d+\.11:2379: .*; https:\/\/10\.201\.\d+\.12:2379: .*; https:\/\/10\.201\.\d+\.13:2379: /);
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT');
+    }
+    await until('/readyz ok again', async () => ((await readyz()) === 'ok 200' ? true : undefined), 30_000);
   });
 
   it('down() removes every namespace and process', async () => {

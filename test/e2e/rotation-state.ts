@@ -153,6 +153,15 @@ export function journal(stateDir: string): Array<{ event: string; phase?: string
   return readFileSync(join(stateDir, 'lab', 'journal.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 }
 
+/** `plan --nodes NODES` on a recovery that needs more members than those: refused (64) with `message`, nothing changed. */
+export async function expectScopeRefused(lab: Lab, stateDir: string, nodes: string, message: RegExp) {
+  const before = await clusterState(lab);
+  const r = await cli(['plan', '-i', lab.inventoryPath, '--nodes', nodes, '--state-dir', stateDir]);
+  expect(r.code).toBe(64);
+  expect(r.err).toMatch(message);
+  expect(await clusterState(lab)).toEqual(before);
+}
+
 /** The end state every successful rotation must reach. */
 export async function expectRotated(lab: Lab, before: Record<string, string>, beforeState: Record<string, string>) {
   const now = Date.now();

@@ -58,6 +58,12 @@ export interface LabOptions {
    */
   capiVersions?: Array<'v1beta2' | 'v1beta1'>;
 }
+/** Files of an etcd client pair on the admin machine, as etcdctl's --cacert, --cert and --key take them. */
+export interface EtcdClientPair {
+  cacert: string;
+  cert: string;
+  key: string;
+}
 export interface ExecResult {
   code: number;
   stdout: string;
@@ -83,6 +89,12 @@ export interface Lab {
   identityFile: string;
   knownHostsFile: string;
   caDir: string;
+  /**
+   * The etcd members (external etcd nodes, else the control planes' stacked etcd) as etcdctl's
+   * --endpoints, and a client pair on the admin machine signed by the lab's etcd CA, valid whatever
+   * the lab's certificates: enough to watch etcd's health from outside while a test runs.
+   */
+  etcdObserver: { endpoints: string[] } & EtcdClientPair;
   stopSshd(name: string): Promise<void>;
   startSshd(name: string): Promise<void>;
   regenerateHostKey(name: string): Promise<void>;
@@ -545,14 +557,25 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       })(),
     ]);
     await chmod(join(dir, 'id_ed25519'), 0o600);
-    // The etcd client pair the control plane and the management-cluster secret share (first etcd node has it too).
-    await must('bash', ['-c', `. "${SHIM_DIR}/rc-lab-lib.sh"; trap rc_tmp_done EXIT; rc_issue "$1/etcd-ca.crt" "$1/etcd-ca.key" "$2/apiserver-etcd-client.crt" "$2/apiserver-etcd-client.key" /O=system:masters/CN=apiserver-etcd-client client '' ${certDates(certs)}`, '_', caDir, join(dir, 'shared')]);
+    // The etcd client pair the control plane and the management-cluster secret share (first etcd node
+    // has it too), and the observer's: an etcd client pair on the admin side that stays valid whatever
+    // the lab's certificates, for tests that watch etcd's quorum (etcdObserver).
+    await must('bash', [
+      '-c',
+      `. "${SHIM_DIR}/rc-lab-lib.sh"; trap rc_tmp_done EXIT; rc_issue "$1/etcd-ca.crt" "$1/etcd-ca.key" "$2/apiserver-etcd-client.crt" "$2/apiserver-etcd-client.key" /O=system:masters/CN=apiserver-etcd-client client '' ${certDates(certs)}
+       rc_issue "$1/etcd-ca.crt" "$1/etcd-ca.key" "$1/etcd-observer.crt" "$1/etcd-observer.key" /CN=rc-lab-observer client ''`,
+      '_',
+      caDir,
+      join(dir, 'shared'),
+    ]);
 
     debug('keys, CAs, bridge', began);
     await Promise.all(nodes.map((n) => startHolder(dir, n)));
     debug('namespaces', began);
     await saveState();
     const etcdIps = etcdNodes.map((n) => n.host).join(' ');
+    // Stacked etcd: one member per control-plane node (the manifest's --initial-cluster).
+    const cpMembers = cpNodes.map((n) => `${n.spec.name}=https://${n.host}:2380`).join(',');
     const firstCpIp = cpNodes[0]?.host ?? '';
     await pool(nodes, SETUP_CONCURRENCY, async (n) => {
       const env = {
@@ -572,6 +595,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
         ETCD_IPS: etcdIps,
         FIRST_CP: n === cpNodes[0] ? '1' : '0',
         FIRST_CP_IP: firstCpIp,
+        CP_MEMBERS: cpMembers,
         SHARED_ETCD_CLIENT: n === etcdNodes[0] ? '1' : '0',
         SHIM_DIR,
         CLUSTER: 'lab',
@@ -598,7 +622,9 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       for (const n of cpNodes) n.svcPids.push(startAgent(n, dir));
       await saveState();
       // With expired certificates etcd peers cannot handshake and nothing gets healthy: don't wait for it.
-      if (etcdNodes.length && certs !== 'expired') await waitEtcdHealthy(dir, etcdNodes);
+      // Stacked: the members are the control planes' etcd static pods, started by their kubelets.
+      const members = etcdNodes.length ? etcdNodes : cpNodes;
+      if (members.length && certs !== 'expired') await waitEtcdHealthy(members.map((n) => n.host), observerPair(caDir));
       debug('etcd healthy', began);
       await Promise.all(cpNodes.map((n) => waitPort(n.host, 6443, 'open', `apiserver of ${n.spec.name}`, 20_000)));
       debug('apiservers', began);
@@ -651,6 +677,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     identityFile: join(dir, 'id_ed25519'),
     knownHostsFile: join(dir, 'known_hosts'),
     caDir: join(dir, 'ca'),
+    etcdObserver: { endpoints: (etcdNodes.length ? etcdNodes : cpNodes).map((n) => `https://${n.host}:2379`), ...observerPair(join(dir, 'ca')) },
     stopSshd,
     startSshd,
     regenerateHostKey: async (name: string) => {
@@ -891,22 +918,25 @@ async function waitPort(host: string, port: number, want: 'open' | 'refused', wh
   await poll(what, timeoutMs, async () => (await probeTcp(host, port, 300)) === want, 30);
 }
 
-/** `etcdctl endpoint health --cluster` from the root netns with the first node's etcdctl client cert. */
-async function waitEtcdHealthy(dir: string, etcdNodes: NodeRt[]): Promise<void> {
-  const first = etcdNodes[0]!;
-  const pki = join(dir, 'nodes', first.spec.name, first.spec.os === 'bottlerocket' ? 'var.upper/lib/etcd/pki' : 'etc.upper/etcd/pki');
+/** The admin side's etcd client pair, signed by the lab's etcd CA and valid whatever the lab's certificates. */
+function observerPair(caDir: string): EtcdClientPair {
+  return { cacert: join(caDir, 'etcd-ca.crt'), cert: join(caDir, 'etcd-observer.crt'), key: join(caDir, 'etcd-observer.key') };
+}
+
+/** `etcdctl endpoint health --cluster` from the root netns. */
+async function waitEtcdHealthy(hosts: string[], pair: EtcdClientPair): Promise<void> {
   const args = [
-    `--endpoints=${etcdNodes.map((n) => `https://${n.host}:2379`).join(',')}`,
-    `--cacert=${pki}/ca.crt`,
-    `--cert=${pki}/etcdctl-etcd-client.crt`,
-    `--key=${pki}/etcdctl-etcd-client.key`,
+    `--endpoints=${hosts.map((h) => `https://${h}:2379`).join(',')}`,
+    `--cacert=${pair.cacert}`,
+    `--cert=${pair.cert}`,
+    `--key=${pair.key}`,
     '--dial-timeout=1s',
     '--command-timeout=2s',
     'endpoint',
     'health',
     '--cluster',
   ];
-  await poll('etcd cluster health', 30_000, async () => (await run('etcdctl', args, { env: { PATH: PATH_ENV, ETCDCTL_API: '3' }, timeoutMs: 5000 })).code === 0, 100);
+  await poll('etcd cluster health', 60_000, async () => (await run('etcdctl', args, { env: { PATH: PATH_ENV, ETCDCTL_API: '3' }, timeoutMs: 5000 })).code === 0, 100);
 }
 
 async function writeInventory(dir: string, nodes: NodeRt[]): Promise<void> {

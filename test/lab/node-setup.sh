@@ -2,6 +2,7 @@
 # Runs once per node INSIDE its net + mount namespaces (overlays already mounted).
 # Inputs (env): NODE_NAME NODE_IP NODE_PREFIX NODE_ROLE NODE_OS NODE_USER LAB_DIR CA_DIR LAB_CERTS
 #               ETCD_IPS (space separated, empty = stacked) FIRST_CP (1|0) SHIM_DIR CLUSTER K8S_VERSION
+#               CP_MEMBERS (stacked: NAME=https://IP:2380,... of every control-plane node)
 # Prints the node's ed25519 host public key on stdout as its last line.
 set -euo pipefail
 umask 022
@@ -307,10 +308,19 @@ spec:
   hostNetwork: true
 Y
   if [ "$STACKED" = 1 ]; then
+    # As kubeadm 1.28 writes it (cmd/kubeadm/app/phases/etcd/local.go GetEtcdPodSpec, getEtcdCommand):
+    # the etcd folder of the PKI and the data dir mounted at their host paths, so etcdctl inside the
+    # container reads the same files. The lab's kubelet runs the real etcd with these flags. kubeadm
+    # gives the first member only itself and later ones --initial-cluster-state=existing; the lab's
+    # members start together, so each names all of them with "new" (once the data dir exists, etcd
+    # ignores both flags).
+    install -d -m 0700 /var/lib/etcd
     cat >$M/etcd.yaml <<Y
 apiVersion: v1
 kind: Pod
 metadata:
+  annotations:
+    kubeadm.kubernetes.io/etcd.advertise-client-urls: https://$NODE_IP:2379
   labels:
     component: etcd
     tier: control-plane
@@ -324,17 +334,46 @@ spec:
     - --cert-file=$KPKI/etcd/server.crt
     - --client-cert-auth=true
     - --data-dir=/var/lib/etcd
+    - --experimental-initial-corrupt-check=true
+    - --experimental-watch-progress-notify-interval=5s
+    - --initial-advertise-peer-urls=https://$NODE_IP:2380
+    - --initial-cluster=${CP_MEMBERS:-$NODE_NAME=https://$NODE_IP:2380}
+    - --initial-cluster-state=new
     - --key-file=$KPKI/etcd/server.key
     - --listen-client-urls=https://127.0.0.1:2379,https://$NODE_IP:2379
+    - --listen-metrics-urls=http://127.0.0.1:2381
+    - --listen-peer-urls=https://$NODE_IP:2380
     - --name=$NODE_NAME
     - --peer-cert-file=$KPKI/etcd/peer.crt
     - --peer-client-cert-auth=true
     - --peer-key-file=$KPKI/etcd/peer.key
     - --peer-trusted-ca-file=$KPKI/etcd/ca.crt
+    - --snapshot-count=10000
     - --trusted-ca-file=$KPKI/etcd/ca.crt
     image: public.ecr.aws/eks-distro/etcd-io/etcd:v3.5.9-eks-1-28-9
+    livenessProbe:
+      httpGet:
+        host: 127.0.0.1
+        path: /health?exclude=NOSPACE&serializable=true
+        port: 2381
+        scheme: HTTP
     name: etcd
+    volumeMounts:
+    - mountPath: /var/lib/etcd
+      name: etcd-data
+    - mountPath: $KPKI/etcd
+      name: etcd-certs
   hostNetwork: true
+  priorityClassName: system-node-critical
+  volumes:
+  - hostPath:
+      path: $KPKI/etcd
+      type: DirectoryOrCreate
+    name: etcd-certs
+  - hostPath:
+      path: /var/lib/etcd
+      type: DirectoryOrCreate
+    name: etcd-data
 Y
   fi
   # kube-vip, as EKS Anywhere runs it on every control-plane node (it holds the API's virtual IP).

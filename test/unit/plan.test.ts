@@ -8,7 +8,7 @@ import { compilePlan, newRunId, planDigest } from '../../src/plan/compile.js';
 import { readPlan, serializePlan, writePlan } from '../../src/plan/file.js';
 import { renderPlanText } from '../../src/plan/print.js';
 import { PROFILES_DIR, ProfileSet } from '../../src/profiles/profile.js';
-import { loadRotationRunbooks, parsePhaseRunbook } from '../../src/runbook/runbook.js';
+import { loadRotationRunbooks, parsePhaseRunbook, RUNBOOKS_DIR } from '../../src/runbook/runbook.js';
 import { renderDisplay, renderScript, templateNames } from '../../src/runbook/template.js';
 import { LoadError, UsageError } from '../../src/util/errors.js';
 import { Journal, progressOf } from '../../src/apply/journal.js';
@@ -405,5 +405,122 @@ describe('etcd recovery (members whose certificates already expired)', () => {
     expect(() => plan(['lab-etcd-1', 'lab-etcd-3'], { nodes: ['lab-etcd-1', 'lab-etcd-3'] })).not.toThrow();
     // --only control-plane has no etcd phase to defer in: pre-flight refuses it instead (unhealthy etcd).
     expect(plan(['lab-etcd-1'], { only: 'control-plane' }).phases.map((p) => p.phase)).not.toContain('etcd');
+  });
+});
+
+describe('stacked etcd: the control planes are the members', () => {
+  const cps = (n: number) => Array.from({ length: n }, (_, i) => `  - { name: lab-cp-${i + 1}, host: 10.0.0.2${i + 1}${i === 1 ? ', os: bottlerocket' : ''} }\n`).join('');
+  const stacked = (n: number) => parseInventory(invText.replace(/etcd:\n(  - .*\n)+/, '').replace(/controlPlane:\n(  - .*\n)+/, `controlPlane:\n${cps(n)}`), join(dir, `stacked${n}.yaml`));
+  const plan = (etcdExpired: string[], scope: object = {}, members = 3) =>
+    compilePlan({ inventory: stacked(members), inventoryDigest: 'x', runbooks: loadRotationRunbooks(), profiles: new ProfileSet(), runId: 'r', createdAt: 'c', scope, etcdExpired });
+  const controlPlane = (p: ReturnType<typeof plan>) => p.phases.find((x) => x.phase === 'control-plane')!;
+  const gates = (p: ReturnType<typeof plan>) =>
+    controlPlane(p).nodes.map((n) => [
+      n.name,
+      n.steps.filter((s) => s.deferred || s.retried).map((s) => `${s.id}:${s.deferred ? 'deferred' : 'retried'}`),
+      n.restore!.steps.filter((s) => s.deferred).map((s) => s.id),
+    ]);
+  const restored = ['restore-wait-ready', 'restore-etcd-health'];
+
+  it('renews, verifies and gates on the etcd member of every control plane', () => {
+    const cp = controlPlane(plan([])).nodes;
+    expect(cp[0]!.steps.map((s) => s.id)).toEqual([
+      'snapshot', 'snapshot-etcd', 'backup-pki', 'backup-kubeconfigs', 'renew-all', 'verify-certs', 'verify-etcd-certs',
+      'dedupe-before', 'stop-pods', 'wait-down', 'wait-stopped', 'start-pods', 'wait-running', 'dedupe-after', 'wait-ready', 'etcd-serving', 'etcd-health',
+    ]);
+    expect(cp[0]!.restore!.steps.map((s) => s.id).slice(-2)).toEqual(['restore-wait-ready', 'restore-etcd-health']);
+    const verify = cp[0]!.steps.find((s) => s.id === 'verify-etcd-certs')!;
+    expect(verify.with).toEqual({
+      dir: '/etc/kubernetes/pki',
+      renewed: ['etcd/server.crt', 'etcd/peer.crt', 'etcd/healthcheck-client.crt', 'apiserver-etcd-client.crt'],
+      unchanged: ['etcd/ca.crt'],
+      sansKept: ['etcd/server.crt', 'etcd/peer.crt'],
+    });
+    expect(cp[0]!.steps.find((s) => s.id === 'etcd-serving')!.with).toEqual({ port: '2379', file: '/etc/kubernetes/pki/etcd/server.crt' });
+    // etcdctl in the node's own etcd container, with its healthcheck-client pair: the key stays on the node.
+    const ubuntu = cp[0]!.steps.find((s) => s.id === 'etcd-health')!.commands!.stackedEtcdHealth!;
+    expect(ubuntu).toContain(`crictl exec "$1" etcdctl $flags endpoint health --cluster`);
+    expect(ubuntu).toContain('--cert=$pki/healthcheck-client.crt --key=$pki/healthcheck-client.key');
+    const br = cp[1]!.steps.find((s) => s.id === 'etcd-health')!.commands!.stackedEtcdHealth!;
+    expect(br).toContain('ctr -n k8s.io t exec --exec-id "rotate-certs-$$-health" "$id" etcdctl $flags endpoint health --cluster </dev/null');
+    expect(br).toContain('pki=/var/lib/kubeadm/pki/etcd');
+    // External etcd: none of it.
+    const external = compile().phases.find((p) => p.phase === 'control-plane')!.nodes[0]!;
+    expect(external.steps.map((s) => s.id).filter((id) => /etcd-(serving|health|certs)|snapshot-etcd/.test(id))).toEqual([]);
+  });
+
+  it('finds the control planes whose etcd server or peer certificate expired', () => {
+    const c = (node: string, path: string, status: string) => ({ node, role: 'control-plane', path, status, isCA: false, source: 'file' });
+    const found = etcdExpiredFrom({
+      certificates: [
+        c('lab-cp-1', '/etc/kubernetes/pki/etcd/server.crt', 'expired'),
+        c('lab-cp-2', '/var/lib/kubeadm/pki/etcd/peer.crt', 'not-yet-valid'),
+        // The clients' certificates do not keep a member out of the cluster.
+        c('lab-cp-3', '/etc/kubernetes/pki/etcd/healthcheck-client.crt', 'expired'),
+        c('lab-cp-3', '/etc/kubernetes/pki/apiserver-etcd-client.crt', 'expired'),
+        c('lab-cp-3', '/etc/kubernetes/pki/apiserver.crt', 'expired'),
+      ] as never,
+    });
+    expect(found).toEqual(['lab-cp-1', 'lab-cp-2']);
+  });
+
+  it('every member expired: the quorum gates wait for the second node, the every-member gate for the last', () => {
+    const all = plan(['lab-cp-1', 'lab-cp-2', 'lab-cp-3']);
+    expect(gates(all)).toEqual([
+      ['lab-cp-1', ['wait-ready:deferred', 'etcd-serving:deferred', 'etcd-health:deferred'], restored],
+      ['lab-cp-2', ['wait-ready:retried', 'etcd-serving:retried', 'etcd-health:deferred'], restored],
+      ['lab-cp-3', ['etcd-health:retried'], restored],
+    ]);
+    const cp1 = controlPlane(all).nodes[0]!;
+    expect(cp1.steps.find((s) => s.id === 'wait-ready')!.deferred).toMatch(/waits for lab-cp-2, whose renewal gives a majority of the 3 members valid peer certificates/);
+    expect(cp1.steps.find((s) => s.id === 'etcd-health')!.deferred).toMatch(/waits for lab-cp-3, the last member with expired certificates/);
+    const text = renderPlanText(all, { full: false });
+    expect(text).toContain('etcd members (stacked on the control plane) with expired certificates: lab-cp-1, lab-cp-2, lab-cp-3.');
+    expect(text).not.toContain('etcd members with expired certificates');
+    // Five members: a majority is three.
+    expect(gates(plan(['lab-cp-1', 'lab-cp-2', 'lab-cp-3', 'lab-cp-4', 'lab-cp-5'], {}, 5)).map(([n, steps]) => [n, (steps as string[]).filter((s) => s.startsWith('wait-ready'))])).toEqual([
+      ['lab-cp-1', ['wait-ready:deferred']],
+      ['lab-cp-2', ['wait-ready:deferred']],
+      ['lab-cp-3', ['wait-ready:retried']],
+      ['lab-cp-4', []],
+      ['lab-cp-5', []],
+    ]);
+  });
+
+  it('some expired: they go first; where the others keep a quorum only the every-member gate waits', () => {
+    expect(gates(plan(['lab-cp-2']))).toEqual([
+      ['lab-cp-2', ['etcd-health:retried'], restored],
+      ['lab-cp-1', [], []],
+      ['lab-cp-3', [], []],
+    ]);
+    // Two of three: the first one renewed makes the majority with the valid member.
+    expect(gates(plan(['lab-cp-1', 'lab-cp-3']))).toEqual([
+      ['lab-cp-1', ['wait-ready:retried', 'etcd-serving:retried', 'etcd-health:deferred'], restored],
+      ['lab-cp-3', ['etcd-health:retried'], restored],
+      ['lab-cp-2', [], []],
+    ]);
+    // The other phases are not recoveries: the kubelets and the management cluster keep every step.
+    for (const p of plan(['lab-cp-1', 'lab-cp-3']).phases.filter((x) => x.phase !== 'control-plane')) {
+      expect(p.nodes.flatMap((n) => n.steps.filter((s) => s.deferred || s.retried))).toEqual([]);
+    }
+  });
+
+  it('refuses a scope that leaves an expired member out', () => {
+    expect(() => plan(['lab-cp-1', 'lab-cp-2'], { nodes: ['lab-cp-1'] })).toThrow(/etcd member lab-cp-2 has expired certificates: etcd cannot be healthy/);
+    expect(() => plan(['lab-cp-1'], { nodes: ['lab-cp-3'] })).toThrow(UsageError);
+    expect(() => plan(['lab-cp-1'], { nodes: ['lab-cp-1', 'lab-md-1'] })).not.toThrow();
+    // An external etcd's expired members change nothing on its control planes.
+    const three = parseInventory(invText.replace('  - { name: lab-etcd-2, host: 10.0.0.12 }\n', '  - { name: lab-etcd-2, host: 10.0.0.12 }\n  - { name: lab-etcd-3, host: 10.0.0.13 }\n'), join(dir, 'inv3.yaml'));
+    const external = compilePlan({ inventory: three, inventoryDigest: 'x', runbooks: loadRotationRunbooks(), profiles: new ProfileSet(), runId: 'r', createdAt: 'c', scope: {}, etcdExpired: ['lab-etcd-1', 'lab-etcd-2', 'lab-etcd-3'] });
+    expect(external.phases.find((p) => p.phase === 'control-plane')!.nodes.flatMap((n) => [...n.steps, ...n.restore!.steps].filter((s) => s.deferred || s.retried))).toEqual([]);
+  });
+
+  it('deferWhileEtcdExpired takes true or quorum, and nothing else', () => {
+    const text = readFileSync(join(RUNBOOKS_DIR, 'control-plane.yaml'), 'utf8');
+    expect(parsePhaseRunbook(text, 'control-plane.yaml').steps.find((s) => s.id === 'wait-ready')!.deferWhileEtcdExpired).toBe('quorum');
+    expect(parsePhaseRunbook(text, 'control-plane.yaml').steps.find((s) => s.id === 'etcd-health')!.deferWhileEtcdExpired).toBe('all');
+    expect(() => parsePhaseRunbook(text.replace('deferWhileEtcdExpired: quorum', 'deferWhileEtcdExpired: majority'), 'control-plane.yaml')).toThrow(
+      /^control-plane\.yaml:\d+: steps\[\d+\]\.deferWhileEtcdExpired: expected true \(every member renewed\) or quorum \(a majority of members renewed\), got "majority"/,
+    );
   });
 });

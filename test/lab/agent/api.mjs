@@ -5,6 +5,7 @@
 // kube-apiserver static pod of kubelet-agent.mjs; plain ESM, node: builtins only.
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import { existsSync, lstatSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { join, posix } from 'node:path';
 
 const IP = process.env.LAB_NODE_IP ?? '127.0.0.1';
@@ -16,7 +17,7 @@ const CLUSTER_CA = join(LAB_DIR, 'ca', 'ca.crt');
 const KUBELET_ACTIVE = '/var/lib/rotate-certs-lab/kubelet.active'; // the systemctl shim's marker
 const KUBELET_CLIENT = '/var/lib/kubelet/pki/kubelet-client-current.pem';
 
-/** Why the kube-apiserver cannot use etcd with the client pair it started with, or null. */
+/** Why the kube-apiserver's etcd client pair cannot work as it is, or null (the dates, the issuer). */
 export function etcdProblem(etcd) {
   if ('error' in etcd) return etcd.error;
   const now = Date.now();
@@ -24,6 +25,57 @@ export function etcdProblem(etcd) {
   if (Date.parse(etcd.cert.validFrom) > now) return 'etcd client certificate is not yet valid';
   if (!etcd.cert.checkIssued(etcd.ca) || !etcd.cert.verify(etcd.ca.publicKey)) return 'etcd client certificate is not signed by the etcd CA';
   return null;
+}
+
+/** How long one etcd endpoint may take to answer; etcd's own /health waits up to 1 s for a quorum read. */
+const ETCD_HEALTH_MS = 2000;
+/** A health answer is reused this long, so a burst of requests makes one round of etcd calls. */
+const ETCD_HEALTH_CACHE_MS = 250;
+
+/** GET /health of one etcd client URL with the apiserver's pair: null when it says {"health":"true"}. */
+function etcdEndpointProblem(url, client) {
+  return new Promise((resolve) => {
+    const u = new URL(url);
+    const req = request(
+      { host: u.hostname, port: u.port || 2379, path: '/health', method: 'GET', cert: client.cert, key: client.key, ca: client.ca, timeout: ETCD_HEALTH_MS },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d.toString()));
+        res.on('end', () => {
+          let health;
+          try {
+            health = JSON.parse(body).health;
+          } catch {
+            /* not etcd's JSON */
+          }
+          resolve(health === 'true' ? null : `${url}: /health answered ${res.statusCode} ${body.trim().slice(0, 120)}`);
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('context deadline exceeded')));
+    req.on('error', (e) => resolve(`${url}: ${e.code ?? ''} ${e.message}`.replace(/: +/, ': ')));
+    req.end();
+  });
+}
+
+/**
+ * Why etcd does not serve this kube-apiserver now, or null: a real TLS request with the client pair it
+ * read at start to each of its --etcd-servers, as its etcd readiness check depends on (k8s.io/apiserver
+ * storage/storagebackend/factory etcd3.go: an etcd client of those endpoints with that pair). One
+ * endpoint that answers healthy is enough (the client balances over them). Without quorum no member
+ * does, and the API is not ready.
+ */
+export function etcdProblemNow(pod) {
+  const etcd = pod.etcd;
+  const fixed = etcdProblem(etcd);
+  if (fixed) return Promise.resolve(fixed);
+  const now = Date.now();
+  if (etcd.health && now - etcd.health.at < ETCD_HEALTH_CACHE_MS) return etcd.health.result;
+  const result = Promise.all(etcd.client.servers.map((u) => etcdEndpointProblem(u, etcd.client))).then((problems) =>
+    problems.some((p) => p === null) ? null : problems.join('; '),
+  );
+  etcd.health = { at: now, result };
+  return result;
 }
 
 // ---------------------------------------------------------------- Node Ready
@@ -367,7 +419,7 @@ export async function handle(req, res, pod) {
   if (ANONYMOUS.test(path)) {
     if (path.startsWith('/version')) return send(res, 200, { major: '1', minor: '28', gitVersion: 'v1.28.3-eks-1-28-9', platform: 'linux/amd64' });
     if (path.startsWith('/readyz')) {
-      const p = etcdProblem(pod.etcd);
+      const p = await etcdProblemNow(pod);
       if (p) return send(res, 500, `[+]ping ok\n[+]log ok\n[-]etcd failed: ${p}\nreadyz check failed\n`, 'text/plain');
     }
     return send(res, 200, 'ok', 'text/plain');
@@ -379,8 +431,8 @@ export async function handle(req, res, pod) {
   const cert = new X509Certificate(peer.raw);
   if (Date.parse(cert.validTo) < Date.now()) return send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
 
-  // Without a working etcd client cert the apiserver cannot serve any object.
-  const p = etcdProblem(pod.etcd);
+  // Without etcd answering (its client pair refused, no quorum) the apiserver cannot serve any object.
+  const p = await etcdProblemNow(pod);
   if (p) return send(res, 503, status(503, 'ServiceUnavailable', `etcdserver: request timed out (${p})`));
 
   const r = route(path);

@@ -13,11 +13,14 @@
 //
 // The kube-apiserver container serves the API of api.mjs on :6443 with the files it read when it
 // started: it exits (crash loop) when its etcd client certificate or key cannot be loaded or do not
-// match, and is not ready while that certificate is expired. The other containers are placeholders.
+// match, and is ready only while etcd answers it through that pair. The etcd container (stacked etcd)
+// runs the real etcd (/usr/bin/etcd, 3.4) with the flags of its manifest, stopped with SIGTERM as the
+// kubelet stops a container. The other containers are placeholders.
 // Plain ESM, node: builtins only. Env: LAB_NODE_NAME, LAB_NODE_IP, LAB_DIR, LAB_MANIFEST_DIR,
 // LAB_MANIFEST_EXT (".yaml", or "" on Bottlerocket), LAB_POLL_MS.
 import { X509Certificate, createHash, createPrivateKey, randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { appendFileSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { join } from 'node:path';
 import { handle, send, status } from './api.mjs';
@@ -87,12 +90,28 @@ function loadApiserver(text) {
     return v;
   };
   const tls = { cert: readFileSync(need('tls-cert-file')), key: readFileSync(need('tls-private-key-file')), ca: readFileSync(need('client-ca-file')) };
-  const etcdCert = new X509Certificate(readFileSync(need('etcd-certfile')));
-  const etcdKey = createPrivateKey(readFileSync(need('etcd-keyfile')));
-  if (!etcdCert.checkPrivateKey(etcdKey)) throw new Error(`error creating storage factory: tls: private key does not match public key (${need('etcd-certfile')}, ${need('etcd-keyfile')})`);
-  const etcd = { cert: etcdCert, ca: new X509Certificate(readFileSync(need('etcd-cafile'))) };
+  const certPem = readFileSync(need('etcd-certfile'));
+  const keyPem = readFileSync(need('etcd-keyfile'));
+  const caPem = readFileSync(need('etcd-cafile'));
+  const etcdCert = new X509Certificate(certPem);
+  if (!etcdCert.checkPrivateKey(createPrivateKey(keyPem))) throw new Error(`error creating storage factory: tls: private key does not match public key (${need('etcd-certfile')}, ${need('etcd-keyfile')})`);
+  // The pair in memory, as the real one's etcd client holds it: what it reads later changes nothing.
+  const etcd = { cert: etcdCert, ca: new X509Certificate(caPem), client: { servers: need('etcd-servers').split(','), cert: certPem, key: keyPem, ca: caPem } };
   return { tls, etcd, clientCa: new X509Certificate(tls.ca) };
 }
+
+/** The etcd flags of a static pod manifest's command (`- --name=value` lines), in order. */
+function commandFlags(text) {
+  return [...text.matchAll(/^\s*- (--[a-z0-9-]+=\S*)\s*$/gm)].map((m) => m[1].replace(/^(--[a-z0-9-]+=)(["'])(.*)\2$/, '$1$3'));
+}
+
+/**
+ * etcd 3.5 defaults the manifest's image has and the lab's etcd 3.4 does not: pre-vote keeps a
+ * member that comes back from disrupting the leader with a higher term (etcd server/embed config.go).
+ */
+const ETCD_35_DEFAULTS = ['--pre-vote=true'];
+/** How long etcd may take to stop on SIGTERM (it hands leadership over first) before SIGKILL. */
+const ETCD_STOP_MS = 10_000;
 
 const RUNTIMES = {
   'kube-apiserver': {
@@ -128,6 +147,37 @@ const RUNTIMES = {
     },
   },
 };
+RUNTIMES.etcd = {
+  /** Spawns etcd with the manifest's flags; `onExit` hears when it exits by itself. */
+  async start(text, { onExit }) {
+    const log = openSync('/var/log/etcd.log', 'a');
+    const child = spawn('/usr/bin/etcd', [...commandFlags(text), ...ETCD_35_DEFAULTS], { cwd: '/', stdio: ['ignore', log, log], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+    closeSync(log);
+    let stopping = false;
+    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    void exited.then(({ code, signal }) => {
+      event('etcd-exit', { code, signal: signal ?? undefined, stopping });
+      if (!stopping) onExit(`etcd exited ${signal ?? code}`);
+    });
+    await new Promise((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+    event('etcd-start', { pid: child.pid });
+    return {
+      // The kubelet's SIGTERM: etcd transfers leadership, then exits; SIGKILL after a grace period.
+      async stop() {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        stopping = true;
+        event('etcd-stop', { pid: child.pid });
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), ETCD_STOP_MS);
+        await exited;
+        clearTimeout(timer);
+      },
+    };
+  },
+};
 const placeholder = { async start() { return { async stop() {} }; } };
 
 // ---------------------------------------------------------------- the kubelet
@@ -138,6 +188,8 @@ const pods = new Map();
 const terminating = new Map();
 /** id -> when the container GC removes the exited container. */
 const exited = new Map();
+/** Containers whose process exited by itself (not stopped by the kubelet or a runtime client). */
+const crashed = new Set();
 let busy = false;
 
 function readManifests() {
@@ -186,7 +238,14 @@ async function startContainer(name, p) {
     annotations: {},
   };
   try {
-    const runtime = await (RUNTIMES[name] ?? placeholder).start(p.text);
+    // A process that exits by itself: its container is EXITED, and the kubelet restarts it after a back-off.
+    const onExit = (why) => {
+      if (readRecord(rec.id)?.state !== 'CONTAINER_RUNNING') return;
+      log(`${name} container ${rec.id.slice(0, 13)}: ${why}`);
+      crashed.add(rec.id);
+      setState(rec.id, 'CONTAINER_EXITED');
+    };
+    const runtime = await (RUNTIMES[name] ?? placeholder).start(p.text, { onExit });
     writeRecord(rec);
     p.container = { id: rec.id, runtime };
     event('container-start', { pod: name, id: rec.id });
@@ -245,9 +304,10 @@ async function tick() {
         await p.container.runtime.stop();
         if (rec) exited.set(p.container.id, now + GC_MS);
         event('container-died', { pod: name, id: p.container.id });
+        // A crash waits out the back-off; one stopped from outside is started again at once.
+        p.nextTry = crashed.delete(p.container.id) ? now + BACKOFF_MS : now;
         p.container = undefined;
         p.attempt++;
-        p.nextTry = now;
       }
       if (now >= p.nextTry) await startContainer(name, p);
     }
