@@ -8,7 +8,7 @@ import type { ProfileSet } from '../profiles/profile.js';
 import { sourcesFor, type CheckRunbook } from '../runbook/check-sources.js';
 import type { Connector, NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
-import { mapLimit } from '../util/limit.js';
+import { mapLimit, type Limiter } from '../util/limit.js';
 import { cisProbesFor, compareItems, evaluateCis, type CisDeviation, type CisProbe, type CisRunbook } from './cis.js';
 import { cisScript, parseCisOutput } from './cis-script.js';
 import { servedCertificate } from './probe.js';
@@ -45,6 +45,23 @@ export interface CheckReport {
   cis?: CisDeviation[];
 }
 
+/** A cluster of a multi-cluster check whose inventory could not be loaded: nothing of it was contacted. */
+export interface ClusterNotChecked {
+  cluster: string;
+  /** The inventory file, absolute. */
+  inventory: string;
+  error: string;
+}
+
+/** `check` of several clusters: each cluster's report as a single-cluster check gives it, or why it was not checked. */
+export interface MultiCheckReport {
+  clusters: Array<CheckReport | ClusterNotChecked>;
+}
+
+export function isNotChecked(c: CheckReport | ClusterNotChecked): c is ClusterNotChecked {
+  return 'error' in c;
+}
+
 /** What `check` will do on one node; `--dry-run` prints this and connects to nothing. */
 export interface NodeCheckPlan {
   node: InventoryNode;
@@ -76,6 +93,10 @@ export interface CheckDeps {
   concurrency: number;
   warnDays: number;
   probeTimeoutMs?: number;
+  /** A limit shared with other runs (one per cluster); replaces `concurrency` when given. */
+  limit?: Limiter;
+  /** The caller closes the connector: other runs still use it. */
+  keepConnectorOpen?: boolean;
 }
 
 export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: CheckDeps): Promise<CheckReport> {
@@ -174,8 +195,10 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
     ...plans.map((p) => () => readNode(p)),
     ...plans.flatMap((p) => p.endpoints.map((e) => () => probe(p.node, e.host, e.port))),
   ];
-  await mapLimit(jobs, deps.concurrency, (job) => job());
-  await deps.connector.close?.();
+  const { limit } = deps;
+  if (limit) await Promise.all(jobs.map((job) => limit(job)));
+  else await mapLimit(jobs, deps.concurrency, (job) => job());
+  if (!deps.keepConnectorOpen) await deps.connector.close?.();
 
   const order = new Map(inv.nodes.map((n, i) => [n.name, i]));
   certificates.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0) || a.daysLeft - b.daysLeft || (a.path ?? a.endpoint ?? '').localeCompare(b.path ?? b.endpoint ?? ''));
@@ -198,6 +221,11 @@ export function checkExitCode(report: CheckReport): number {
   if (report.certificates.some((c) => c.status === 'expiring')) return 1;
   if ((report.cis?.length ?? 0) > 0) return 1;
   return 0;
+}
+
+/** Several clusters: the highest of their codes; a cluster that was not checked counts as 3. */
+export function multiCheckExitCode(multi: MultiCheckReport): number {
+  return Math.max(0, ...multi.clusters.map((c) => (isNotChecked(c) ? 3 : checkExitCode(c))));
 }
 
 function firstLine(s: string): string {
