@@ -3,6 +3,7 @@
  * endpoints, in bounded parallel. A node that fails becomes an entry in `errors`, never a crash.
  */
 import { expiryOf, type CertStatus, type Clock } from '../certs/expiry.js';
+import { inspectCertificate } from '../certs/inspect.js';
 import type { Inventory, InventoryNode, Role } from '../inventory/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import { sourcesFor, type CheckRunbook } from '../runbook/check-sources.js';
@@ -101,15 +102,12 @@ export interface CheckDeps {
 
 export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: CheckDeps): Promise<CheckReport> {
   const now = deps.clock.now();
-  // The X.509 stack takes a few hundred milliseconds to load: let the first handshakes go out first.
-  const parser = import('../certs/inspect.js');
-  parser.catch(() => undefined); // a failed load is reported per certificate, where it is awaited
   const certificates: CertificateEntry[] = [];
   const errors: CheckError[] = [];
   const cis: CisDeviation[] = [];
 
-  const entry = async (node: InventoryNode, source: CertificateEntry['source'], where: { path?: string; endpoint?: string }, pem: string | Buffer): Promise<CertificateEntry> => {
-    const info = (await parser).inspectCertificate(pem);
+  const entry = (node: InventoryNode, source: CertificateEntry['source'], where: { path?: string; endpoint?: string }, pem: string | Buffer): CertificateEntry => {
+    const info = inspectCertificate(pem);
     const { status, daysLeft } = expiryOf(info.notBefore, info.notAfter, now, deps.warnDays);
     return {
       node: node.name,
@@ -139,7 +137,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
       }
       const parsed = parseCheckOutput(res.stdout);
       if (!parsed.complete) errors.push({ node: node.name, message: 'the certificate read was cut short; some files may be missing from this report' });
-      for (const item of parsed.items) await collect(node, item);
+      for (const item of parsed.items) collect(node, item);
       if (plan.cis) await readCis(node, session, plan.rootShell, plan.cis.script, plan.cis.probes);
     } catch (err) {
       errors.push({ node: node.name, message: errorMessage(err).replace(new RegExp(`^${node.name}: `), '') });
@@ -161,7 +159,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
     cis.push(...evaluateCis(node.name, probes, parsed.stats));
   };
 
-  const collect = async (node: InventoryNode, item: ReadItem) => {
+  const collect = (node: InventoryNode, item: ReadItem) => {
     if (item.kind === 'missing') {
       errors.push({ node: node.name, message: `expected certificate file ${item.path} is missing` });
       return;
@@ -173,7 +171,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
     for (const [i, pem] of item.pems.entries()) {
       const path = i === 0 ? item.path : `${item.path}[${i}]`;
       try {
-        certificates.push(await entry(node, item.kind, { path }, pem));
+        certificates.push(entry(node, item.kind, { path }, pem));
       } catch (err) {
         errors.push({ node: node.name, message: `${path}: not a parsable certificate (${errorMessage(err)})` });
       }
@@ -185,7 +183,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
     try {
       const stream = node.ssh.jumpHost && deps.connector.tunnel ? await deps.connector.tunnel(node, port) : undefined;
       const der = await servedCertificate({ host, port, timeoutMs: deps.probeTimeoutMs ?? 5000, ...(stream ? { stream } : {}) });
-      certificates.push(await entry(node, 'endpoint', { endpoint }, der));
+      certificates.push(entry(node, 'endpoint', { endpoint }, der));
     } catch (err) {
       errors.push({ node: node.name, message: `endpoint ${endpoint}: ${errorMessage(err)}` });
     }
