@@ -10,6 +10,8 @@ import { sourcesFor, type CheckRunbook } from '../runbook/check-sources.js';
 import type { Connector, NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
 import { mapLimit, type Limiter } from '../util/limit.js';
+
+export { checkExitCode, isNotChecked, multiCheckExitCode } from './exit-code.js';
 import { cisProbesFor, compareItems, evaluateCis, type CisDeviation, type CisProbe, type CisRunbook } from './cis.js';
 import { cisScript, parseCisOutput } from './cis-script.js';
 import { servedCertificate } from './probe.js';
@@ -59,9 +61,6 @@ export interface MultiCheckReport {
   clusters: Array<CheckReport | ClusterNotChecked>;
 }
 
-export function isNotChecked(c: CheckReport | ClusterNotChecked): c is ClusterNotChecked {
-  return 'error' in c;
-}
 
 /** What `check` will do on one node; `--dry-run` prints this and connects to nothing. */
 export interface NodeCheckPlan {
@@ -207,23 +206,6 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
     report.cis = cis;
   }
   return report;
-}
-
-/**
- * 0 all ok, 1 something expiring or (--cis) a file deviating from the CIS benchmark, 2 something
- * expired or not yet valid, 3 something unchecked. The highest applies.
- */
-export function checkExitCode(report: CheckReport): number {
-  if (report.errors.length > 0) return 3;
-  if (report.certificates.some((c) => c.status === 'expired' || c.status === 'not-yet-valid')) return 2;
-  if (report.certificates.some((c) => c.status === 'expiring')) return 1;
-  if ((report.cis?.length ?? 0) > 0) return 1;
-  return 0;
-}
-
-/** Several clusters: the highest of their codes; a cluster that was not checked counts as 3. */
-export function multiCheckExitCode(multi: MultiCheckReport): number {
-  return Math.max(0, ...multi.clusters.map((c) => (isNotChecked(c) ? 3 : checkExitCode(c))));
 }
 
 function firstLine(s: string): string {

@@ -2,7 +2,8 @@
 import { styleText } from 'node:util';
 import { commonName } from '../certs/dn.js';
 import type { CisDeviation } from '../check/cis.js';
-import { checkExitCode, isNotChecked, type CertificateEntry, type CheckReport, type MultiCheckReport } from '../check/run.js';
+import { checkExitCode, isNotChecked } from '../check/exit-code.js';
+import type { CertificateEntry, CheckReport, MultiCheckReport } from '../check/run.js';
 
 export const OUTPUT_FORMATS = ['table', 'json', 'prometheus'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
