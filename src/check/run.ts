@@ -104,6 +104,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
   const certificates: CertificateEntry[] = [];
   const errors: CheckError[] = [];
   const cis: CisDeviation[] = [];
+  const closing: Array<Promise<void>> = [];
 
   const entry = (node: InventoryNode, source: CertificateEntry['source'], where: { path?: string; endpoint?: string }, pem: string | Buffer): CertificateEntry => {
     const info = inspectCertificate(pem);
@@ -141,7 +142,8 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
     } catch (err) {
       errors.push({ node: node.name, message: errorMessage(err).replace(new RegExp(`^${node.name}: `), '') });
     } finally {
-      await session?.close().catch(() => {});
+      // The slot goes to the next node now; the connection's teardown is awaited at the end.
+      if (session) closing.push(session.close().catch(() => {}));
     }
   };
 
@@ -195,6 +197,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
   const { limit } = deps;
   if (limit) await Promise.all(jobs.map((job) => limit(job)));
   else await mapLimit(jobs, deps.concurrency, (job) => job());
+  await Promise.all(closing);
   if (!deps.keepConnectorOpen) await deps.connector.close?.();
 
   const order = new Map(inv.nodes.map((n, i) => [n.name, i]));
