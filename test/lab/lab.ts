@@ -93,6 +93,7 @@ const AGENT = join(LAB_SRC, 'agent', 'kubelet-agent.mjs');
 export const REGISTRY_DIR = join(tmpdir(), 'rc-lab-registry');
 const PATH_ENV = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const SETUP_CONCURRENCY = 6;
+const HOLDER_CONCURRENCY = 16;
 const t0 = () => Date.now();
 const debug = (msg: string, since: number) => {
   if (process.env.LAB_DEBUG) process.stderr.write(`[lab] ${msg} ${Date.now() - since} ms\n`);
@@ -499,7 +500,8 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     await must('bash', ['-c', `. "${SHIM_DIR}/rc-lab-lib.sh"; trap rc_tmp_done EXIT; rc_issue "$1/etcd-ca.crt" "$1/etcd-ca.key" "$2/apiserver-etcd-client.crt" "$2/apiserver-etcd-client.key" /O=system:masters/CN=apiserver-etcd-client client '' ${certDates(certs)}`, '_', caDir, join(dir, 'shared')]);
 
     debug('keys, CAs, bridge', began);
-    await Promise.all(nodes.map((n) => startHolder(dir, n)));
+    // Bounded: 200 namespaces mounting overlays at once made the first ones miss startHolder's 15 s.
+    await pool(nodes, HOLDER_CONCURRENCY, (n) => startHolder(dir, n));
     debug('namespaces', began);
     await saveState();
     const etcdIps = etcdNodes.map((n) => n.host).join(' ');
