@@ -538,7 +538,9 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     await writeInventory(dir, nodes);
     await writeFile(join(dir, 'known_hosts'), nodes.map((n) => `${n.host} ${n.hostKey}\n`).join(''));
     await seedApiState(dir, nodes);
-    await Promise.all(nodes.map((n) => waitPort(n.host, 22, 'open', `sshd of ${n.spec.name}`)));
+    // All sshds start together: 200 of them on a busy machine took longer than one's 10 s.
+    const sshdWaitMs = Math.max(10_000, nodes.length * 150);
+    await Promise.all(nodes.map((n) => waitPort(n.host, 22, 'open', `sshd of ${n.spec.name}`, sshdWaitMs)));
 
     debug('sshd', began);
     if (services) {
