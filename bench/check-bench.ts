@@ -42,6 +42,8 @@ const TARGET_FLOOR_RATIO = 1.2;
 /** Peak memory of check at 200 nodes, in bytes (MB = 10^6 bytes). */
 const TARGET_PEAK_BYTES = 200e6;
 const PRELOAD = join(ROOT, 'bench', 'peak-memory.mjs');
+/** No run of any series takes this long, even the loop at 200 nodes (about 90 s). */
+const RUN_TIMEOUT_MS = 600_000;
 /** check's default --concurrency; the parallel baseline and the floor use the same. */
 const CONCURRENCY = 16;
 
@@ -189,7 +191,19 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Ran
       currentChild = undefined;
       reject(e);
     });
+    // A lab torn down under a run (`npm run lab -- down --all` from another shell) leaves ssh waiting
+    // forever, and its child keeps the pipes open: give up on it without waiting for them to close.
+    let hung = false;
+    const timer = setTimeout(() => {
+      hung = true;
+      currentChild = undefined;
+      child.kill('SIGKILL');
+      for (const s of child.stdio) s?.destroy();
+      reject(new BenchError(`${cmd} ${args.slice(0, 2).join(' ')} ... ran longer than ${RUN_TIMEOUT_MS / 1000} s: is the lab still up?`));
+    }, RUN_TIMEOUT_MS);
     child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (hung) return;
       const ms = performance.now() - start;
       currentChild = undefined;
       if (interrupted) return reject(new BenchError('interrupted'));
