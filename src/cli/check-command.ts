@@ -7,7 +7,7 @@ import { loadInventory } from '../inventory/load.js';
 import type { Inventory, InventoryNode, InventorySpec } from '../inventory/types.js';
 import { ProfileSet } from '../profiles/profile.js';
 import { renderCheck, renderMultiCheck, type OutputFormat } from '../report/check-output.js';
-import { loadCheckRunbook } from '../runbook/check-sources.js';
+import { loadCheckRunbook, type CheckRunbook } from '../runbook/check-sources.js';
 import { SshConnector } from '../transport/ssh.js';
 import type { Connector } from '../transport/session.js';
 import { ExitCode, UsageError } from '../util/errors.js';
@@ -34,23 +34,33 @@ export async function checkCommand(flags: CheckFlags, io: CliIo, env: CheckEnv =
   const sources = clusterSources(flags, io.cwd);
   if (isMultiCluster(flags)) return checkClusters(loadClusters(sources), flags, io, env);
   const spec = loadInventory(sources[0]!.file);
-  // Loaded (and validated) before anything is contacted.
-  const cisRunbook = flags.cis ? loadCisRunbook() : undefined;
+  const data = checkData(flags);
   if (flags.dryRun) {
     const inv = requireKnownOs(spec, '--dry-run connects to nothing');
-    io.out(renderCheckDryRun(planCheck(inv, new ProfileSet(), loadCheckRunbook(), cisRunbook)));
+    io.out(renderCheckDryRun(planCheck(inv, data.profiles, data.runbook, data.cis)));
     return 0;
   }
-  const report = await checkCluster(spec, flags, env.connector ?? new SshConnector(), env.clock ?? systemClock, cisRunbook);
+  const report = await checkCluster(spec, flags, env.connector ?? new SshConnector(), env.clock ?? systemClock, data);
   io.out(renderCheck(report, flags.output, io.color));
   return checkExitCode(report);
 }
 
+/** What every cluster's plan is made from; loaded (and validated) once, before anything is contacted. */
+interface CheckData {
+  profiles: ProfileSet;
+  runbook: CheckRunbook;
+  cis: CisRunbook | undefined;
+}
+
+function checkData(flags: CheckFlags): CheckData {
+  return { profiles: new ProfileSet(), runbook: loadCheckRunbook(), cis: flags.cis ? loadCisRunbook() : undefined };
+}
+
 /** One cluster, read-only; `limit` shares the concurrency budget with the other clusters of the run. */
-async function checkCluster(spec: InventorySpec, flags: CheckFlags, connector: Connector, clock: Clock, cisRunbook: CisRunbook | undefined, limit?: Limiter): Promise<CheckReport> {
+async function checkCluster(spec: InventorySpec, flags: CheckFlags, connector: Connector, clock: Clock, data: CheckData, limit?: Limiter): Promise<CheckReport> {
   // A node whose OS cannot be told is reported like an unreachable one; the rest are checked.
   const { inventory: inv, errors } = await detectInventoryOs(spec, connector, limit ?? flags.concurrency);
-  const report = await runCheck(inv, planCheck(inv, new ProfileSet(), loadCheckRunbook(), cisRunbook), {
+  const report = await runCheck(inv, planCheck(inv, data.profiles, data.runbook, data.cis), {
     connector,
     clock,
     concurrency: flags.concurrency,
@@ -66,7 +76,7 @@ async function checkCluster(spec: InventorySpec, flags: CheckFlags, connector: C
  * inventory cannot be loaded is reported as not checked (exit 3); the others are still checked.
  */
 async function checkClusters(clusters: LoadedCluster[], flags: CheckFlags, io: CliIo, env: CheckEnv): Promise<number> {
-  const cisRunbook = flags.cis ? loadCisRunbook() : undefined;
+  const data = checkData(flags);
   const notChecked = (c: LoadedCluster, error: string): ClusterNotChecked => {
     // JSON and Prometheus keep stdout parseable; the table shows it in place.
     if (flags.output !== 'table' || flags.dryRun) io.err(`rotate-certs: cluster ${clusterName(c)} not checked: ${error}\n`);
@@ -85,7 +95,7 @@ async function checkClusters(clusters: LoadedCluster[], flags: CheckFlags, io: C
         failed = true;
         continue;
       }
-      io.out(`# ===== cluster ${inv.cluster} (${inv.file})\n${renderCheckDryRun(planCheck(inv, new ProfileSet(), loadCheckRunbook(), cisRunbook))}\n`);
+      io.out(`# ===== cluster ${inv.cluster} (${inv.file})\n${renderCheckDryRun(planCheck(inv, data.profiles, data.runbook, data.cis))}\n`);
     }
     return failed ? ExitCode.usage : ExitCode.ok;
   }
@@ -93,7 +103,7 @@ async function checkClusters(clusters: LoadedCluster[], flags: CheckFlags, io: C
   const limit = limiter(flags.concurrency);
   const clock = env.clock ?? systemClock;
   const multi: MultiCheckReport = {
-    clusters: await Promise.all(clusters.map((c) => ('spec' in c ? checkCluster(c.spec, flags, connector, clock, cisRunbook, limit) : Promise.resolve(notChecked(c, c.error))))),
+    clusters: await Promise.all(clusters.map((c) => ('spec' in c ? checkCluster(c.spec, flags, connector, clock, data, limit) : Promise.resolve(notChecked(c, c.error))))),
   };
   await connector.close?.();
   io.out(renderMultiCheck(multi, flags.output, io.color));
