@@ -3,14 +3,16 @@
  * endpoints, in bounded parallel. A node that fails becomes an entry in `errors`, never a crash.
  */
 import { expiryOf, type CertStatus, type Clock } from '../certs/expiry.js';
-import type { CertInfo } from '../certs/inspect.js';
+import { inspectCertificate, type CertInfo } from '../certs/inspect.js';
 import { certKind, type CertKind } from '../certs/kind.js';
 import type { Inventory, InventoryNode, Role } from '../inventory/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import { sourcesFor, type CheckRunbook } from '../runbook/check-sources.js';
 import type { Connector, NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
-import { mapLimit } from '../util/limit.js';
+import { mapLimit, type Limiter } from '../util/limit.js';
+
+export { checkExitCode, isNotChecked, multiCheckExitCode } from './exit-code.js';
 import { cisProbesFor, compareItems, evaluateCis, type CisDeviation, type CisProbe, type CisRunbook } from './cis.js';
 import { cisScript, parseCisOutput } from './cis-script.js';
 import { servedCertificate } from './probe.js';
@@ -50,6 +52,20 @@ export interface CheckReport {
   cis?: CisDeviation[];
 }
 
+/** A cluster of a multi-cluster check whose inventory could not be loaded: nothing of it was contacted. */
+export interface ClusterNotChecked {
+  cluster: string;
+  /** The inventory file, absolute. */
+  inventory: string;
+  error: string;
+}
+
+/** `check` of several clusters: each cluster's report as a single-cluster check gives it, or why it was not checked. */
+export interface MultiCheckReport {
+  clusters: Array<CheckReport | ClusterNotChecked>;
+}
+
+
 /** What `check` will do on one node; `--dry-run` prints this and connects to nothing. */
 export interface NodeCheckPlan {
   node: InventoryNode;
@@ -81,25 +97,27 @@ export interface CheckDeps {
   concurrency: number;
   warnDays: number;
   probeTimeoutMs?: number;
+  /** A limit shared with other runs (one per cluster); replaces `concurrency` when given. */
+  limit?: Limiter;
+  /** The caller closes the connector: other runs still use it. */
+  keepConnectorOpen?: boolean;
 }
 
 export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: CheckDeps): Promise<CheckReport> {
   const now = deps.clock.now();
-  // The X.509 stack takes a few hundred milliseconds to load: let the first handshakes go out first.
-  const parser = import('../certs/inspect.js');
-  parser.catch(() => undefined); // a failed load is reported per certificate, where it is awaited
   const certificates: CertificateEntry[] = [];
   const errors: CheckError[] = [];
   const cis: CisDeviation[] = [];
+  const closing: Array<Promise<void>> = [];
 
-  const entry = async (
+  const entry = (
     node: InventoryNode,
     source: CertificateEntry['source'],
     where: { path?: string; endpoint?: string },
     pem: string | Buffer,
     kindOf: (info: CertInfo) => CertKind = (info) => certKind(info, undefined, 0, undefined),
-  ): Promise<CertificateEntry> => {
-    const info = (await parser).inspectCertificate(pem);
+  ): CertificateEntry => {
+    const info = inspectCertificate(pem);
     const { status, daysLeft } = expiryOf(info.notBefore, info.notAfter, now, deps.warnDays);
     return {
       node: node.name,
@@ -130,12 +148,13 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
       }
       const parsed = parseCheckOutput(res.stdout);
       if (!parsed.complete) errors.push({ node: node.name, message: 'the certificate read was cut short; some files may be missing from this report' });
-      for (const item of parsed.items) await collect(node, item);
+      for (const item of parsed.items) collect(node, item);
       if (plan.cis) await readCis(node, session, plan.rootShell, plan.cis.script, plan.cis.probes);
     } catch (err) {
       errors.push({ node: node.name, message: errorMessage(err).replace(new RegExp(`^${node.name}: `), '') });
     } finally {
-      await session?.close().catch(() => {});
+      // The slot goes to the next node now; the connection's teardown is awaited at the end.
+      if (session) closing.push(session.close().catch(() => {}));
     }
   };
 
@@ -152,7 +171,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
     cis.push(...evaluateCis(node.name, probes, parsed.stats));
   };
 
-  const collect = async (node: InventoryNode, item: ReadItem) => {
+  const collect = (node: InventoryNode, item: ReadItem) => {
     if (item.kind === 'missing') {
       errors.push({ node: node.name, message: `expected certificate file ${item.path} is missing` });
       return;
@@ -169,7 +188,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
         return certKind(info, item.path, i, first);
       };
       try {
-        certificates.push(await entry(node, item.kind, { path }, pem, kindOf));
+        certificates.push(entry(node, item.kind, { path }, pem, kindOf));
       } catch (err) {
         errors.push({ node: node.name, message: `${path}: not a parsable certificate (${errorMessage(err)})` });
       }
@@ -182,7 +201,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
     try {
       const stream = await route(host, port);
       const der = await servedCertificate({ host, port, timeoutMs: deps.probeTimeoutMs ?? 5000, ...(stream ? { stream } : {}) });
-      certificates.push(await entry(node, 'endpoint', { endpoint }, der));
+      certificates.push(entry(node, 'endpoint', { endpoint }, der));
     } catch (err) {
       errors.push({ node: node.name, message: `endpoint ${endpoint}: ${errorMessage(err)}` });
     }
@@ -192,8 +211,11 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
     ...plans.map((p) => () => readNode(p)),
     ...plans.flatMap((p) => p.endpoints.map((e) => () => probe(p.node, e.host, e.port))),
   ];
-  await mapLimit(jobs, deps.concurrency, (job) => job());
-  await deps.connector.close?.();
+  const { limit } = deps;
+  if (limit) await Promise.all(jobs.map((job) => limit(job)));
+  else await mapLimit(jobs, deps.concurrency, (job) => job());
+  await Promise.all(closing);
+  if (!deps.keepConnectorOpen) await deps.connector.close?.();
 
   const order = new Map(inv.nodes.map((n, i) => [n.name, i]));
   certificates.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0) || a.daysLeft - b.daysLeft || (a.path ?? a.endpoint ?? '').localeCompare(b.path ?? b.endpoint ?? ''));
@@ -204,18 +226,6 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
     report.cis = cis;
   }
   return report;
-}
-
-/**
- * 0 all ok, 1 something expiring or (--cis) a file deviating from the CIS benchmark, 2 something
- * expired or not yet valid, 3 something unchecked. The highest applies.
- */
-export function checkExitCode(report: CheckReport): number {
-  if (report.errors.length > 0) return 3;
-  if (report.certificates.some((c) => c.status === 'expired' || c.status === 'not-yet-valid')) return 2;
-  if (report.certificates.some((c) => c.status === 'expiring')) return 1;
-  if ((report.cis?.length ?? 0) > 0) return 1;
-  return 0;
 }
 
 function firstLine(s: string): string {

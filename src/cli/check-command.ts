@@ -1,19 +1,22 @@
 /** `rotate-certs check`: wiring only; the work is in check/run.ts. */
 import { systemClock, type Clock } from '../certs/expiry.js';
-import { loadCisRunbook } from '../check/cis.js';
-import { checkExitCode, planCheck, runCheck, type NodeCheckPlan } from '../check/run.js';
+import { loadCisRunbook, type CisRunbook } from '../check/cis.js';
+import { checkExitCode, multiCheckExitCode, planCheck, runCheck, type CheckReport, type ClusterNotChecked, type MultiCheckReport, type NodeCheckPlan } from '../check/run.js';
 import { detectInventoryOs, requireKnownOs } from '../inventory/detect-os.js';
-import type { InventoryNode } from '../inventory/types.js';
+import { loadInventory } from '../inventory/load.js';
+import type { Inventory, InventoryNode, InventorySpec } from '../inventory/types.js';
 import { ProfileSet } from '../profiles/profile.js';
-import { renderCheck, type OutputFormat } from '../report/check-output.js';
-import { loadCheckRunbook } from '../runbook/check-sources.js';
+import { renderCheck, renderMultiCheck, type OutputFormat } from '../report/check-output.js';
+import { loadCheckRunbook, type CheckRunbook } from '../runbook/check-sources.js';
 import { SshConnector } from '../transport/ssh.js';
 import type { Connector } from '../transport/session.js';
+import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
+import { limiter, type Limiter } from '../util/limit.js';
 import { shq } from '../util/shell.js';
+import { clusterName, clusterSources, isMultiCluster, loadClusters, type ClusterFlags, type LoadedCluster } from './check-clusters.js';
 import type { CliIo } from './io.js';
-import { inventoryFromFlags, type InventoryFlags } from './options.js';
 
-export interface CheckFlags extends InventoryFlags {
+export interface CheckFlags extends ClusterFlags {
   output: OutputFormat;
   warnDays: number;
   concurrency: number;
@@ -28,31 +31,99 @@ export interface CheckEnv {
 }
 
 export async function checkCommand(flags: CheckFlags, io: CliIo, env: CheckEnv = {}): Promise<number> {
-  const spec = inventoryFromFlags(flags, io.cwd);
-  // Loaded (and validated) before anything is contacted.
-  const cisRunbook = flags.cis ? loadCisRunbook() : undefined;
+  const sources = clusterSources(flags, io.cwd);
+  if (isMultiCluster(flags)) return checkClusters(loadClusters(sources), flags, io, env);
+  const spec = loadInventory(sources[0]!.file);
+  const data = checkData(flags);
   if (flags.dryRun) {
     const inv = requireKnownOs(spec, '--dry-run connects to nothing');
-    io.out(renderCheckDryRun(planCheck(inv, new ProfileSet(), loadCheckRunbook(), cisRunbook)));
+    io.out(renderCheckDryRun(planCheck(inv, data.profiles, data.runbook, data.cis)));
     return 0;
   }
   const connector = env.connector ?? new SshConnector();
-  // A problem every node would share (key, known_hosts, jump host) is one error before any contact.
-  await connector.prepare?.(spec).catch(async (err: unknown) => {
+  const report = await checkCluster(spec, flags, connector, env.clock ?? systemClock, data).catch(async (err: unknown) => {
     await connector.close?.();
     throw err;
   });
-  // A node whose OS cannot be told is reported like an unreachable one; the rest are checked.
-  const { inventory: inv, errors } = await detectInventoryOs(spec, connector, flags.concurrency);
-  const report = await runCheck(inv, planCheck(inv, new ProfileSet(), loadCheckRunbook(), cisRunbook), {
-    connector,
-    clock: env.clock ?? systemClock,
-    concurrency: flags.concurrency,
-    warnDays: flags.warnDays,
-  });
-  report.errors.unshift(...errors);
   io.out(renderCheck(report, flags.output, io.color));
   return checkExitCode(report);
+}
+
+/** What every cluster's plan is made from; loaded (and validated) once, before anything is contacted. */
+interface CheckData {
+  profiles: ProfileSet;
+  runbook: CheckRunbook;
+  cis: CisRunbook | undefined;
+}
+
+function checkData(flags: CheckFlags): CheckData {
+  return { profiles: new ProfileSet(), runbook: loadCheckRunbook(), cis: flags.cis ? loadCisRunbook() : undefined };
+}
+
+/** One cluster, read-only; `limit` shares the concurrency budget with the other clusters of the run. */
+async function checkCluster(spec: InventorySpec, flags: CheckFlags, connector: Connector, clock: Clock, data: CheckData, limit?: Limiter): Promise<CheckReport> {
+  // A problem every node would share (key, known_hosts, jump host) is one error before any contact.
+  await connector.prepare?.(spec);
+  // A node whose OS cannot be told is reported like an unreachable one; the rest are checked.
+  const { inventory: inv, errors } = await detectInventoryOs(spec, connector, limit ?? flags.concurrency);
+  const report = await runCheck(inv, planCheck(inv, data.profiles, data.runbook, data.cis), {
+    connector,
+    clock,
+    concurrency: flags.concurrency,
+    warnDays: flags.warnDays,
+    ...(limit ? { limit, keepConnectorOpen: true } : {}),
+  });
+  report.errors.unshift(...errors);
+  return report;
+}
+
+/**
+ * Several clusters in one run, read concurrently within one --concurrency budget. A cluster whose
+ * inventory cannot be loaded is reported as not checked (exit 3); the others are still checked.
+ */
+async function checkClusters(clusters: LoadedCluster[], flags: CheckFlags, io: CliIo, env: CheckEnv): Promise<number> {
+  const data = checkData(flags);
+  const notChecked = (c: LoadedCluster, error: string): ClusterNotChecked => {
+    // JSON and Prometheus keep stdout parseable; the table shows it in place.
+    if (flags.output !== 'table' || flags.dryRun) io.err(`rotate-certs: cluster ${clusterName(c)} not checked: ${error}\n`);
+    return { cluster: clusterName(c), inventory: c.source.file, error };
+  };
+  if (flags.dryRun) {
+    let failed = false;
+    for (const c of clusters) {
+      let inv: Inventory;
+      try {
+        if (!('spec' in c)) throw new UsageError(c.error);
+        inv = requireKnownOs(c.spec, '--dry-run connects to nothing');
+      } catch (err) {
+        if (!(err instanceof UsageError)) throw err;
+        notChecked(c, err.message);
+        failed = true;
+        continue;
+      }
+      io.out(`# ===== cluster ${inv.cluster} (${inv.file})\n${renderCheckDryRun(planCheck(inv, data.profiles, data.runbook, data.cis))}\n`);
+    }
+    return failed ? ExitCode.usage : ExitCode.ok;
+  }
+  const connector = env.connector ?? new SshConnector();
+  const limit = limiter(flags.concurrency);
+  const clock = env.clock ?? systemClock;
+  const multi: MultiCheckReport = {
+    clusters: await Promise.all(
+      clusters.map((c) =>
+        'spec' in c
+          ? // Settings no node of that cluster could use (its key, known_hosts, jump host) leave the others checked.
+            checkCluster(c.spec, flags, connector, clock, data, limit).catch((err: unknown) => {
+              if (!(err instanceof RotateCertsError)) throw err;
+              return notChecked(c, err.message);
+            })
+          : Promise.resolve(notChecked(c, c.error)),
+      ),
+    ),
+  };
+  await connector.close?.();
+  io.out(renderMultiCheck(multi, flags.output, io.color));
+  return multiCheckExitCode(multi);
 }
 
 export function sshCommandLine(node: InventoryNode): string {

@@ -32,16 +32,20 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
         'client certificates, kubelet PEMs), and the certificates served on :6443 (control plane) and :2379 (etcd).\n' +
         'Read-only: it changes nothing, and private keys never leave the nodes.',
     )
-    .option('-i, --inventory <file>', 'inventory YAML (see docs/inventory.md)')
-    .option('-c, --cluster <name>', 'read ./<name>/rotate-certs.yaml')
+    .option('-i, --inventory <file...>', 'inventory YAML (see docs/inventory.md); several: one check of all their clusters')
+    .option('-c, --cluster <name...>', 'read ./<name>/rotate-certs.yaml; several names (or with --inventory): one check of all')
+    .option('--clusters-dir <dir>', 'check every cluster folder in <dir>: each <dir>/<name>/rotate-certs.yaml, as --cluster <name> run in <dir> reads it')
     .addOption(new Option('-o, --output <format>', 'table, json or prometheus').default('table').argParser(choiceFlag('--output', OUTPUT_FORMATS)))
     .addOption(new Option('-w, --warn-days <days>', 'report certificates with this many days left or fewer as expiring').default(30).argParser(intFlag('--warn-days', 0, 3650)))
-    .addOption(new Option('--concurrency <n>', 'nodes contacted at once').default(16).argParser(intFlag('--concurrency', 1, 256)))
+    .addOption(new Option('--concurrency <n>', 'nodes contacted at once, all clusters together').default(16).argParser(intFlag('--concurrency', 1, 256)))
     .option('--dry-run', 'print what would run on each node and contact nothing')
     .option('--cis', 'also report file modes and owners that deviate from the CIS Kubernetes Benchmark (runbooks/cis.yaml)')
     .addHelpText(
       'after',
-      '\nExit codes:\n  0  every certificate ok (and, with --cis, no file deviates)\n  1  something expires within --warn-days, or (--cis) a file mode or owner deviates from the CIS benchmark\n  2  something expired or not yet valid\n  3  some node or endpoint could not be checked (the rest are still reported)\n 64  bad usage, a bad inventory, or SSH settings no node could use: missing key, no known_hosts (nothing contacted)\n 69  the jump host does not answer (no node contacted)\n\nExamples:\n  rotate-certs check --inventory examples/lab/inventory.yaml --dry-run\n  rotate-certs check --cluster mycluster --output json\n  rotate-certs check -i inventory.yaml --cis\n  rotate-certs check -i inventory.yaml -o prometheus > /var/lib/node_exporter/textfile/certs.prom',
+      '\nSeveral clusters (several --inventory or --cluster, or --clusters-dir): one table per cluster, one JSON\n' +
+        'document {"clusters": [...]}, or one Prometheus text with a cluster label on every series. A cluster\n' +
+        'whose inventory cannot be loaded is reported as not checked (exit 3); the others are still checked.\n' +
+        '\nExit codes:\n  0  every certificate ok (and, with --cis, no file deviates)\n  1  something expires within --warn-days, or (--cis) a file mode or owner deviates from the CIS benchmark\n  2  something expired or not yet valid\n  3  some node, endpoint or cluster could not be checked (the rest are still reported)\n 64  bad usage, a bad inventory, or SSH settings no node could use: missing key, no known_hosts (nothing contacted)\n 69  the jump host does not answer (no node contacted)\n    several clusters: the highest of the clusters\' codes\n\nExamples:\n  rotate-certs check --inventory examples/lab/inventory.yaml --dry-run\n  rotate-certs check --cluster mycluster --output json\n  rotate-certs check -i inventory.yaml --cis\n  rotate-certs check --clusters-dir ~/eksa-clusters -o prometheus   (see docs/check.md for node_exporter)',
     )
     .action(async (flags: CheckFlags) => {
       setExit(await (await import('./check-command.js')).checkCommand(flags, io, env));

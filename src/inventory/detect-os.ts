@@ -5,9 +5,9 @@
  */
 import type { Connector, NodeSession } from '../transport/session.js';
 import { errorMessage, ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
-import { mapLimit } from '../util/limit.js';
+import { limiter, type Limiter } from '../util/limit.js';
 import { groupByMessage } from '../util/wording.js';
-import type { Inventory, InventoryNode, InventorySpec, OsName } from './types.js';
+import type { Inventory, InventoryNode, InventoryNodeSpec, InventorySpec, OsName } from './types.js';
 
 /** Read-only and root-free: prints key=value lines for parseOsProbe. */
 export const OS_PROBE = [
@@ -69,12 +69,16 @@ export interface OsDetection {
   errors: Array<{ node: string; message: string }>;
 }
 
-/** Connects to every `os: auto` node (bounded parallel) and reads its OS. */
-export async function detectInventoryOs(inv: InventorySpec, connector: Connector, concurrency: number): Promise<OsDetection> {
+/**
+ * Connects to every `os: auto` node (bounded parallel) and reads its OS. `concurrency` is a number,
+ * or a limit shared with other runs (`check` of several clusters).
+ */
+export async function detectInventoryOs(inv: InventorySpec, connector: Connector, concurrency: number | Limiter): Promise<OsDetection> {
   const found = new Map<string, OsName>();
   const errors: OsDetection['errors'] = [];
   const auto = inv.nodes.filter((n) => n.os === 'auto');
-  await mapLimit(auto, concurrency, async (node) => {
+  const limit = typeof concurrency === 'number' ? limiter(concurrency) : concurrency;
+  const detect = async (node: InventoryNodeSpec) => {
     let session: NodeSession | undefined;
     try {
       session = await connector.connect(node);
@@ -84,7 +88,8 @@ export async function detectInventoryOs(inv: InventorySpec, connector: Connector
     } finally {
       await session?.close().catch(() => {});
     }
-  });
+  };
+  await Promise.all(auto.map((node) => limit(() => detect(node))));
   // Inventory order, so plans and their digests do not depend on which node answered first.
   const detected: Record<string, OsName> = Object.fromEntries(auto.flatMap((n) => (found.has(n.name) ? [[n.name, found.get(n.name) as OsName]] : [])));
   const nodes = inv.nodes.flatMap((n): InventoryNode[] => {

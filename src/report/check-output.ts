@@ -3,7 +3,8 @@ import { styleText } from 'node:util';
 import { commonName } from '../certs/dn.js';
 import { KIND_LABEL } from '../certs/kind.js';
 import type { CisDeviation } from '../check/cis.js';
-import type { CertificateEntry, CheckReport } from '../check/run.js';
+import { checkExitCode, isNotChecked } from '../check/exit-code.js';
+import type { CertificateEntry, CheckReport, MultiCheckReport } from '../check/run.js';
 import { groupByMessage, plural } from '../util/wording.js';
 
 export const OUTPUT_FORMATS = ['table', 'json', 'prometheus'] as const;
@@ -77,11 +78,18 @@ function label(v: string): string {
   return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
 }
 
-/** Metric names of x509-certificate-exporter, so its alert rules and dashboards apply. */
-export function renderPrometheus(report: CheckReport): string {
+/** One metric: its HELP and TYPE lines once, then its samples (of every cluster). */
+interface Family {
+  name: string;
+  help: string;
+  samples: string[];
+}
+
+/** A report's metric families, in the order they are printed; samples of one cluster each. */
+function prometheusFamilies(report: CheckReport): Family[] {
+  const cluster = `cluster=${label(report.cluster)}`;
   const labelsOf = (c: CertificateEntry) =>
     [
-      ['cluster', report.cluster],
       ['node', c.node],
       ['role', c.role],
       ['source', c.source],
@@ -92,33 +100,92 @@ export function renderPrometheus(report: CheckReport): string {
       // leaf, ca (a cluster CA) or kubelet-serving-ca (the kubelet's own, renewed with kubelet.crt).
       ['kind', c.kind],
     ]
-      .map(([k, v]) => `${k}=${label(v ?? '')}`)
-      .join(',');
+      .map(([k, v]) => `,${k}=${label(v ?? '')}`)
+      .join('');
   const seconds = (iso: string) => Math.floor(Date.parse(iso) / 1000);
-  const metric = (name: string, help: string, value: (c: CertificateEntry) => number) => [
-    `# HELP ${name} ${help}`,
-    `# TYPE ${name} gauge`,
-    ...report.certificates.map((c) => `${name}{${labelsOf(c)}} ${value(c)}`),
-  ];
-  const lines = [
-    ...metric('x509_cert_not_after', 'Certificate NotAfter as a Unix timestamp in seconds', (c) => seconds(c.notAfter)),
-    ...metric('x509_cert_not_before', 'Certificate NotBefore as a Unix timestamp in seconds', (c) => seconds(c.notBefore)),
-    ...metric('x509_cert_expired', '1 if the certificate has expired, else 0', (c) => (c.status === 'expired' ? 1 : 0)),
-    '# HELP x509_read_errors Certificates or endpoints that could not be read',
-    '# TYPE x509_read_errors gauge',
-    `x509_read_errors{cluster=${label(report.cluster)}} ${report.errors.length}`,
+  const perCert = (name: string, help: string, value: (c: CertificateEntry) => number): Family => ({
+    name,
+    help,
+    samples: report.certificates.map((c) => `${name}{${cluster}${labelsOf(c)}} ${value(c)}`),
+  });
+  const families = [
+    perCert('x509_cert_not_after', 'Certificate NotAfter as a Unix timestamp in seconds', (c) => seconds(c.notAfter)),
+    perCert('x509_cert_not_before', 'Certificate NotBefore as a Unix timestamp in seconds', (c) => seconds(c.notBefore)),
+    perCert('x509_cert_expired', '1 if the certificate has expired, else 0', (c) => (c.status === 'expired' ? 1 : 0)),
+    readErrors(report.cluster, report.errors.length),
   ];
   if (report.cis) {
-    lines.push(
-      '# HELP rotate_certs_cis_deviation 1 for each file whose mode or owner deviates from a CIS Kubernetes Benchmark item',
-      '# TYPE rotate_certs_cis_deviation gauge',
-      ...report.cis.map((d) => `rotate_certs_cis_deviation{cluster=${label(report.cluster)},node=${label(d.node)},path=${label(d.path)},item=${label(d.item)}} 1`),
-      '# HELP rotate_certs_cis_deviations Files whose mode or owner deviates from the CIS Kubernetes Benchmark, cluster-wide',
-      '# TYPE rotate_certs_cis_deviations gauge',
-      `rotate_certs_cis_deviations{cluster=${label(report.cluster)}} ${report.cis.length}`,
+    families.push(
+      {
+        name: 'rotate_certs_cis_deviation',
+        help: '1 for each file whose mode or owner deviates from a CIS Kubernetes Benchmark item',
+        samples: report.cis.map((d) => `rotate_certs_cis_deviation{${cluster},node=${label(d.node)},path=${label(d.path)},item=${label(d.item)}} 1`),
+      },
+      {
+        name: 'rotate_certs_cis_deviations',
+        help: 'Files whose mode or owner deviates from the CIS Kubernetes Benchmark, cluster-wide',
+        samples: [`rotate_certs_cis_deviations{${cluster}} ${report.cis.length}`],
+      },
     );
   }
-  return `${lines.join('\n')}\n`;
+  return families;
+}
+
+function readErrors(cluster: string, count: number): Family {
+  return { name: 'x509_read_errors', help: 'Certificates or endpoints that could not be read', samples: [`x509_read_errors{cluster=${label(cluster)}} ${count}`] };
+}
+
+function exposition(families: Family[]): string {
+  return `${families.flatMap((f) => [`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} gauge`, ...f.samples]).join('\n')}\n`;
+}
+
+/** Metric names of x509-certificate-exporter, so its alert rules and dashboards apply. */
+export function renderPrometheus(report: CheckReport): string {
+  return exposition(prometheusFamilies(report));
+}
+
+/** Several clusters: one Prometheus text, HELP and TYPE once per metric, `cluster` on every sample. */
+export function renderMultiPrometheus(multi: MultiCheckReport): string {
+  const merged = new Map<string, Family>();
+  for (const c of multi.clusters) {
+    // A cluster not checked has one series: its read error, so "check failed" alerts fire for it.
+    const families = isNotChecked(c) ? [readErrors(c.cluster, 1)] : prometheusFamilies(c);
+    for (const f of families) {
+      const m = merged.get(f.name);
+      if (m) m.samples.push(...f.samples);
+      else merged.set(f.name, { ...f, samples: [...f.samples] });
+    }
+  }
+  // x509_read_errors comes after the certificate metrics, as in one cluster's text, even when the first cluster was not checked.
+  const order = ['x509_cert_not_after', 'x509_cert_not_before', 'x509_cert_expired', 'x509_read_errors', 'rotate_certs_cis_deviation', 'rotate_certs_cis_deviations'];
+  return exposition([...merged.values()].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name)));
+}
+
+/** Several clusters: one table per cluster, in the order given, then a line per outcome. */
+export function renderMultiTable(multi: MultiCheckReport, paint: Paint = noPaint): string {
+  const parts = multi.clusters.map((c) =>
+    isNotChecked(c) ? `${paint('bold', `Cluster ${c.cluster}`)}: ${paint('red', `not checked: ${c.error}`)}\n` : renderTable(c, paint),
+  );
+  const cis = multi.clusters.some((c) => !isNotChecked(c) && c.cis);
+  const byCode = new Map<number, string[]>();
+  for (const c of multi.clusters) {
+    const code = isNotChecked(c) ? 3 : checkExitCode(c);
+    byCode.set(code, [...(byCode.get(code) ?? []), c.cluster]);
+  }
+  const what = ['ok', cis ? 'expiring or deviating from CIS' : 'expiring', 'expired', 'not fully checked'];
+  const counts = [0, 1, 2, 3].flatMap((code) => {
+    const names = byCode.get(code) ?? [];
+    if (names.length === 0) return [];
+    return [`${names.length} ${what[code]}${code === 0 ? '' : ` (${names.join(', ')})`}`];
+  });
+  const n = multi.clusters.length;
+  return `${parts.join('\n')}\n${n} cluster${n === 1 ? '' : 's'}: ${counts.join(', ')}\n`;
+}
+
+export function renderMultiCheck(multi: MultiCheckReport, format: OutputFormat, color: boolean): string {
+  if (format === 'json') return `${JSON.stringify(multi, null, 2)}\n`;
+  if (format === 'prometheus') return renderMultiPrometheus(multi);
+  return renderMultiTable(multi, color ? ansiPaint : noPaint);
 }
 
 export function renderCheck(report: CheckReport, format: OutputFormat, color: boolean): string {

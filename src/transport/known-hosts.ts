@@ -13,6 +13,8 @@ interface Entry {
   hosts: string;
   keyType: string;
   blob: Buffer;
+  /** The hosts field, compiled once: a check of 200 nodes looked every node up in every line. */
+  matches: (name: string) => boolean;
 }
 
 /** The name OpenSSH looks a host up under: "host" on port 22, "[host]:port" otherwise. */
@@ -41,39 +43,52 @@ function parse(text: string): Entry[] {
     const marker = parts[0]?.startsWith('@') ? parts.shift() : undefined;
     const [hosts, keyType, b64] = parts;
     if (!hosts || !keyType || !b64) continue;
-    out.push({ ...(marker ? { marker } : {}), hosts, keyType, blob: Buffer.from(b64, 'base64') });
+    out.push({ ...(marker ? { marker } : {}), hosts, keyType, blob: Buffer.from(b64, 'base64'), matches: hostsMatcher(hosts) });
   }
   return out;
 }
 
-function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
-  return re.test(name);
+function globRegExp(pattern: string): RegExp {
+  return new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
 }
 
-function hostsFieldMatches(field: string, name: string): boolean {
+/** A hosts field as a test: hashed (|1|salt|hash), or patterns with wildcards and negation. */
+function hostsMatcher(field: string): (name: string) => boolean {
   if (field.startsWith('|1|')) {
     const [, , salt, hash] = field.split('|');
-    if (!salt || !hash) return false;
-    const mac = createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64');
-    return mac === hash;
+    if (!salt || !hash) return () => false;
+    const key = Buffer.from(salt, 'base64');
+    return (name) => createHmac('sha1', key).update(name).digest('base64') === hash;
   }
-  let matched = false;
-  for (const pattern of field.split(',')) {
-    if (pattern.startsWith('!')) {
-      if (globMatch(pattern.slice(1), name)) return false;
-    } else if (globMatch(pattern, name)) {
+  const patterns = field.split(',').map((p) => (p.startsWith('!') ? { negated: true, re: globRegExp(p.slice(1)) } : { negated: false, re: globRegExp(p) }));
+  return (name) => {
+    let matched = false;
+    for (const p of patterns) {
+      if (!p.re.test(name)) continue;
+      if (p.negated) return false;
       matched = true;
     }
-  }
-  return matched;
+    return matched;
+  };
 }
 
 export class KnownHosts {
+  /** Lines matching each name looked up (a node's key types, then its key): hashed lines cost an HMAC each. */
+  private readonly byName = new Map<string, Entry[]>();
+
   private constructor(
     readonly file: string,
     private entries: Entry[],
   ) {}
+
+  private forName(name: string): Entry[] {
+    let found = this.byName.get(name);
+    if (!found) {
+      found = this.entries.filter((e) => e.matches(name));
+      this.byName.set(name, found);
+    }
+    return found;
+  }
 
   static load(file: string): KnownHosts {
     const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
@@ -83,12 +98,12 @@ export class KnownHosts {
   /** Key types already recorded for this host, so the client can ask for those first. */
   knownTypes(host: string, port: number): string[] {
     const name = hostKeyName(host, port);
-    return [...new Set(this.entries.filter((e) => !e.marker && hostsFieldMatches(e.hosts, name)).map((e) => e.keyType))];
+    return [...new Set(this.forName(name).filter((e) => !e.marker).map((e) => e.keyType))];
   }
 
   verify(host: string, port: number, blob: Buffer): HostKeyVerdict {
     const name = hostKeyName(host, port);
-    const forHost = this.entries.filter((e) => hostsFieldMatches(e.hosts, name));
+    const forHost = this.forName(name);
     if (forHost.some((e) => e.marker === '@revoked' && e.blob.equals(blob))) return 'revoked';
     const plain = forHost.filter((e) => !e.marker);
     if (plain.some((e) => e.blob.equals(blob))) return 'match';
@@ -110,6 +125,7 @@ export class KnownHosts {
     mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
     const needsNewline = existsSync(this.file) && !/(^|\n)$/.test(readFileSync(this.file, 'utf8'));
     appendFileSync(this.file, `${needsNewline ? '\n' : ''}${field} ${type} ${blob.toString('base64')}\n`, { mode: 0o600 });
-    this.entries.push({ hosts: field, keyType: type, blob });
+    this.entries.push({ hosts: field, keyType: type, blob, matches: hostsMatcher(field) });
+    this.byName.clear();
   }
 }

@@ -138,6 +138,7 @@ const AGENT = join(LAB_SRC, 'agent', 'kubelet-agent.mjs');
 export const REGISTRY_DIR = join(tmpdir(), 'rc-lab-registry');
 const PATH_ENV = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const SETUP_CONCURRENCY = 6;
+const HOLDER_CONCURRENCY = 16;
 const t0 = () => Date.now();
 const debug = (msg: string, since: number) => {
   if (process.env.LAB_DEBUG) process.stderr.write(`[lab] ${msg} ${Date.now() - since} ms\n`);
@@ -570,7 +571,8 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     ]);
 
     debug('keys, CAs, bridge', began);
-    await Promise.all(nodes.map((n) => startHolder(dir, n)));
+    // Bounded: 200 namespaces mounting overlays at once made the first ones miss startHolder's 15 s.
+    await pool(nodes, HOLDER_CONCURRENCY, (n) => startHolder(dir, n));
     debug('namespaces', began);
     await saveState();
     const etcdIps = etcdNodes.map((n) => n.host).join(' ');
@@ -611,7 +613,9 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     await writeInventory(dir, nodes);
     await writeFile(join(dir, 'known_hosts'), nodes.map((n) => `${n.host} ${n.hostKey}\n`).join(''));
     await seedApiState(dir, nodes, opts.capiVersions);
-    await Promise.all(nodes.map((n) => waitPort(n.host, 22, 'open', `sshd of ${n.spec.name}`)));
+    // All sshds start together: 200 of them on a busy machine took longer than one's 10 s.
+    const sshdWaitMs = Math.max(10_000, nodes.length * 150);
+    await Promise.all(nodes.map((n) => waitPort(n.host, 22, 'open', `sshd of ${n.spec.name}`, sshdWaitMs)));
 
     debug('sshd', began);
     if (services) {

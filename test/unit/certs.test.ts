@@ -3,7 +3,7 @@ import { describe, expect, it, beforeAll } from 'vitest';
 import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
 import { expiryOf, DAY_MS } from '../../src/certs/expiry.js';
-import { commonName, inspectCertificate, pemCertificates } from '../../src/certs/inspect.js';
+import { commonName, distinguishedName, inspectCertificate, opensslTime, pemCertificates } from '../../src/certs/inspect.js';
 import { certKind } from '../../src/certs/kind.js';
 import { planCheck, runCheck, type CheckReport } from '../../src/check/run.js';
 import { renderSummary } from '../../src/cli/interactive.js';
@@ -76,6 +76,32 @@ describe('certificate parsing', () => {
 
   it('refuses garbage', () => {
     expect(() => inspectCertificate('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----')).toThrow();
+  });
+
+  it('spells names as the reports always have: RDNs in certificate order, ", " and "+" between', () => {
+    expect(distinguishedName('O=system:nodes\nCN=system:node:lab-md-1')).toBe('O=system:nodes, CN=system:node:lab-md-1');
+    expect(distinguishedName('CN=multi + O=valued\nOU=x')).toBe('CN=multi+O=valued, OU=x');
+    expect(distinguishedName('OU=Ops\\+Dev\nCN=a\\, b\nemailAddress=x@y.z\ntitle=Dr')).toBe('OU=Ops\\+Dev, CN=a\\, b, E=x@y.z, T=Dr');
+    expect(distinguishedName('')).toBe('');
+    expect(distinguishedName(undefined)).toBe('');
+  });
+
+  it('reads the dates OpenSSL prints, to the second and beyond 2049', () => {
+    expect(opensslTime('Nov 26 00:00:00 2026 GMT').toISOString()).toBe('2026-11-26T00:00:00.000Z');
+    expect(opensslTime('Jan  1 23:59:59 2050 GMT').toISOString()).toBe('2050-01-01T23:59:59.000Z');
+    expect(opensslTime('Feb 28 12:00:00.25 2031 GMT').toISOString()).toBe('2031-02-28T12:00:00.250Z');
+    expect(() => opensslTime('2026-11-26T00:00:00Z')).toThrow(/unreadable certificate date/);
+  });
+
+  it('a CA is what OpenSSL would let sign: basicConstraints cA, and keyUsage (if any) with keyCertSign', async () => {
+    const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+    const make = (extensions: x509.Extension[]) =>
+      x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '02', name: 'CN=x', notBefore: new Date('2025-01-01T00:00:00Z'), notAfter: new Date('2035-01-01T00:00:00Z'), keys, signingAlgorithm: alg, extensions });
+    const signer = await make([new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.digitalSignature, true)]);
+    const cannotSign = await make([new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)]);
+    expect(inspectCertificate(signer.toString('pem')).isCA).toBe(true);
+    expect(inspectCertificate(cannotSign.toString('pem')).isCA).toBe(false);
+    expect(inspectCertificate(leafPem).isCA).toBe(false);
   });
 
   it('finds the common name', () => {

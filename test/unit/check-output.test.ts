@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { checkExitCode, type CertificateEntry, type CheckReport } from '../../src/check/run.js';
-import { ansiPaint, renderJson, renderPrometheus, renderTable } from '../../src/report/check-output.js';
+import { checkExitCode, multiCheckExitCode, type CertificateEntry, type CheckReport, type ClusterNotChecked, type MultiCheckReport } from '../../src/check/run.js';
+import { ansiPaint, renderJson, renderMultiCheck, renderMultiTable, renderPrometheus, renderTable } from '../../src/report/check-output.js';
+import { parsePrometheus } from '../prometheus.js';
 import { certEntry } from './cert-entry.js';
 
 const cert = certEntry;
@@ -144,3 +145,81 @@ describe('--cis in every format', () => {
     expect(checkExitCode({ ...base, errors: [{ node: 'n', message: 'm' }], cis: withCis.cis })).toBe(3);
   });
 });
+
+const siteA: CheckReport = {
+  cluster: 'site-a',
+  checkedAt: '2026-11-20T00:00:00.000Z',
+  warnDays: 30,
+  certificates: [cert({ node: 'a-cp-1' }), cert({ node: 'a-cp-1', source: 'endpoint', path: undefined, endpoint: '10.0.0.21:6443' })],
+  errors: [],
+};
+const siteB: CheckReport = {
+  cluster: 'site-b',
+  checkedAt: '2026-11-20T00:00:01.000Z',
+  warnDays: 30,
+  certificates: [cert({ node: 'b-cp-1', status: 'expired', daysLeft: -3, serial: '02' }), cert({ node: 'b-md-1', role: 'worker', path: '/var/lib/kubelet/pki/kubelet-client-current.pem', status: 'expiring', daysLeft: 4 })],
+  errors: [{ node: 'b-md-2', message: 'connection refused by 10.0.1.32:22 (is sshd running?)' }],
+};
+const edge: ClusterNotChecked = { cluster: 'edge-3', inventory: '/sites/edge-3/rotate-certs.yaml', error: 'cannot read inventory /sites/edge-3/rotate-certs.yaml: no such file' };
+const multi: MultiCheckReport = { clusters: [siteA, siteB, edge] };
+
+describe('several clusters: the merged outputs', () => {
+  it('JSON is one document whose clusters are the single-cluster reports, and the not-checked cluster', () => {
+    const parsed = JSON.parse(renderMultiCheck(multi, 'json', false)) as MultiCheckReport;
+    expect(Object.keys(parsed)).toEqual(['clusters']);
+    expect(parsed.clusters).toHaveLength(3);
+    expect(parsed.clusters[0]).toEqual(JSON.parse(renderJson(siteA)));
+    expect(parsed.clusters[1]).toEqual(JSON.parse(renderJson(siteB)));
+    expect(parsed.clusters[2]).toEqual({ cluster: 'edge-3', inventory: '/sites/edge-3/rotate-certs.yaml', error: 'cannot read inventory /sites/edge-3/rotate-certs.yaml: no such file' });
+  });
+
+  it('Prometheus is one text: HELP and TYPE once per metric, a cluster label on every sample', () => {
+    const text = renderMultiCheck(multi, 'prometheus', false);
+    const samples = parsePrometheus(text);
+    for (const s of samples) expect(s.labels.cluster, `${s.name} ${JSON.stringify(s.labels)}`).toMatch(/^(site-a|site-b|edge-3)$/);
+    // Each checked cluster's samples are exactly those of its single-cluster text.
+    for (const r of [siteA, siteB]) expect(samples.filter((s) => s.labels.cluster === r.cluster)).toEqual(parsePrometheus(renderPrometheus(r)));
+    expect(samples.filter((s) => s.name === 'x509_read_errors').map((s) => [s.labels.cluster, s.value])).toEqual([
+      ['site-a', 0],
+      ['site-b', 1],
+      ['edge-3', 1],
+    ]);
+    expect(samples.filter((s) => s.labels.cluster === 'edge-3').map((s) => s.name)).toEqual(['x509_read_errors']);
+    expect(samples.find((s) => s.name === 'x509_cert_expired' && s.labels.cluster === 'site-b' && s.labels.node === 'b-cp-1')?.value).toBe(1);
+    // Metrics in the single-cluster order, even when the first cluster was not checked.
+    const names = (t: string) => [...new Set(parsePrometheus(t).map((s) => s.name))];
+    expect(names(renderMultiCheck({ clusters: [edge, siteA] }, 'prometheus', false))).toEqual(['x509_cert_not_after', 'x509_cert_not_before', 'x509_cert_expired', 'x509_read_errors']);
+  });
+
+  it('Prometheus with --cis: the deviation metrics once, per cluster samples', () => {
+    const withCis = (r: CheckReport, n: number): CheckReport => ({
+      ...r,
+      cis: Array.from({ length: n }, (_, i) => ({ node: r.certificates[0]!.node, path: `/etc/kubernetes/f${i}.conf`, item: '1.1.13', expected: '0600 or stricter', found: '0644' })),
+    });
+    const samples = parsePrometheus(renderMultiCheck({ clusters: [withCis(siteA, 0), withCis(siteB, 2), edge] }, 'prometheus', false));
+    expect(samples.filter((s) => s.name === 'rotate_certs_cis_deviations').map((s) => [s.labels.cluster, s.value])).toEqual([
+      ['site-a', 0],
+      ['site-b', 2],
+    ]);
+    expect(samples.filter((s) => s.name === 'rotate_certs_cis_deviation')).toHaveLength(2);
+  });
+
+  it('the table is each cluster\'s table, the not-checked one, and a line naming the outcome of each', () => {
+    const text = renderMultiCheck(multi, 'table', false);
+    expect(text).toContain(renderTable(siteA));
+    expect(text).toContain(renderTable(siteB));
+    expect(text.indexOf('Cluster site-a:')).toBeLessThan(text.indexOf('Cluster site-b:'));
+    expect(text).toContain('Cluster edge-3: not checked: cannot read inventory /sites/edge-3/rotate-certs.yaml: no such file\n');
+    expect(text.endsWith('\n3 clusters: 1 ok, 2 not fully checked (site-b, edge-3)\n')).toBe(true);
+    expect(renderMultiCheck({ clusters: [siteA, { ...siteB, errors: [] }] }, 'table', false)).toMatch(/\n2 clusters: 1 ok, 1 expired \(site-b\)\n$/);
+    expect(renderMultiTable(multi, (style, t) => `<${style}>${t}`)).toContain('<bold>Cluster edge-3: <red>not checked: ');
+  });
+
+  it('the exit code is the highest of the clusters\'; a cluster not checked counts as 3', () => {
+    expect(multiCheckExitCode({ clusters: [siteA] })).toBe(0);
+    expect(multiCheckExitCode({ clusters: [siteA, { ...siteB, errors: [] }] })).toBe(2);
+    expect(multiCheckExitCode({ clusters: [siteA, { ...siteB, errors: [], certificates: [cert({ status: 'expiring' })] }] })).toBe(1);
+    expect(multiCheckExitCode({ clusters: [siteA, edge] })).toBe(3);
+  });
+});
+

@@ -41,7 +41,7 @@ describe('rotate-certs CLI', () => {
     [['check', '-i', example, '--output', 'xml'], /--output must be one of table, json, prometheus, got "xml"/],
     [['check', '-i', example, '--warn-days', '-1'], /--warn-days expects a whole number/],
     [['check', '-i', example, '--concurrency', '0'], /--concurrency must be between 1 and 256/],
-    [['check', '-i', example, '-c', 'lab'], /give --inventory or --cluster, not both/],
+    [['check', '-i', example, '-c', 'lab'], /cluster lab is named twice \(examples\/lab\/inventory\.yaml and lab\): check each cluster once/],
     [['check', '--cluster', 'Bad;Name'], /is not a cluster name/],
     [['check', '--cluster', 'nosuch'], /cannot read inventory .*nosuch\/rotate-certs\.yaml: no such file/],
     [['check', '--bogus'], /unknown option '--bogus'/],

@@ -66,6 +66,16 @@ describe('known_hosts', () => {
     expect(readFileSync(f, 'utf8')).not.toContain('10.0.0.4');
   });
 
+  it('a key recorded after a lookup is seen by the same instance (a connector reuses it for every node)', () => {
+    const kh = KnownHosts.load(join(dir, 'reused', 'known_hosts'));
+    expect(kh.knownTypes('10.0.0.6', 22)).toEqual([]);
+    expect(kh.verify('10.0.0.6', 22, a)).toBe('unknown');
+    kh.record('10.0.0.6', 22, a);
+    expect(kh.verify('10.0.0.6', 22, a)).toBe('match');
+    expect(kh.knownTypes('10.0.0.6', 22)).toEqual(['ssh-ed25519']);
+    expect(kh.verify('10.0.0.6', 22, b)).toBe('mismatch');
+  });
+
   it('adds a newline before appending to a file that lacks one', () => {
     const f = file(`h1 ssh-ed25519 ${a.toString('base64')}`);
     KnownHosts.load(f).record('h2', 22, b);
