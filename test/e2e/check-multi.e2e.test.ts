@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { inspectCertificate } from '../../src/certs/inspect.js';
+import { inspectCertificate, pemCertificates } from '../../src/certs/inspect.js';
 import type { CheckReport, ClusterNotChecked, MultiCheckReport } from '../../src/check/run.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/program.js';
@@ -61,11 +61,13 @@ describe('check of two clusters in one run', () => {
       // Every node of that lab, and only its nodes; files match what the node holds.
       expect([...new Set(c.certificates.map((x) => x.node))].sort()).toEqual(lab.nodes.map((n) => n.name).sort());
       expect(new Set(c.certificates.map((x) => x.source))).toEqual(new Set(['file', 'kubeconfig', 'endpoint']));
+      // FILE[n]: the n-th certificate of a bundle (the kubelet's kubelet.crt holds its own CA).
       for (const x of c.certificates.filter((y) => y.source === 'file')) {
-        const onNode = inspectCertificate((await lab.node(x.node).readFile(x.path!)).toString('utf8'));
+        const [, file, index] = /^(.*?)(?:\[(\d+)\])?$/.exec(x.path!)!;
+        const onNode = inspectCertificate(pemCertificates((await lab.node(x.node).readFile(file!)).toString('utf8'))[Number(index ?? 0)]!);
         expect({ path: x.path, serial: x.serial, notAfter: x.notAfter }).toEqual({ path: x.path, serial: onNode.serial, notAfter: onNode.notAfter.toISOString() });
       }
-      for (const x of c.certificates) expect(x.status, `${c.cluster} ${x.node} ${x.path ?? x.endpoint}`).toBe(c.cluster === 'site-b' && !x.isCA ? 'expiring' : 'ok');
+      for (const x of c.certificates) expect(x.status, `${c.cluster} ${x.node} ${x.path ?? x.endpoint}`).toBe(c.cluster === 'site-b' && x.kind !== 'ca' ? 'expiring' : 'ok');
     }
     // The two labs' nodes share names (lab-cp-1...): the reports keep them apart by cluster.
     const serialOf = (c: CheckReport) => c.certificates.find((x) => x.node === 'lab-cp-1' && x.path === '/etc/kubernetes/pki/apiserver.crt')?.serial;
