@@ -11,6 +11,7 @@ import type { CheckReport, MultiCheckReport } from '../../src/check/run.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/program.js';
 import type { Connector } from '../../src/transport/session.js';
+import { UsageError } from '../../src/util/errors.js';
 import { parsePrometheus } from '../prometheus.js';
 
 describe('several clusters on the command line', () => {
@@ -43,7 +44,7 @@ describe('several clusters on the command line', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   /** `check` with a connector whose sessions answer at once with an empty read, counting them. */
-  async function run(args: string[], delayMs = 0) {
+  async function run(args: string[], delayMs = 0, prepare?: Connector['prepare']) {
     let out = '';
     let err = '';
     const io: CliIo = { out: (t) => void (out += t), err: (t) => void (err += t), color: false, env: {}, cwd: dir };
@@ -51,6 +52,7 @@ describe('several clusters on the command line', () => {
     let open = 0;
     let maxOpen = 0;
     const connector: Connector = {
+      ...(prepare ? { prepare } : {}),
       connect: async (node) => {
         connected.push(node.name);
         maxOpen = Math.max(maxOpen, ++open);
@@ -107,6 +109,23 @@ describe('several clusters on the command line', () => {
       ['site-c', 1],
     ]);
     expect(r.connected.filter((n) => n.startsWith('site-a') || n.startsWith('site-b'))).toHaveLength(6);
+    expect(r.code).toBe(3);
+  });
+
+  it('a cluster whose SSH settings no node could use is not checked, without contacting it; the others are checked', async () => {
+    // The real connector's prepare() refuses such settings before any contact (a missing key here).
+    const prepare: Connector['prepare'] = async (inv) => {
+      if (inv.file.endsWith('other.yaml')) throw new UsageError(`${inv.file}: ssh.identityFile: cannot read /nosuch/id_ed25519: no such file`);
+    };
+    const r = await run(['-i', 'other.yaml', 'sites/site-a/rotate-certs.yaml', '-o', 'json'], 0, prepare);
+    expect(r.err).toBe(`rotate-certs: cluster other not checked: ${join(dir, 'other.yaml')}: ssh.identityFile: cannot read /nosuch/id_ed25519: no such file\n`);
+    const multi = JSON.parse(r.out) as MultiCheckReport;
+    expect(multi.clusters.map((c) => [c.cluster, 'error' in c])).toEqual([
+      ['other', true],
+      ['site-a', false],
+    ]);
+    expect(r.connected.some((n) => n.startsWith('other'))).toBe(false);
+    expect(r.connected.filter((n) => n.startsWith('site-a'))).toHaveLength(3);
     expect(r.code).toBe(3);
   });
 
