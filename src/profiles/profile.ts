@@ -83,8 +83,15 @@ const commonSchema = obj({ commands: req(record(str(), { pattern: /^[a-z][A-Za-z
 /** Commands every OS shares (os-profiles/common.yaml), with their source file for messages. */
 export function loadCommonCommands(dir = PROFILES_DIR): Record<string, string> {
   const file = join(dir, 'common.yaml');
-  return parseYaml(readProfileFile(file), file, commonSchema).value.commands;
+  // Each OS profile of a mixed cluster merges it in: parsed once per run.
+  let commands = commonCache.get(file);
+  if (!commands) {
+    commands = parseYaml(readProfileFile(file), file, commonSchema).value.commands;
+    commonCache.set(file, commands);
+  }
+  return { ...commands };
 }
+const commonCache = new Map<string, Record<string, string>>();
 
 /** A line that is only `{{include:key}}`: replaced by that command's text, at its indentation. */
 const INCLUDE = /^([ \t]*)\{\{include:([^}]*)\}\}[ \t]*$/gm;
@@ -105,12 +112,12 @@ export function expandIncludes(commands: Record<string, string>, fileOf: (key: s
   };
   const expand = (key: string, stack: string[]): string =>
     (commands[key] as string).replace(INCLUDE, (whole, indent: string, name: string) => {
-      const file = fileOf(key);
-      const at = lineOf(file, whole.trim());
+      // The file is read again for its line number only when there is an error to place.
+      const at = () => lineOf(fileOf(key), whole.trim());
       if (!/^[a-z][A-Za-z0-9-]*$/.test(name) || commands[name] === undefined) {
-        throw new LoadError(file, at, `commands.${key}`, `{{include:${name}}} names no command`, `define ${name} under commands: in this profile, the one it extends or common.yaml`);
+        throw new LoadError(fileOf(key), at(), `commands.${key}`, `{{include:${name}}} names no command`, `define ${name} under commands: in this profile, the one it extends or common.yaml`);
       }
-      if (stack.includes(name)) throw new LoadError(file, at, `commands.${key}`, `includes loop back: ${[...stack, name].join(' -> ')}`, 'remove one of the includes');
+      if (stack.includes(name)) throw new LoadError(fileOf(key), at(), `commands.${key}`, `includes loop back: ${[...stack, name].join(' -> ')}`, 'remove one of the includes');
       return expand(name, [...stack, name])
         .replace(/\n$/, '')
         .split('\n')
