@@ -206,7 +206,8 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       const file = str(step.with.file, 'file');
       const expected = (await readCerts(ctx.session, node.rootShell, [file])).get(file);
       if (!expected) throw new GateError(`${file} is missing`);
-      const timeout = step.action === 'apiserver-ready' ? ctx.timeouts.podStartMs : ctx.timeouts.endpointMs;
+      // A gate retried in an etcd recovery waits as long as the plan says: up to --pod-timeout.
+      const timeout = step.action === 'apiserver-ready' || step.retried ? ctx.timeouts.podStartMs : ctx.timeouts.endpointMs;
       await poll(ctx, timeout, `${node.host}:${port} to serve ${file} (serial ${expected.serial})`, async () => {
         const now = inspectCertificate(await served(ctx, port, probeMs));
         if (now.fingerprint !== expected.fingerprint) throw new Error(`still serving serial ${now.serial}`);

@@ -108,20 +108,25 @@ async function checkClusters(clusters: LoadedCluster[], flags: CheckFlags, io: C
   const connector = env.connector ?? new SshConnector();
   const limit = limiter(flags.concurrency);
   const clock = env.clock ?? systemClock;
-  const multi: MultiCheckReport = {
-    clusters: await Promise.all(
-      clusters.map((c) =>
-        'spec' in c
-          ? // Settings no node of that cluster could use (its key, known_hosts, jump host) leave the others checked.
-            checkCluster(c.spec, flags, connector, clock, data, limit).catch((err: unknown) => {
-              if (!(err instanceof RotateCertsError)) throw err;
-              return notChecked(c, err.message);
-            })
-          : Promise.resolve(notChecked(c, c.error)),
+  let multi: MultiCheckReport;
+  try {
+    multi = {
+      clusters: await Promise.all(
+        clusters.map((c) =>
+          'spec' in c
+            ? // Settings no node of that cluster could use (its key, known_hosts, jump host) leave the others checked.
+              checkCluster(c.spec, flags, connector, clock, data, limit).catch((err: unknown) => {
+                if (!(err instanceof RotateCertsError)) throw err;
+                return notChecked(c, err.message);
+              })
+            : Promise.resolve(notChecked(c, c.error)),
+        ),
       ),
-    ),
-  };
-  await connector.close?.();
+    };
+  } finally {
+    // Also on an unexpected error: open connections (a shared jump host) must not keep the process alive.
+    await connector.close?.();
+  }
   io.out(renderMultiCheck(multi, flags.output, io.color));
   return multiCheckExitCode(multi);
 }
