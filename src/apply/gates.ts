@@ -15,7 +15,8 @@ import type { PlanNode, PlanStep } from '../plan/types.js';
 import type { EndpointRoute } from '../transport/endpoints.js';
 import type { ExecResult, NodeSession } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
-import { duplicates, notRunning, parseStaticPods, shortId, stillRunning, type StaticPodsView } from './static-pods.js';
+import { kubeNodeName } from '../plan/node-names.js';
+import { notRunning, parseStaticPods, shortId, staleContainers, STATIC_POD_NAMESPACE, staticPodName, stillRunning, unlabelledStaticPods, type StaticPodsView } from './static-pods.js';
 import { plural } from '../util/wording.js';
 import { etcdHealthProblem, parseEtcdHealth } from './etcd-health.js';
 
@@ -223,33 +224,46 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
     }
     case 'static-pods-stopped': {
       const started = ctx.now();
+      const nodeName = kubeNodeName(node);
+      // Only the kubelet's own containers are waited for: a stale one would never stop by itself.
       const view = await poll(ctx, ctx.timeouts.podStopMs, `no container of ${node.name}'s static pods to run`, async () => {
         const v = await staticPodsView(ctx);
-        const left = stillRunning(v);
+        const left = stillRunning(v, nodeName);
         if (left.length > 0) throw new Error(`still running: ${describe(left)}`);
         return v;
       });
       return `${view.pods.length} static pods, no container running, after ${((ctx.now() - started) / 1000).toFixed(1)} s`;
     }
     case 'static-pods-running': {
+      const nodeName = kubeNodeName(node);
       const view = await poll(ctx, ctx.timeouts.podStartMs, `every static pod of ${node.name} to run a container`, async () => {
         const v = await staticPodsView(ctx);
-        const missing = notRunning(v);
+        const missing = notRunning(v, nodeName);
         if (missing.length > 0) throw new Error(`not running yet: ${missing.join(', ')}`);
         return v;
       });
       return `running: ${view.pods.filter((p) => p.enabled).map((p) => p.name).join(', ')}`;
     }
     case 'remove-duplicate-containers': {
-      const dups = duplicates(await staticPodsView(ctx));
-      if (dups.length === 0) return 'one container per static pod';
-      for (const c of dups) {
-        const res = await ctx.run('removeContainer', { containerId: c.id });
-        if (res.code !== 0) throw new GateError(`removing the duplicate ${c.name} container ${shortId(c.id)} failed (exit ${res.code ?? res.signal}): ${res.stderr.trim().split('\n').slice(-3).join(' | ') || 'no error output'}`);
+      const nodeName = kubeNodeName(node);
+      const view = await staticPodsView(ctx);
+      // Judged by a wrong Node name, every wait would pass on nothing: refuse before anything stops.
+      const unlabelled = unlabelledStaticPods(view, nodeName);
+      if (unlabelled.length > 0) {
+        const [first] = unlabelled;
+        throw new GateError(
+          `no container on ${node.name} belongs to the static pod ${STATIC_POD_NAMESPACE}/${staticPodName(first!.pod, nodeName)} (the kubelet names a static pod after its Node); containers of ${first!.pod} run in ${first!.seen.join(', ')}: is the node's Kubernetes Node named otherwise? Its kubelet client certificate (CN system:node:NAME) tells, and 'rotate-certs check' reads it`,
+        );
       }
-      const left = duplicates(await staticPodsView(ctx));
-      if (left.length > 0) throw new GateError(`static pods still run more than one container: ${describe(left)}`);
-      return `removed ${dups.length} older duplicate container${dups.length > 1 ? 's' : ''}: ${describe(dups)}`;
+      const stale = staleContainers(view, nodeName);
+      if (stale.length === 0) return 'one container per static pod';
+      for (const c of stale) {
+        const res = await ctx.run('removeContainer', { containerId: c.id });
+        if (res.code !== 0) throw new GateError(`removing the stale ${c.name} container ${shortId(c.id)} failed (exit ${res.code ?? res.signal}): ${res.stderr.trim().split('\n').slice(-3).join(' | ') || 'no error output'}`);
+      }
+      const left = staleContainers(await staticPodsView(ctx), nodeName);
+      if (left.length > 0) throw new GateError(`static pods still run stale containers beside the kubelet's: ${describe(left)}`);
+      return `removed ${stale.length} stale container${stale.length > 1 ? 's' : ''} older than the kubelet's: ${describe(stale)}`;
     }
     case 'etcd-client-installed': {
       const cert = ctx.secrets.etcdClientCert;

@@ -10,6 +10,7 @@ import { commonName, inspectCertificate, type CertInfo } from '../certs/inspect.
 import type { Inventory, InventoryNode } from '../inventory/types.js';
 import { KubeClient, readKubeconfig } from '../kube/client.js';
 import { nodeVars } from '../plan/compile.js';
+import { kubeNodeName } from '../plan/node-names.js';
 import type { PlanNode, PlanStep } from '../plan/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import { renderScript } from '../runbook/template.js';
@@ -83,9 +84,6 @@ export function kubeletKubeconfig(current: string | undefined, generated: string
 }
 
 /** The Kubernetes Node a node's kubelet is: from its current client certificate when the plan read another name, else the inventory's. */
-export function kubeNodeName(node: PlanNode): string {
-  return node.vars.kubeNodeName ?? node.name;
-}
 
 /** issue-kubelet-client: runs kubeadm kubeconfig user on the signer; keeps the result in memory. */
 export async function issueKubeletClient(ctx: KubeletContext): Promise<string> {

@@ -7,6 +7,7 @@
 import { commonName } from '../certs/dn.js';
 import type { CheckReport } from '../check/run.js';
 import { NODE_NAME } from '../inventory/load.js';
+import type { PlanNode } from './types.js';
 
 const KUBELET_CLIENT = /\/kubelet-client-current\.pem$/;
 const PREFIX = 'system:node:';
@@ -23,4 +24,9 @@ export function nodeNamesFrom(report: Pick<CheckReport, 'certificates'>): Record
     if (name !== c.node && NODE_NAME.test(name)) out[c.node] = name;
   }
   return out;
+}
+
+/** The node's Kubernetes Node name: what the plan read from its kubelet certificate, else its inventory name. */
+export function kubeNodeName(node: Pick<PlanNode, 'name' | 'vars'>): string {
+  return node.vars.kubeNodeName ?? node.name;
 }

@@ -47,7 +47,7 @@ describe('rotate on a healthy Ubuntu cluster', () => {
     const r = await cli(['rotate', '-i', lab.inventoryPath, '--yes', '--state-dir', stateDir]);
     expect(r.err).not.toMatch(/FAILED/);
     expect(r.code).toBe(0);
-    expect(r.err).toContain(`lab-cp-2 dedupe-before: ok (removed 1 older duplicate container: kube-vip ${leaked.slice(0, 13)})`);
+    expect(r.err).toContain(`lab-cp-2 dedupe-before: ok (removed 1 stale container older than the kubelet's: kube-vip ${leaked.slice(0, 13)})`);
     expect(r.out).toContain('finished');
     expect(r.out).toMatch(/kube-apiserver unavailable during its restart:\n {2}lab-cp-1: \d+\.\d s\n {2}lab-cp-2: \d+\.\d s/);
     await expectRotated(lab, before, beforeState);

@@ -6,7 +6,7 @@ import { webcrypto } from 'node:crypto';
 import { inspectCertificate } from '../../src/certs/inspect.js';
 import { pairMatches, subjectAltNames, type CertRead } from '../../src/apply/gates.js';
 import { clientCertProblem } from '../../src/apply/kubelet.js';
-import { duplicates, notRunning, parseStaticPods, stillRunning, StaticPodsOutputError } from '../../src/apply/static-pods.js';
+import { notRunning, parseStaticPods, staleContainers, stillRunning, StaticPodsOutputError, unlabelledStaticPods } from '../../src/apply/static-pods.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
@@ -83,21 +83,70 @@ describe('SANs and pairs', () => {
 
 describe('static pods as the runtime shows them', () => {
   const listing = (pods: string, containers: object[]) => `@@pods\n${pods}\n@@containers\n${JSON.stringify({ containers })}\n`;
-  const c = (id: string, name: string, state: string, createdAt: string) => ({ id: id.padEnd(64, '0'), metadata: { name, attempt: 0 }, state, createdAt });
+  /** A container as crictl lists it; `pod` is its pod's name label (static pods: NAME-node), in kube-system unless `ns`. */
+  const c = (id: string, name: string, state: string, createdAt: string, pod = `${name}-cp-1`, ns = 'kube-system') => ({
+    id: id.padEnd(64, '0'),
+    metadata: { name, attempt: 0 },
+    labels: { 'io.kubernetes.container.name': name, 'io.kubernetes.pod.name': pod, 'io.kubernetes.pod.namespace': ns },
+    state,
+    createdAt,
+  });
+  const ids = (cs: Array<{ id: string }>) => cs.map((x) => x.id.slice(0, 2));
 
-  it('reads crictl and ctr times, and finds what still runs, what does not yet, and duplicates (keeping the newest)', () => {
+  it('reads crictl and ctr times, and finds what still runs, what does not yet, and stale containers (the newest is the kubelet\'s)', () => {
     const view = parseStaticPods(
       listing('kube-apiserver enabled\nkube-vip enabled\netcd disabled', [
         c('aa', 'kube-apiserver', 'CONTAINER_RUNNING', '1700000000000000000'),
         c('bb', 'kube-apiserver', 'CONTAINER_RUNNING', '2023-11-14T22:13:21.000000001Z'),
         c('cc', 'kube-vip', 'CONTAINER_EXITED', '1700000000000000000'),
-        c('dd', 'cilium-agent', 'CONTAINER_RUNNING', '1600000000000000000'),
+        c('dd', 'cilium-agent', 'CONTAINER_RUNNING', '1600000000000000000', 'cilium-x7k2p'),
       ]),
     );
     expect(view.pods).toEqual([{ name: 'kube-apiserver', enabled: true }, { name: 'kube-vip', enabled: true }, { name: 'etcd', enabled: false }]);
-    expect(stillRunning(view).map((x) => x.id.slice(0, 2))).toEqual(['bb', 'aa']); // not cilium: not a static pod
-    expect(notRunning(view)).toEqual(['kube-vip']);
-    expect(duplicates(view).map((x) => x.id.slice(0, 2))).toEqual(['aa']); // bb is 1 ns newer
+    expect(view.containers[0]).toMatchObject({ podNamespace: 'kube-system', podName: 'kube-apiserver-cp-1' });
+    expect(ids(stillRunning(view, 'cp-1'))).toEqual(['bb']); // aa is stale: it never stops with the pod
+    expect(notRunning(view, 'cp-1')).toEqual(['kube-vip']);
+    expect(ids(staleContainers(view, 'cp-1'))).toEqual(['aa']); // bb is 1 ns newer
+  });
+
+  it('a same-named container of another pod is neither waited for nor stale (a kube-vip DaemonSet beside the static pod)', () => {
+    const view = parseStaticPods(
+      listing('kube-vip enabled', [
+        c('aa', 'kube-vip', 'CONTAINER_RUNNING', '1700000000000000000'),
+        c('bb', 'kube-vip', 'CONTAINER_RUNNING', '1800000000000000000', 'kube-vip-ds-7xk2p'),
+        c('cc', 'kube-vip', 'CONTAINER_RUNNING', '1900000000000000000', 'kube-vip-cp-1', 'default'),
+      ]),
+    );
+    expect(ids(staleContainers(view, 'cp-1'))).toEqual([]);
+    expect(ids(stillRunning(view, 'cp-1'))).toEqual(['aa']);
+    expect(unlabelledStaticPods(view, 'cp-1')).toEqual([]);
+    // The static kube-vip gone: the DaemonSet's container does not count as it.
+    const stopped = parseStaticPods(listing('kube-vip enabled', [c('aa', 'kube-vip', 'CONTAINER_EXITED', '1700000000000000000'), c('bb', 'kube-vip', 'CONTAINER_RUNNING', '1800000000000000000', 'kube-vip-ds-7xk2p')]));
+    expect(stillRunning(stopped, 'cp-1')).toEqual([]);
+    expect(notRunning(stopped, 'cp-1')).toEqual(['kube-vip']);
+  });
+
+  it('the duplicate state: a stale kube-apiserver runs while the kubelet\'s newer one crash-loops', () => {
+    const view = parseStaticPods(
+      listing('kube-apiserver enabled\nkube-scheduler enabled', [
+        c('aa', 'kube-apiserver', 'CONTAINER_RUNNING', '1700000000000000000'),
+        c('bb', 'kube-apiserver', 'CONTAINER_EXITED', '1800000000000000000'),
+        c('cc', 'kube-scheduler', 'CONTAINER_RUNNING', '1700000000000000000'),
+        c('dd', 'kube-scheduler', 'CONTAINER_RUNNING', '1800000000000000000'),
+      ]),
+    );
+    expect(ids(staleContainers(view, 'cp-1'))).toEqual(['aa', 'cc']);
+    expect(ids(stillRunning(view, 'cp-1'))).toEqual(['dd']); // the stale apiserver blocks no wait
+    expect(notRunning(view, 'cp-1')).toEqual(['kube-apiserver']);
+  });
+
+  it('pod names follow the Node name, lower-cased; a wrong one is caught rather than judged on', () => {
+    const view = parseStaticPods(listing('kube-apiserver enabled', [c('aa', 'kube-apiserver', 'CONTAINER_RUNNING', '1700000000000000000', 'kube-apiserver-cp-1.example')]));
+    expect(ids(stillRunning(view, 'CP-1.Example'))).toEqual(['aa']);
+    expect(stillRunning(view, 'cp-1')).toEqual([]);
+    expect(unlabelledStaticPods(view, 'cp-1')).toEqual([{ pod: 'kube-apiserver', seen: ['kube-system/kube-apiserver-cp-1.example'] }]);
+    // A pod with no container at all is not evidence of a wrong name.
+    expect(unlabelledStaticPods(parseStaticPods(listing('kube-apiserver enabled', [])), 'cp-1')).toEqual([]);
   });
 
   it('refuses output it cannot read rather than judging on it', () => {
