@@ -48,7 +48,8 @@ const schema = obj({
   os: req(oneOf(OS_NAMES)),
   extends: opt(oneOf(OS_NAMES)),
   description: opt(str()),
-  rootShell: req(str({ pattern: /^[A-Za-z0-9 ._/-]+$/, patternHelp: 'a plain command such as "sudo -n bash -s"' })),
+  // Sent as the SSH command line: plain words only (PATH=/a:/b assignments for env included).
+  rootShell: req(str({ pattern: /^[A-Za-z0-9 ._/:=-]+$/, patternHelp: 'a plain command such as "sudo -n bash -s"' })),
   paths: req(obj(pathsShape)),
   names: req(obj(namesShape)),
   requires: opt(obj(requiresShape)),

@@ -119,7 +119,7 @@ describe('faults (issue 7)', { timeout: 240_000 }, () => {
     try {
       const r = await cli(['rotate', '-i', lab.inventoryPath, '--yes', '--state-dir', stateDir]);
       expect(r.code).toBe(69);
-      expect(r.err).toMatch(/lab-cp-2: crictl is not on the node, and os-profiles\/ubuntu\.yaml runs it \(as root, through sudo -n bash -s\)/);
+      expect(r.err).toMatch(/lab-cp-2: crictl is not on the node, and os-profiles\/ubuntu\.yaml runs it \(as root, through sudo -n env PATH=\/usr\/local\/sbin:\/usr\/local\/bin:\/usr\/sbin:\/usr\/bin:\/sbin:\/bin bash -s\)/);
       expect(await clusterState(lab)).toEqual(beforeState);
     } finally {
       await cp2.exec('mv /usr/local/bin/crictl.off /usr/local/bin/crictl');

@@ -99,9 +99,9 @@ describe('a mixed Ubuntu, RHEL and Bottlerocket cluster', () => {
     expect(etcd1).toContain("sudo sheltie <<'ROTATE_CERTS'");
     expect(etcd1).toContain('/opt/bin/etcdadm join phase certificates http://eks-a-etcd-dumb-url --init-system kubelet </dev/null');
     expect(etcd1).toContain('ctr -n k8s.io c rm');
-    expect(etcd1).not.toContain('sudo -n bash -s');
+    expect(etcd1).not.toContain('sudo -n env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -s');
     const etcd2 = nodeSection(dry.out, 'lab-etcd-2 (etcd, ubuntu');
-    expect(etcd2).toContain("sudo -n bash -s <<'ROTATE_CERTS'");
+    expect(etcd2).toContain("sudo -n env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -s <<'ROTATE_CERTS'");
     expect(etcd2).not.toMatch(/sheltie|ctr /);
     const cp2 = nodeSection(dry.out, 'lab-cp-2 (control-plane, bottlerocket');
     expect(cp2).toContain('apiclient set "settings.kubernetes.static-pods.$p.enabled=false"');

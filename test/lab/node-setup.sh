@@ -90,6 +90,13 @@ else
   echo "$NODE_USER ALL=(ALL) NOPASSWD:ALL" >"/etc/sudoers.d/$NODE_USER"
 fi
 chmod 0440 "/etc/sudoers.d/$NODE_USER"
+if [ "$NODE_OS" = rhel ]; then
+  # RHEL's sudoers (the sudo package): a secure_path without /usr/local, where crictl and the lab's
+  # kubeadm and etcdadm live (image-builder unpacks containerd's tools there; it also links crictl
+  # and ctr into /usr/bin, which this node does not, as an image without that link would be).
+  echo 'Defaults secure_path = /sbin:/bin:/usr/sbin:/usr/bin' >/etc/sudoers.d/00-secure-path
+  chmod 0440 /etc/sudoers.d/00-secure-path
+fi
 
 # The node's own name resolves, as on a real node (sudo looks it up).
 printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$NODE_NAME" >/etc/hosts
@@ -174,7 +181,7 @@ if [ "$NODE_ROLE" = etcd ]; then
   install -d -m 0700 "$ETCD_DATA"
   if [ "$NODE_OS" = bottlerocket ]; then
     # Bottlerocket runs etcd as a static pod: its container is what ctr lists (the lab runs the process).
-    rc_container_new etcd etcd public.ecr.aws/eks-distro/etcd-io/etcd:v3.5.9-eks-1-28-9 >/dev/null
+    rc_container_new etcd "etcd-$NODE_NAME" public.ecr.aws/eks-distro/etcd-io/etcd:v3.5.9-eks-1-28-9 >/dev/null
   fi
 fi
 

@@ -30,7 +30,7 @@ describe('rotate-certs CLI', () => {
     expect(r.code).toBe(0);
     expect(r.contacted).toBe(0);
     expect(r.out).toContain('## lab-etcd-1 (etcd, ubuntu)');
-    expect(r.out).toContain("capv@198.51.100.11 sudo -n bash -s <<'ROTATE_CERTS'");
+    expect(r.out).toContain("capv@198.51.100.11 sudo -n env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -s <<'ROTATE_CERTS'");
     expect(r.out).toContain("ec2-user@198.51.100.32 sudo sheltie <<'ROTATE_CERTS'");
     expect(r.out).toContain('rc_file /etc/etcd/pki/server.crt required');
     expect(r.out).toContain('read the certificate served at 198.51.100.21:6443');

@@ -142,14 +142,14 @@ describe('plan compile', () => {
       }
     }
     expect(cmd(node('etcd', 'lab-etcd-1'), 'renew')).toContain('etcdadm join phase certificates');
-    expect(node('etcd', 'lab-etcd-1').rootShell).toBe('sudo -n bash -s');
+    expect(node('etcd', 'lab-etcd-1').rootShell).toBe('sudo -n env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -s');
   });
 
   it('the text plan lists every command per node in order', () => {
     const text = renderPlanText(compile(), { full: true });
     expect(text.indexOf('lab-etcd-1 (etcd')).toBeLessThan(text.indexOf('lab-etcd-2 (etcd'));
     expect(text.indexOf('lab-etcd-2 (etcd')).toBeLessThan(text.indexOf('lab-cp-1 (control-plane'));
-    expect(text).toContain("sudo -n bash -s <<'ROTATE_CERTS'");
+    expect(text).toContain("sudo -n env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -s <<'ROTATE_CERTS'");
     expect(text).toContain('kubeadm certs renew all');
     expect(newRunId(new Date('2026-11-26T20:01:02.345Z'))).toBe('20261126T200102Z');
   });
