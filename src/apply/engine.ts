@@ -9,6 +9,7 @@ import { pemCertificates } from '../certs/inspect.js';
 import type { PlanNode, PlanPhase, PlanStep, Plan } from '../plan/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import type { Inventory, InventoryNode } from '../inventory/types.js';
+import { nodeVars } from '../plan/compile.js';
 import { renderScript } from '../runbook/template.js';
 import { endpointRoute, type EndpointRoute } from '../transport/endpoints.js';
 import { CommandTimeoutError, type Connector, type NodeSession } from '../transport/session.js';
@@ -16,6 +17,7 @@ import { errorMessage } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
 import { GateError, pairMatches, runGate, type CertRead, type GateContext, type GateTimeouts } from './gates.js';
 import { issueKubeletClient, kubeletRenewed, nodeReady, type KubeletContext } from './kubelet.js';
+import { pauseEtcdadmHealthCheck } from './etcdadm-pause.js';
 import { MANAGEMENT_ACTIONS, runManagementAction, type ManagementContext } from './management.js';
 import { progressOf, type Journal, type JournalEntry } from './journal.js';
 import type { Reporter } from './reporter.js';
@@ -104,22 +106,7 @@ export class Applier {
     // Decided when the plan was made, and shown in it: see recoveryOf in compile.ts.
     if (step.deferred) return `deferred: ${step.deferred}`;
     const session = await this.session(node.name);
-    if (step.action && MANAGEMENT_ACTIONS.has(step.action)) {
-      const ctx: ManagementContext = {
-        inventory: this.deps.inventory,
-        node,
-        session,
-        secrets: this.secrets,
-        reporter: this.deps.reporter,
-        runId: this.plan.runId,
-        refreshKubeconfig: this.deps.refreshKubeconfig,
-        timeouts: this.deps.timeouts,
-        now: this.deps.now,
-        sleep: this.deps.sleep,
-        route: this.route,
-      };
-      return runManagementAction(step, ctx);
-    }
+    if (step.action && MANAGEMENT_ACTIONS.has(step.action)) return runManagementAction(step, this.managementContextOf(node, session));
     if (step.action === 'issue-kubelet-client' || step.action === 'kubelet-renewed' || step.action === 'node-ready') {
       const ctx: KubeletContext = {
         inventory: this.deps.inventory,
@@ -227,12 +214,18 @@ export class Applier {
     };
   }
 
-  /** Runs a node's restore steps; true when they all passed. */
+  /**
+   * Runs a node's restore steps; true when they all passed. Every step runs even after one failed:
+   * the files are put back first and the static pods started again whatever a wait in between says,
+   * so a failed restore never leaves a manifest (or a static-pod setting) out. The first failure is
+   * what the journal and the report keep.
+   */
   private async restore(phase: PlanPhase, node: PlanNode): Promise<boolean> {
     if (!node.restore) return false;
     const { reporter } = this.deps;
     this.journal({ event: 'restore-start', phase: phase.phase, node: node.name, backups: node.backups });
     const gate = this.newGateState(node);
+    let failed: { step: string; message: string } | undefined;
     for (const step of node.restore.steps) {
       reporter.stepStart(node.name, step.id, step.title);
       try {
@@ -240,9 +233,12 @@ export class Applier {
       } catch (err) {
         const message = errorMessage(err);
         reporter.stepFailed(node.name, step.id, message);
-        this.journal({ event: 'restore-failed', phase: phase.phase, node: node.name, step: step.id, message, backups: node.backups });
-        return false;
+        failed ??= { step: step.id, message };
       }
+    }
+    if (failed) {
+      this.journal({ event: 'restore-failed', phase: phase.phase, node: node.name, step: failed.step, message: failed.message, backups: node.backups });
+      return false;
     }
     this.journal({ event: 'restore-done', phase: phase.phase, node: node.name, backups: node.backups });
     return true;
@@ -264,7 +260,54 @@ export class Applier {
     return out;
   }
 
+  /** The management context as seen from the plan's first control-plane node (its admin.conf is the API fallback). */
+  private async managementContext(): Promise<ManagementContext | undefined> {
+    const node = this.plan.phases.flatMap((p) => p.nodes).find((n) => n.role === 'control-plane') ?? this.inventoryPlanNode('control-plane');
+    if (!node) return undefined;
+    const session = await this.session(node.name).catch(() => undefined);
+    return session ? this.managementContextOf(node, session) : undefined;
+  }
+
+  /** A node the plan does not visit (--only etcd), as a plan would show it, for its admin.conf. */
+  private inventoryPlanNode(role: InventoryNode['role']): PlanNode | undefined {
+    const node = this.deps.inventory.nodes.find((n) => n.role === role);
+    if (!node) return undefined;
+    const profile = this.deps.profiles.get(node.os);
+    return { name: node.name, host: node.host, role: node.role, os: node.os, rootShell: profile.rootShell, vars: nodeVars(node, profile, this.plan.runId), steps: [], backups: [] };
+  }
+
+  private managementContextOf(node: PlanNode, session: NodeSession): ManagementContext {
+    return {
+      inventory: this.deps.inventory,
+      node,
+      session,
+      secrets: this.secrets,
+      reporter: this.deps.reporter,
+      runId: this.plan.runId,
+      refreshKubeconfig: this.deps.refreshKubeconfig,
+      timeouts: this.deps.timeouts,
+      now: this.deps.now,
+      sleep: this.deps.sleep,
+      route: this.route,
+    };
+  }
+
+  /**
+   * etcdadm-controller's health check is paused while etcd members or the kube-apiservers that use
+   * them are renewed, and resumed however the run ends (see etcdadm-pause.ts).
+   */
   async run(resume: boolean): Promise<ApplyResult> {
+    const touchesEtcd = this.deps.inventory.externalEtcd && this.plan.phases.some((p) => p.phase === 'etcd' || p.phase === 'control-plane');
+    const ctx = touchesEtcd ? await this.managementContext() : undefined;
+    const pause = ctx ? await pauseEtcdadmHealthCheck(ctx) : undefined;
+    try {
+      return await this.runPhases(resume);
+    } finally {
+      await pause?.release();
+    }
+  }
+
+  private async runPhases(resume: boolean): Promise<ApplyResult> {
     const { reporter } = this.deps;
     const previous = resume ? this.deps.journal.entries(this.plan.runId) : [];
     this.journal({ event: resume ? 'run-resume' : 'run-start' });

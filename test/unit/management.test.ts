@@ -4,10 +4,11 @@
  * no such Deployment, and the exact commands printed when the API cannot be used.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deploymentRolloutStatus, restartEtcdadmController, RESTARTED_AT, type Deployment } from '../../src/apply/etcdadm-controller.js';
+import { PAUSED, PAUSED_BY, pauseEtcdadmHealthCheck, unpauseByHand } from '../../src/apply/etcdadm-pause.js';
 import { updateEtcdClientSecret } from '../../src/apply/management.js';
 import type { ManagementContext } from '../../src/apply/management-api.js';
 import { restartCommands, secretByHand } from '../../src/apply/manual-commands.js';
@@ -192,5 +193,74 @@ describe('the API cannot be used: the exact commands to run by hand', () => {
     );
     // Without a kubeconfig in the inventory, kubectl's own default.
     expect(lines.some((l) => l.includes('kubectl create secret generic prod-apiserver-etcd-client --type=cluster.x-k8s.io/secret'))).toBe(true);
+  });
+});
+
+describe("etcdadm-controller's health check paused for a run", () => {
+  const PATH = '/apis/etcdcluster.cluster.x-k8s.io/v1beta1/namespaces/eksa-system/etcdadmclusters/prod-etcd';
+  let api: LocalApi;
+  /** The EtcdadmCluster's annotations as the server holds them; undefined: no such object. */
+  let annotations: Record<string, string> | undefined;
+  beforeAll(async () => {
+    api = await startLocalApi((r) => {
+      if (r.path !== PATH || annotations === undefined) return notFoundStatus('etcdadmclusters.etcdcluster.cluster.x-k8s.io "prod-etcd" not found');
+      if (r.method === 'PATCH') {
+        // A JSON merge patch of metadata.annotations: null removes a key.
+        for (const [k, v] of Object.entries((r.body as { metadata: { annotations: Record<string, string | null> } }).metadata.annotations)) {
+          if (v === null) delete annotations[k];
+          else annotations[k] = v;
+        }
+      }
+      return json(200, { metadata: { name: 'prod-etcd', annotations } });
+    });
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  it('pauses with a marker of its own and takes both off again', async () => {
+    annotations = { 'other.io/keep': 'x' };
+    const ctx = context(inventory(api.adminKubeconfig()));
+    const pause = await pauseEtcdadmHealthCheck(ctx);
+    expect(annotations).toEqual({ 'other.io/keep': 'x', [PAUSED]: 'true', [PAUSED_BY]: '20260101T000000Z' });
+    expect(api.seen.at(-1)?.contentType).toBe('application/merge-patch+json');
+    await pause?.release();
+    expect(annotations).toEqual({ 'other.io/keep': 'x' });
+    expect(ctx.lines.join('\n')).toMatch(/paused its etcd health checks[\s\S]*health checks of EtcdadmCluster eksa-system\/prod-etcd resumed/);
+  });
+
+  it('a pause someone else set is left as it is; a marker an interrupted run left is taken as its own', async () => {
+    annotations = { [PAUSED]: 'true' };
+    expect(await pauseEtcdadmHealthCheck(context(inventory(api.adminKubeconfig())))).toBeUndefined();
+    expect(annotations).toEqual({ [PAUSED]: 'true' });
+    annotations = { [PAUSED]: 'true', [PAUSED_BY]: '20251231T000000Z' };
+    const pause = await pauseEtcdadmHealthCheck(context(inventory(api.adminKubeconfig())));
+    expect(annotations[PAUSED_BY]).toBe('20251231T000000Z');
+    await pause?.release();
+    expect(annotations).toEqual({});
+  });
+
+  it('no EtcdadmCluster, or no API: the run goes on, and says so', async () => {
+    annotations = undefined;
+    const ctx = context(inventory(api.adminKubeconfig()));
+    expect(await pauseEtcdadmHealthCheck(ctx)).toBeUndefined();
+    expect(ctx.lines).toEqual(['info: etcdadm-controller: no EtcdadmCluster eksa-system/prod-etcd, nothing to pause']);
+    const dir = mkdtempSync(join(tmpdir(), 'rc-pause-'));
+    const dead = join(dir, 'dead.kubeconfig');
+    writeFileSync(dead, readFileSync(api.adminKubeconfig(), 'utf8').replace(api.server, 'https://127.0.0.1:1'));
+    const down = context(inventory(dead));
+    expect(await pauseEtcdadmHealthCheck(down)).toBeUndefined();
+    expect(down.lines.join('\n')).toMatch(/^warn: etcdadm-controller: could not pause its etcd health checks \(.*\)\. If it runs, it may replace an etcd member/);
+  });
+
+  it('a release that cannot reach the API prints the command that does it by hand', async () => {
+    annotations = {};
+    const ctx = context(inventory(api.adminKubeconfig()));
+    const pause = await pauseEtcdadmHealthCheck(ctx);
+    const closed = api;
+    await closed.close();
+    await pause?.release();
+    expect(ctx.lines.at(-1)).toContain(unpauseByHand(ctx));
+    expect(unpauseByHand(ctx)).toMatch(/^kubectl --kubeconfig \S+ -n eksa-system annotate etcdadmclusters\.etcdcluster\.cluster\.x-k8s\.io prod-etcd cluster\.x-k8s\.io\/paused- rotate-certs\.eks-anywhere\.io\/paused-by-run-$/);
   });
 });
