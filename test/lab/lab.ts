@@ -116,11 +116,20 @@ export interface Lab {
    */
   writeEksaFolder(parent: string): Promise<string>;
   /**
-   * Leaves a running container of `pod` on a node that nothing manages any more, created `ageSeconds`
-   * ago: what a static pod restarted too early leaves behind (a duplicate), or Bottlerocket's stale
-   * etcd container. Returns its id.
+   * Leaves a running container named `pod` on a node that nothing manages any more, created
+   * `ageSeconds` ago: what a static pod restarted too early leaves behind (a duplicate), or
+   * Bottlerocket's stale etcd container. It is labelled as the static pod's (`<pod>-<node>` in
+   * kube-system) unless `of` names another pod, such as a DaemonSet's `kube-vip-ds-7xk2p`. Returns its id.
    */
-  leakContainer(name: string, pod: string, ageSeconds: number): Promise<string>;
+  leakContainer(name: string, pod: string, ageSeconds: number, of?: { pod: string; namespace?: string }): Promise<string>;
+  /**
+   * The node's kubelet forgets the containers it runs: they run on, unmanaged, and every static pod
+   * is started anew beside them (a new kube-apiserver crash-loops on its port, held by the old one).
+   * The duplicate state of aws/eks-anywhere PR 10360. Resolves once the new containers exist.
+   */
+  forgetContainers(name: string): Promise<void>;
+  /** From now on, a stop of `pod`'s container on the node never finishes (a hung task), until `stuck` is false. */
+  stickContainer(name: string, pod: string, stuck: boolean): Promise<void>;
   /**
    * Puts every node but `reachable` out of this machine's reach, as when the nodes sit behind a
    * bastion: an `unreachable` route per node address on the admin side (connections fail at once
@@ -766,10 +775,28 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       await must('ip', ['-batch', '-'], { input: hidden.map((n) => `route add unreachable ${n.host}/32\n`).join('') });
     },
     unisolate: () => removeIsolation([subnet]),
-    leakContainer: async (name, pod, ageSeconds) => {
+    leakContainer: async (name, pod, ageSeconds, of) => {
       const image = pod === 'etcd' ? 'public.ecr.aws/eks-distro/etcd-io/etcd:v3.5.9-eks-1-28-9' : `public.ecr.aws/eks-distro/kubernetes/${pod}:v1.28.3-eks-1-28-9`;
-      const [c, a] = nsenter(rt(name).holderPid, ['bash', '-c', '. /usr/local/bin/rc-lab-lib.sh; rc_container_new "$1" "$1" "$2" "$3"', '_', pod, image, String(BigInt(Date.now() - ageSeconds * 1000) * 1_000_000n)]);
+      const created = String(BigInt(Date.now() - ageSeconds * 1000) * 1_000_000n);
+      const script = '. /usr/local/bin/rc-lab-lib.sh; rc_container_new "$1" "$2" "$3" "$4" "$5"';
+      const [c, a] = nsenter(rt(name).holderPid, ['bash', '-c', script, '_', pod, of?.pod ?? `${pod}-${name}`, image, created, of?.namespace ?? 'kube-system']);
       return (await must(c, a)).trim();
+    },
+    forgetContainers: async (name) => {
+      const n = rt(name);
+      const records = () => must(...nsenter(n.holderPid, ['bash', '-c', 'ls /var/lib/rotate-certs-lab/containers | wc -l']));
+      const before = Number((await records()).trim());
+      await must(...nsenter(n.holderPid, ['touch', '/var/lib/rotate-certs-lab/forget']));
+      // The kubelet picks the file up on its next sync; the new containers are records beside the old.
+      const deadline = Date.now() + 20_000;
+      while (Number((await records()).trim()) <= before) {
+        if (Date.now() > deadline) throw new Error(`forgetContainers: ${name}'s kubelet started no new containers`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    stickContainer: async (name, pod, stuck) => {
+      const file = `/var/lib/rotate-certs-lab/stuck/${pod}`;
+      await must(...nsenter(rt(name).holderPid, ['bash', '-c', stuck ? `mkdir -p /var/lib/rotate-certs-lab/stuck && touch ${file}` : `rm -f ${file}`]));
     },
     expireKubelet: async (name, what) => {
       const n = rt(name);
@@ -1049,6 +1076,20 @@ async function seedApiState(dir: string, nodes: NodeRt[], capiVersions?: Array<'
       ]),
     ),
     ...(etcd.length ? etcdadmControllerState(meta) : {}),
+    ...(etcd.length
+      ? {
+          // aws/etcdadm-controller api/v1beta1; eks-anywhere names it <cluster>-etcd (pkg/clusterapi/name.go EtcdClusterName).
+          etcdadmclusters: {
+            'eksa-system/lab-etcd': {
+              apiVersion: 'etcdcluster.cluster.x-k8s.io/v1beta1',
+              kind: 'EtcdadmCluster',
+              metadata: meta('lab-etcd', { labels: { 'cluster.x-k8s.io/cluster-name': 'lab' }, annotations: {} }),
+              spec: { replicas: etcd.length, etcdadmConfigSpec: { format: cp.some((n) => n.spec.os === 'bottlerocket') ? 'bottlerocket' : 'cloud-config' } },
+              status: { ready: true, creationComplete: true, endpoints: etcd.map((n) => `https://${n.host}:2379`).join(',') },
+            },
+          } as Record<string, unknown>,
+        }
+      : {}),
     nodes: Object.fromEntries(
       nodes
         .filter((n) => n.spec.role !== 'etcd')

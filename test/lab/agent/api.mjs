@@ -1,10 +1,10 @@
 // The small kube-apiserver of the lab: a Kubernetes-shaped API over a shared JSON state file
 // (secrets, KubeadmControlPlanes, Machines, Nodes, the etcdadm-controller Deployment and its
-// ReplicaSets), each Node's Ready condition computed per request from that node's kubelet files,
+// ReplicaSets, the EtcdadmCluster), each Node's Ready condition computed per request from that node's kubelet files,
 // and a Deployment rollout that completes as the Deployment controller reports it. Served by the
 // kube-apiserver static pod of kubelet-agent.mjs; plain ESM, node: builtins only.
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
-import { existsSync, lstatSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join, posix } from 'node:path';
 
@@ -231,6 +231,8 @@ const KINDS = {
   nodes: { coll: 'nodes', kind: 'Node', list: 'NodeList', apiVersion: 'v1', group: '' },
   deployments: { coll: 'deployments', kind: 'Deployment', list: 'DeploymentList', apiVersion: 'apps/v1', group: 'deployments.apps' },
   replicasets: { coll: 'replicasets', kind: 'ReplicaSet', list: 'ReplicaSetList', apiVersion: 'apps/v1', group: 'replicasets.apps' },
+  // aws/etcdadm-controller api/v1beta1: EtcdadmCluster <cluster>-etcd in eksa-system.
+  etcdadmclusters: { coll: 'etcdadmclusters', kind: 'EtcdadmCluster', list: 'EtcdadmClusterList', apiVersion: 'etcdcluster.cluster.x-k8s.io/v1beta1', group: 'etcdadmclusters.etcdcluster.cluster.x-k8s.io' },
 };
 
 // ---------------------------------------------------------------- Cluster API versions
@@ -407,6 +409,8 @@ function route(path) {
   if (m && KINDS[m[4]].apiGroup === m[1]) return { k: KINDS[m[4]], version: m[2], ns: m[3], name: m[5] };
   m = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/(deployments|replicasets)(?:\/([^/]+))?$/.exec(path);
   if (m) return { k: KINDS[m[2]], ns: m[1], name: m[3] };
+  m = /^\/apis\/etcdcluster\.cluster\.x-k8s\.io\/v1beta1\/namespaces\/([^/]+)\/etcdadmclusters(?:\/([^/]+))?$/.exec(path);
+  if (m) return { k: KINDS.etcdadmclusters, ns: m[1], name: m[2] };
   m = /^\/api\/v1\/nodes(?:\/([^/]+))?$/.exec(path);
   if (m) return { k: KINDS.nodes, ns: undefined, name: m[1] };
   return null;
@@ -505,7 +509,7 @@ export async function handle(req, res, pod) {
     writeState(s);
     return send(res, 200, obj);
   }
-  if (method === 'PATCH' && [KINDS.secrets, KINDS.kubeadmcontrolplanes, KINDS.deployments].includes(r.k)) {
+  if (method === 'PATCH' && [KINDS.secrets, KINDS.kubeadmcontrolplanes, KINDS.deployments, KINDS.etcdadmclusters].includes(r.k)) {
     if (!existing) return notFound();
     const ct = String(req.headers['content-type'] ?? '');
     if (!/merge-patch\+json|strategic-merge-patch\+json/.test(ct)) return send(res, 415, status(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json`));
@@ -522,6 +526,10 @@ export async function handle(req, res, pod) {
     if (r.k === KINDS.deployments) afterDeploymentPatch(s, key, existing, obj);
     coll[key] = obj;
     writeState(s);
+    // What etcdadm-controller's periodic health check reads (cluster.x-k8s.io/paused), in order, for the tests.
+    if (r.k === KINDS.etcdadmclusters) {
+      appendFileSync(join(LAB_DIR, 'events.log'), JSON.stringify({ t: Date.now(), event: 'etcdadmcluster-annotations', name: key, annotations: obj.metadata.annotations ?? {} }) + '\n');
+    }
     return send(res, 200, view(obj));
   }
   return send(res, 405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));

@@ -16,11 +16,21 @@
 // match, and is ready only while etcd answers it through that pair. The etcd container (stacked etcd)
 // runs the real etcd (/usr/bin/etcd, 3.4) with the flags of its manifest, stopped with SIGTERM as the
 // kubelet stops a container. The other containers are placeholders.
+// Two field failures can be brought about by files in /var/lib/rotate-certs-lab (lab.ts writes them):
+// - `forget`: the kubelet loses track of the containers it runs (kubernetes#112814: pod cleanup
+//   skipped while the API is down; what an earlier too-quick restart leaves, aws/eks-anywhere PR
+//   10360): they run on, unmanaged, until a runtime client stops them, and every static pod is
+//   started anew beside them; a new kube-apiserver then crash-loops, its port held by the old one.
+// - `stuck/<pod>`: that pod's container never finishes stopping (a hung task), until a runtime
+//   client removes it.
+// A container is labelled as the kubelet labels it (kuberuntime labels.go): container name, pod
+// name `<pod>-<node>` (config/common.go generatePodName), namespace kube-system, and a pod UID
+// derived from the manifest and the node, so a manifest put back unchanged keeps its UID.
 // Plain ESM, node: builtins only. Env: LAB_NODE_NAME, LAB_NODE_IP, LAB_DIR, LAB_MANIFEST_DIR,
 // LAB_MANIFEST_EXT (".yaml", or "" on Bottlerocket), LAB_POLL_MS.
 import { X509Certificate, createHash, createPrivateKey, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { join } from 'node:path';
 import { handle, send, status } from './api.mjs';
@@ -33,6 +43,8 @@ const EXT = process.env.LAB_MANIFEST_EXT ?? '.yaml';
 const POLL_MS = Number(process.env.LAB_POLL_MS ?? 250);
 const EVENTS = join(LAB_DIR, 'events.log');
 const CONTAINERS = '/var/lib/rotate-certs-lab/containers';
+const FORGET = '/var/lib/rotate-certs-lab/forget';
+const STUCK_DIR = '/var/lib/rotate-certs-lab/stuck';
 /** How long a container takes to go after its pod is removed. */
 const STOP_MS = { etcd: 4000, 'kube-vip': 4000, 'kube-apiserver': 2000 };
 const DEFAULT_STOP_MS = 1500;
@@ -190,6 +202,8 @@ const terminating = new Map();
 const exited = new Map();
 /** Containers whose process exited by itself (not stopped by the kubelet or a runtime client). */
 const crashed = new Set();
+/** id -> { name, runtime }: containers the kubelet forgot; they run until a runtime client stops them. */
+const orphans = new Map();
 let busy = false;
 
 function readManifests() {
@@ -220,7 +234,9 @@ async function beginStop(name, p) {
   const { id, runtime } = p.container;
   p.container = undefined;
   await runtime.stop();
-  terminating.set(id, { name, until: Date.now() + (STOP_MS[name] ?? DEFAULT_STOP_MS) });
+  const stuck = existsSync(join(STUCK_DIR, name));
+  terminating.set(id, { name, until: stuck ? Infinity : Date.now() + (STOP_MS[name] ?? DEFAULT_STOP_MS) });
+  if (stuck) event('container-stuck', { pod: name, id });
   event('container-stopping', { pod: name, id });
 }
 
@@ -264,6 +280,20 @@ async function tick() {
   busy = true;
   try {
     const now = Date.now();
+    if (existsSync(FORGET)) {
+      rmSync(FORGET, { force: true });
+      for (const [name, p] of pods) {
+        if (p.container) orphans.set(p.container.id, { name, runtime: p.container.runtime });
+        pods.delete(name);
+      }
+      event('kubelet-forgot', { containers: [...orphans.keys()] });
+    }
+    for (const [id, o] of orphans) {
+      if (readRecord(id)?.state === 'CONTAINER_RUNNING') continue;
+      orphans.delete(id);
+      await o.runtime.stop();
+      event('orphan-stopped', { pod: o.name, id });
+    }
     const desired = readManifests();
     // Removed or changed manifests: the kubelet kills those pods.
     for (const [name, p] of pods) {
@@ -274,6 +304,11 @@ async function tick() {
       }
     }
     for (const [id, t] of terminating) {
+      // Stopped or removed meanwhile by a runtime client (crictl stop/rm, ctr t kill/rm).
+      if (readRecord(id)?.state !== 'CONTAINER_RUNNING') {
+        terminating.delete(id);
+        continue;
+      }
       if (now < t.until) continue;
       terminating.delete(id);
       setState(id, 'CONTAINER_EXITED');
@@ -294,7 +329,9 @@ async function tick() {
         event('duplicate-container', { pod: name, id });
         log(`${name} started again before its container ${id.slice(0, 13)} had gone: now there are two`);
       }
-      pods.set(name, { hash: d.hash, text: d.text, image: d.image, sandbox: hex(32), uid: hex(16), attempt: 0, nextTry: 0 });
+      // The kubelet's UID of a static pod: a hash of the pod, its node and its file (config/common.go).
+      const uid = createHash('md5').update(`${d.hash}host:${NODE}file:${name}`).digest('hex');
+      pods.set(name, { hash: d.hash, text: d.text, image: d.image, sandbox: hex(32), uid, attempt: 0, nextTry: 0 });
     }
     // Every pod's container runs; one stopped or removed behind the kubelet's back is restarted.
     for (const [name, p] of pods) {
@@ -326,6 +363,7 @@ void tick();
 const shutdown = async () => {
   clearInterval(timer);
   for (const p of pods.values()) await p.container?.runtime.stop();
+  for (const o of orphans.values()) await o.runtime.stop();
   process.exit(0);
 };
 process.on('SIGTERM', shutdown);

@@ -15,13 +15,14 @@ case ":$PATH:" in *:/run/rc-br/tools:*) ;; *) PATH=$PATH:/run/rc-br/tools ;; esa
 # (agent/kubelet-agent.mjs) and read by the crictl and ctr emulations.
 RC_CONTAINERS=/var/lib/rotate-certs-lab/containers
 rc_hex() { head -c "$1" /dev/urandom | od -An -v -tx1 | tr -d ' \n'; }
-# rc_container_new NAME POD IMAGE [CREATED_NS]: a running container; prints its id.
+# rc_container_new NAME POD_NAME IMAGE [CREATED_NS] [NAMESPACE]: a running container of the pod
+# POD_NAME (a static pod's is NAME-<node>) in NAMESPACE (kube-system); prints its id.
 rc_container_new() {
-  local id created=${4:-$(date +%s%N)}
+  local id created=${4:-$(date +%s%N)} ns=${5:-kube-system}
   id=$(rc_hex 32)
   mkdir -p "$RC_CONTAINERS"
-  printf '{"id":"%s","podSandboxId":"%s","metadata":{"name":"%s","attempt":0},"image":{"image":"%s","annotations":{}},"imageRef":"%s","state":"CONTAINER_RUNNING","createdAt":"%s","labels":{"io.kubernetes.container.name":"%s","io.kubernetes.pod.name":"%s-%s","io.kubernetes.pod.namespace":"kube-system","io.kubernetes.pod.uid":"%s"},"annotations":{}}\n' \
-    "$id" "$(rc_hex 32)" "$1" "$3" "$3" "$created" "$1" "$2" "${NODE_NAME:-node}" "$(rc_hex 16)" >"$RC_CONTAINERS/.$id.tmp"
+  printf '{"id":"%s","podSandboxId":"%s","metadata":{"name":"%s","attempt":0},"image":{"image":"%s","annotations":{}},"imageRef":"%s","state":"CONTAINER_RUNNING","createdAt":"%s","labels":{"io.kubernetes.container.name":"%s","io.kubernetes.pod.name":"%s","io.kubernetes.pod.namespace":"%s","io.kubernetes.pod.uid":"%s"},"annotations":{}}\n' \
+    "$id" "$(rc_hex 32)" "$1" "$3" "$3" "$created" "$1" "$2" "$ns" "$(rc_hex 16)" >"$RC_CONTAINERS/.$id.tmp"
   mv "$RC_CONTAINERS/.$id.tmp" "$RC_CONTAINERS/$id.json"
   echo "$id"
 }
