@@ -6,6 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
 import ssh2, { type Client as SshClient, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { InventoryNodeSpec, SshSettings } from '../inventory/types.js';
 import { ExitCode, NodeError, RotateCertsError, UsageError, errorMessage } from '../util/errors.js';
+import { notAPrivateKey, notAPrivateKeyProblem } from './identity-file.js';
 import { fingerprint, keyTypeOf, KnownHosts } from './known-hosts.js';
 import { CommandTimeoutError, type Connector, type ExecOptions, type ExecResult, type NodeSession } from './session.js';
 
@@ -187,21 +188,20 @@ export class SshConnector implements Connector {
   }
 
   private async loadKey(file: string): Promise<Credentials> {
-    let data: Buffer;
-    try {
-      // As OpenSSH does: a private key others may read is refused, not used.
-      const mode = statSync(file).mode & 0o777;
-      if ((mode & 0o077) !== 0) {
-        throw new KeyFileError(`identity file ${file} is readable by others (mode ${mode.toString(8).padStart(4, '0')}); OpenSSH refuses such keys too: chmod 600 ${file}`);
-      }
-      data = readFileSync(file);
-    } catch (err) {
-      if (err instanceof KeyFileError) throw err;
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new KeyFileError(`cannot read identity file ${file}: ${code === 'ENOENT' ? 'no such file' : code}`);
+    const { data, mode } = readKeyFile(file);
+    // Before the mode check: advice to chmod a public key would send the user the wrong way.
+    const kind = notAPrivateKey(data.toString('utf8'));
+    if (kind) throw new KeyFileError(notAPrivateKeyProblem(file, kind));
+    // As OpenSSH does: a private key others may read is refused, not used.
+    if ((mode & 0o077) !== 0) {
+      throw new KeyFileError(`identity file ${file} is readable by others (mode ${mode.toString(8).padStart(4, '0')}); OpenSSH refuses such keys too: chmod 600 ${file}`);
     }
     const plain = utils.parseKey(data);
-    if (!(plain instanceof Error)) return { privateKey: data };
+    if (!(plain instanceof Error)) {
+      // ssh2 parses public keys too; one would only fail later, on every node, at authentication.
+      if (!plain.isPrivateKey()) throw new KeyFileError(notAPrivateKeyProblem(file, 'public key'));
+      return { privateKey: data };
+    }
     if (!/encrypted|passphrase/i.test(plain.message)) {
       throw new KeyFileError(`identity file ${file} is not a private key ssh2 can read: ${plain.message}`);
     }
@@ -276,6 +276,15 @@ export class SshConnector implements Connector {
 
 /** The identity file cannot be used: the same for every node that names it. */
 class KeyFileError extends Error {}
+
+function readKeyFile(file: string): { data: Buffer; mode: number } {
+  try {
+    return { data: readFileSync(file), mode: statSync(file).mode & 0o777 };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new KeyFileError(`cannot read identity file ${file}: ${code === 'ENOENT' ? 'no such file' : code}`);
+  }
+}
 
 function jumpKey(settings: SshSettings): string {
   const jh = settings.jumpHost;
