@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isIP } from 'node:net';
-import { isMap, isSeq, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { UsageError } from '../util/errors.js';
 import { arr, fail, int, obj, oneOf, opt, parseYaml, req, str, type Ctx } from '../util/yaml-schema.js';
 import { OS_CHOICES, type InventorySpec, type InventoryNodeSpec, type JumpHost, type Role, type SshSettings } from './types.js';
@@ -79,8 +79,10 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
     if (jump.port < 1 || jump.port > 65535) fail(ctx, at, 'ssh.jumpHost', 'port out of range 1-65535');
   }
 
+  requireSshUsers(raw, ctx, root);
   const defaults: SshSettings = {
-    user: sshRaw.user ?? 'ec2-user',
+    // requireSshUsers made sure every node that lacks its own user has this one.
+    user: sshRaw.user ?? '',
     port: sshRaw.port ?? 22,
     ...(sshRaw.identityFile ? { identityFile: local(sshRaw.identityFile), identityFileField: 'ssh.identityFile' } : {}),
     knownHostsFile: sshRaw.knownHostsFile ? local(sshRaw.knownHostsFile) : join(opts.home ?? homedir(), '.ssh', 'known_hosts'),
@@ -135,6 +137,31 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
     nodes,
   };
 }
+
+/** The node lists of an inventory, in runbook order, with their YAML keys. */
+const NODE_LISTS = ['etcd', 'controlPlane', 'workers'] as const;
+
+/**
+ * Every node needs an SSH user: ssh.user for all of them, or its own. There is no default on
+ * purpose: EKS Anywhere's differs by provider and OS (capv on vSphere, ec2-user on Bottlerocket...),
+ * and a guess logs in as the wrong user on every node, which then reads as "the key was not accepted".
+ */
+function requireSshUsers(raw: { ssh?: { user?: string }; etcd?: RawNode[]; controlPlane: RawNode[]; workers?: RawNode[] }, ctx: Ctx, root: YamlNode): void {
+  if (raw.ssh?.user) return;
+  const all = NODE_LISTS.flatMap((key) => (raw[key] ?? []).map((n, i) => ({ key, i, user: n.ssh?.user })));
+  const without = all.filter((n) => !n.user);
+  const first = without[0];
+  if (!first) return;
+  const example = 'e.g. capv on vSphere, ec2-user on Bottlerocket';
+  if (without.length === all.length) {
+    // The line of `ssh:` itself, or the top of the file when there is no ssh mapping.
+    const ssh = isMap(root) ? root.items.find((p) => isScalar(p.key) && p.key.value === 'ssh')?.key : undefined;
+    fail(ctx, (ssh as YamlNode | undefined) ?? root, 'ssh.user', 'required field is missing', `the user to log in as on every node: spec.users[0].name of the cluster's machine configs, ${example}; a node may set its own`);
+  }
+  fail(ctx, nodeAt(root, first.key, first.i), `${first.key}[${first.i}].ssh.user`, 'required field is missing', `no ssh.user applies to every node: set ssh.user, or one for this node; ${example}`);
+}
+
+type RawNode = { ssh?: { user?: string } };
 
 function nodeAt(root: YamlNode, key: string, index: number): YamlNode | undefined {
   if (!isMap(root)) return undefined;

@@ -179,7 +179,7 @@ describe("the kubelet's self-signed serving bundle (kubelet.crt: leaf, then its 
       out('/etc/kubernetes/pki/other-bundle.crt', bundle),
       '@@done\n',
     ].join('');
-    const inv = requireKnownOs(parseInventory('cluster: lab\ncontrolPlane:\n  - { name: lab-cp-1, host: 10.0.0.21 }\n', '/x/inv.yaml'), 'test');
+    const inv = requireKnownOs(parseInventory('cluster: lab\nssh: { user: capv }\ncontrolPlane:\n  - { name: lab-cp-1, host: 10.0.0.21 }\n', '/x/inv.yaml'), 'test');
     const connector: Connector = {
       connect: async (node) => ({ node, exec: async () => ({ code: 0, stdout, stderr: '' }), close: async () => {} }),
     };

@@ -66,6 +66,11 @@ workers:
     expect(inv.nodes[0]!.ssh.connectTimeoutMs).toBe(10_000);
   });
 
+  it('takes the SSH user from each node when there is no ssh.user for all of them', () => {
+    const inv = parseInventory('cluster: lab\ncontrolPlane:\n  - { name: lab-cp-1, host: 10.200.0.21, ssh: { user: capv } }\nworkers:\n  - { name: lab-md-1, host: 10.200.0.31, ssh: { user: ec2-user } }\n', FILE);
+    expect(inv.nodes.map((n) => n.ssh.user)).toEqual(['capv', 'ec2-user']);
+  });
+
   it('accepts IPv6 hosts and host names', () => {
     const inv = parseInventory(base.replace('10.200.0.21', 'fd00::21') + '  - { name: lab-cp-2, host: cp2.example.internal }\n', FILE);
     expect(inv.nodes.map((n) => n.host)).toEqual(['fd00::21', 'cp2.example.internal']);
@@ -98,6 +103,15 @@ describe('inventory: every error names the file, the line and the field', () => 
     ['a list where a node is expected', base + 'workers: [ [a] ]\n', /workers\[0\]: expected a node/, 7],
     ['a string where a list is expected', base + 'etcd: lab-etcd-1\n', /etcd: expected a list/, 7],
     ['duplicate key', base + 'cluster: other\n', /cluster: given twice/, 7],
+    // No default user: EKS Anywhere's differs by provider and OS, and a guess fails on every node later.
+    ['no ssh.user', base.replace('  user: capv\n', ''), /:2: ssh\.user: required field is missing \(the user to log in as on every node: spec\.users\[0\]\.name of the cluster's machine configs, e\.g\. capv on vSphere, ec2-user on Bottlerocket; a node may set its own\)$/, 2],
+    ['no ssh mapping at all', 'cluster: lab\ncontrolPlane:\n  - { name: lab-cp-1, host: 10.200.0.21 }\n', /:1: ssh\.user: required field is missing/, 1],
+    [
+      'no ssh.user, and a node without its own',
+      base.replace('  user: capv\n', '').replace('host: 10.200.0.21 }', 'host: 10.200.0.21, ssh: { user: capv } }') + 'workers:\n  - { name: lab-md-1, host: 10.200.0.31 }\n',
+      /:7: workers\[0\]\.ssh\.user: required field is missing \(no ssh\.user applies to every node: set ssh\.user, or one for this node; e\.g\. capv on vSphere, ec2-user on Bottlerocket\)$/,
+      7,
+    ],
   ];
   cases[16] = ['port out of range', base.replace('  user: capv\n', '  user: capv\n  port: 70000\n'), /ssh\.port: expected a port number 1-65535, got 70000/, 4];
 
@@ -126,6 +140,7 @@ describe('inventory: every error names the file, the line and the field', () => 
 
 describe('os: auto', () => {
   const text = `cluster: lab
+ssh: { user: capv }
 os: auto
 controlPlane:
   - { name: lab-cp-1, host: 10.200.0.21 }

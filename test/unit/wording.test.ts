@@ -71,7 +71,7 @@ describe('counts in real outputs', () => {
   });
 
   it("the guided run's summary", () => {
-    const inv = requireKnownOs(parseInventory('cluster: lab\ncontrolPlane:\n  - { name: lab-cp-1, host: 10.0.0.21 }\n', '/x/inv.yaml'), 'test');
+    const inv = requireKnownOs(parseInventory('cluster: lab\nssh: { user: capv }\ncontrolPlane:\n  - { name: lab-cp-1, host: 10.0.0.21 }\n', '/x/inv.yaml'), 'test');
     const text = renderSummary(report, inv, 1);
     expect(text).toContain('(expiring = within 1 day)');
     expect(text).toMatch(/lab-cp-1 .* 1 certificate, soonest 2026-11-21 \(1 day\): 1 expiring/);
