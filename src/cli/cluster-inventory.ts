@@ -33,7 +33,8 @@ export async function inventorySpecFor(flags: InventoryFlags, io: CliIo, env: Cl
   const eksaSpec = join(folder, `${flags.cluster}-eks-a-cluster.yaml`);
   if (existsSync(saved) || !DNS_LABEL.test(flags.cluster)) return inventoryFromFlags(flags, io.cwd);
   if (!existsSync(eksaSpec)) {
-    throw new UsageError(`neither ${saved} nor ${eksaSpec} exists: run in the folder where you ran eksctl anywhere create cluster, or give --inventory FILE (see docs/inventory.md)`);
+    // Worded for every command that takes --cluster: the guided run has no --inventory to point to.
+    throw new UsageError(`neither ${saved} nor ${eksaSpec} exists: run in the folder where you ran eksctl anywhere create cluster, or write ${saved} by hand (see docs/inventory.md)`);
   }
   return buildFromEksaFolder(flags.cluster, folder, saved, flags.managementKubeconfig, io, env.prompter ?? noPrompter);
 }

@@ -42,8 +42,9 @@ export async function interactiveCommand(flags: InteractiveFlags, io: CliIo, env
     io.err(`Reading the certificates of ${plural(spec.nodes.length, 'node')} of ${spec.cluster} (read-only)...\n`);
     const reading = await readCluster(spec, connector, flags);
     io.out(renderSummary(reading.report, reading.inv, flags.warnDays));
-    const unread = reading.report.errors.filter((e) => !e.message.startsWith('endpoint '));
+    const unread = reading.report.errors.filter((e) => !isEndpointError(e));
     if (unread.length > 0) {
+      // Printed here only: the summary marks these nodes and leaves their causes to this line.
       throw new RotateCertsError(`cannot read every node, nothing was changed; fix these first:\n  - ${groupByMessage(unread).join('\n  - ')}`, ExitCode.unavailable);
     }
     const scope = await chooseScope(prompter, reading);
@@ -126,9 +127,15 @@ async function chooseScope(prompter: Prompter, reading: ClusterReading): Promise
   return { nodes };
 }
 
-/** Per node: how many certificates, the soonest leaf expiry, and what is expired or close. */
+const isEndpointError = (e: { message: string }) => e.message.startsWith('endpoint ');
+
+/**
+ * Per node: how many certificates, the soonest leaf expiry, and what is expired or close. A node
+ * that could not be read is marked; its cause is the run's error, printed once, after this.
+ */
 export function renderSummary(report: CheckReport, inv: Inventory, warnDays: number): string {
   const out: string[] = ['', `Certificates of ${inv.cluster} (expiring = within ${plural(warnDays, 'day')}):`];
+  const unread = new Set(report.errors.filter((e) => !isEndpointError(e)).map((e) => e.node));
   for (const node of inv.nodes) {
     const mine = report.certificates.filter((c) => c.node === node.name && c.source !== 'endpoint');
     // The kubelet's self-signed serving CA counts with its serving certificate, not as a cluster CA.
@@ -136,13 +143,20 @@ export function renderSummary(report: CheckReport, inv: Inventory, warnDays: num
     const soonest = leaves.reduce<(typeof leaves)[number] | undefined>((a, c) => (!a || c.notAfter < a.notAfter ? c : a), undefined);
     const count = (s: string) => leaves.filter((c) => c.status === s).length;
     const bad = [count('expired') && `${count('expired')} expired`, count('expiring') && `${count('expiring')} expiring`, count('not-yet-valid') && `${count('not-yet-valid')} not yet valid`].filter(Boolean);
+    const head = `  ${node.name.padEnd(20)} ${`${node.role}, ${node.os}`.padEnd(26)}   `;
+    if (unread.has(node.name) && leaves.length === 0) {
+      out.push(`${head}not read (the cause is below)`);
+      continue;
+    }
     out.push(
-      `  ${node.name.padEnd(20)} ${`${node.role}, ${node.os}`.padEnd(26)}   ${plural(leaves.length, 'certificate')}` +
+      `${head}${plural(leaves.length, 'certificate')}` +
         (soonest ? `, soonest ${soonest.notAfter.slice(0, 10)} (${plural(soonest.daysLeft, 'day')})` : '') +
-        (bad.length > 0 ? `: ${bad.join(', ')}` : ''),
+        (bad.length > 0 ? `: ${bad.join(', ')}` : '') +
+        (unread.has(node.name) ? '; not fully read (the cause is below)' : ''),
     );
     for (const ca of mine.filter((c) => c.kind === 'ca' && c.status !== 'ok')) out.push(`      CA ${ca.path} is ${ca.status} (${ca.notAfter.slice(0, 10)}): rotate-certs cannot renew a CA`);
   }
-  for (const line of groupByMessage(report.errors.map((e) => ({ node: e.node, message: `could not be read: ${e.message}` })))) out.push(`  ${line}`);
+  const endpoints = report.errors.filter(isEndpointError);
+  for (const line of groupByMessage(endpoints.map((e) => ({ node: e.node, message: `could not be read: ${e.message}` })))) out.push(`  ${line}`);
   return `${out.join('\n')}\n`;
 }

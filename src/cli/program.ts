@@ -7,6 +7,8 @@ import { ExitCode, UsageError } from '../util/errors.js';
 // --version and usage errors answer at once.
 import type { CheckEnv, CheckFlags } from './check-command.js';
 import type { CliIo } from './io.js';
+import { FlagDefault, PodTimeoutDefault } from './exit-codes.js';
+import { helpEnd } from './help.js';
 import { choiceFlag, intFlag } from './options.js';
 import type { InteractiveFlags } from './interactive.js';
 import type { ApplyFlags, PlanFlags, RestoreFlags, RotateEnv, RotateFlags } from './rotate-commands.js';
@@ -35,17 +37,26 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     .option('-i, --inventory <file...>', 'inventory YAML (see docs/inventory.md); several: one check of all their clusters')
     .option('-c, --cluster <name...>', 'read ./<name>/rotate-certs.yaml; several names (or with --inventory): one check of all')
     .option('--clusters-dir <dir>', 'check every cluster folder in <dir>: each <dir>/<name>/rotate-certs.yaml, as --cluster <name> run in <dir> reads it')
-    .addOption(new Option('-o, --output <format>', 'table, json or prometheus').default('table').argParser(choiceFlag('--output', OUTPUT_FORMATS)))
-    .addOption(new Option('-w, --warn-days <days>', 'report certificates with this many days left or fewer as expiring').default(30).argParser(intFlag('--warn-days', 0, 3650)))
-    .addOption(new Option('--concurrency <n>', 'nodes contacted at once, all clusters together').default(16).argParser(intFlag('--concurrency', 1, 256)))
+    .addOption(new Option('-o, --output <format>', 'table, json or prometheus').default(FlagDefault.output).argParser(choiceFlag('--output', OUTPUT_FORMATS)))
+    .addOption(new Option('-w, --warn-days <days>', 'report certificates with this many days left or fewer as expiring').default(FlagDefault.warnDays).argParser(intFlag('--warn-days', 0, 3650)))
+    .addOption(new Option('--concurrency <n>', 'nodes contacted at once, all clusters together').default(FlagDefault.concurrency).argParser(intFlag('--concurrency', 1, 256)))
     .option('--dry-run', 'print what would run on each node and contact nothing')
     .option('--cis', 'also report file modes and owners that deviate from the CIS Kubernetes Benchmark (runbooks/cis.yaml)')
     .addHelpText(
       'after',
-      '\nSeveral clusters (several --inventory or --cluster, or --clusters-dir): one table per cluster, one JSON\n' +
-        'document {"clusters": [...]}, or one Prometheus text with a cluster label on every series. A cluster\n' +
-        'whose inventory cannot be loaded is reported as not checked (exit 3); the others are still checked.\n' +
-        '\nExit codes:\n  0  every certificate ok (and, with --cis, no file deviates)\n  1  something expires within --warn-days, or (--cis) a file mode or owner deviates from the CIS benchmark\n  2  something expired or not yet valid\n  3  some node, endpoint or cluster could not be checked (the rest are still reported)\n 64  bad usage, a bad inventory, or SSH settings no node could use: missing key, no known_hosts (nothing contacted)\n 69  the jump host does not answer (no node contacted)\n    several clusters: the highest of the clusters\' codes\n\nExamples:\n  rotate-certs check --inventory examples/lab/inventory.yaml --dry-run\n  rotate-certs check --cluster mycluster --output json\n  rotate-certs check -i inventory.yaml --cis\n  rotate-certs check --clusters-dir ~/eksa-clusters -o prometheus   (see docs/check.md for node_exporter)',
+      helpEnd(
+        'check',
+        [
+          'rotate-certs check --inventory examples/lab/inventory.yaml --dry-run',
+          'rotate-certs check --cluster mycluster -o json',
+          'rotate-certs check -i inventory.yaml --cis',
+          'rotate-certs check --clusters-dir ~/eksa-clusters -o prometheus   (see docs/check.md for node_exporter)',
+        ],
+        'Several clusters (several --inventory or --cluster, or --clusters-dir): one table per cluster, one JSON\n' +
+          'document {"clusters": [...]}, or one Prometheus text with a cluster label on every series. A cluster\n' +
+          'whose inventory cannot be loaded is reported as not checked; the others are still checked. The exit\n' +
+          "code is then the highest of the clusters' codes.",
+      ),
     )
     .action(async (flags: CheckFlags) => {
       setExit(await (await import('./check-command.js')).checkCommand(flags, io, env));
@@ -65,18 +76,16 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
       .option('--state-dir <dir>', 'where journals, locks and plan copies live (default ${XDG_STATE_HOME:-~/.local/state}/rotate-certs)')
       .addOption(
         new Option('-w, --warn-days <days>', 'a kubelet certificate with this many days left or fewer is due for renewal; a CA this close is warned about')
-          .default(30)
+          .default(FlagDefault.warnDays)
           .argParser(intFlag('--warn-days', 0, 3650)),
       )
-      .addOption(new Option('--concurrency <n>', 'nodes read at once during pre-flight').default(16).argParser(intFlag('--concurrency', 1, 256)));
+      .addOption(new Option('--concurrency <n>', 'nodes read at once during pre-flight').default(FlagDefault.concurrency).argParser(intFlag('--concurrency', 1, 256)));
   const applyOptions = (cmd: Command) =>
     cmd
       .option('-y, --yes', 'do not ask before changing the cluster (needed without a terminal)')
       .option('--refresh-kubeconfig', "when the inventory's kubeconfig is refused, replace it with the renewed admin.conf (old one kept)")
-      .addOption(new Option('--pod-timeout <seconds>', 'how long a static pod may take to stop or become ready, and etcd to become healthy again in an etcd recovery (default 300)').argParser(intFlag('--pod-timeout', 5, 3600)))
-      .addOption(new Option('--parallel <n>', 'worker nodes renewed at once (etcd and control-plane nodes always go one at a time)').default(5).argParser(intFlag('--parallel', 1, 64)));
-  const exitText =
-    '\nExit codes:\n  0  rotation finished\n  1  a step failed; that node was restored and the run stopped (failing workers: each restored, the other workers finished)\n  2  a step failed and the restore failed too: act now (see docs/troubleshooting.md)\n 64  bad usage, inventory, plan, runbook or profile (nothing changed)\n 69  pre-flight failed (nothing changed)\n 75  another run holds the cluster lock\n130  stopped by Ctrl-C at a safe point; --resume continues';
+      .addOption(podTimeoutOption())
+      .addOption(new Option('--parallel <n>', 'worker nodes renewed at once (etcd and control-plane nodes always go one at a time)').default(FlagDefault.parallel).argParser(intFlag('--parallel', 1, 64)));
 
   const plan = program
     .command('plan')
@@ -84,11 +93,13 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     .description('Connects read-only, records the certificates it sees, and writes a plan that apply runs. With --dry-run it connects to nothing.')
     .option('-i, --inventory <file>', 'inventory YAML')
     .option('-c, --cluster <name>', 'read ./<name>/rotate-certs.yaml, or build it from the EKS Anywhere folder ./<name>/')
-    .option('-o, --out <file>', 'write the plan to this file (else print it)')
+    .option('--out <file>', 'write the plan to this file (else print it); not written when some node cannot be read')
+    // -o is the output format wherever it exists (check -o json); plan has none, so it only explains.
+    .addOption(new Option('-o, --output <format>').hideHelp().argParser(noPlanOutput))
     .option('--dry-run', 'print the commands without connecting to anything');
   scopeOptions(plan);
   stateOptions(plan);
-  plan.addHelpText('after', '\nExamples:\n  rotate-certs plan -i inventory.yaml --out plan.yaml\n  rotate-certs plan -i inventory.yaml --only etcd --dry-run').action(async (flags: PlanFlags) => {
+  plan.addHelpText('after', helpEnd('plan', ['rotate-certs plan -i inventory.yaml --out plan.yaml', 'rotate-certs plan -i inventory.yaml --only etcd --dry-run'])).action(async (flags: PlanFlags) => {
     setExit(await (await import('./rotate-commands.js')).planCommand(flags, io, rotateEnv));
   });
 
@@ -99,7 +110,7 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     .option('--resume', 'continue a run that stopped or failed: finished nodes are skipped, a node left part-way is restored and redone');
   applyOptions(apply);
   stateOptions(apply);
-  apply.addHelpText('after', exitText).action(async (planFile: string, flags: ApplyFlags) => {
+  apply.addHelpText('after', helpEnd('apply', ['rotate-certs apply plan.yaml', 'rotate-certs apply plan.yaml --resume --yes   # after a stop or a failure'])).action(async (planFile: string, flags: ApplyFlags) => {
     setExit(await (await import('./rotate-commands.js')).applyCommand(planFile, flags, io, rotateEnv));
   });
 
@@ -108,12 +119,13 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     .summary('plan and apply in one go')
     .option('-i, --inventory <file>', 'inventory YAML')
     .option('-c, --cluster <name>', 'read ./<name>/rotate-certs.yaml, or build it from the EKS Anywhere folder ./<name>/')
-    .option('--dry-run', 'print every command per node in execution order and connect to nothing');
+    .option('--dry-run', 'print every command per node in execution order and connect to nothing')
+    .option('--resume', "continue this cluster's last run if it did not finish, as apply PLAN --resume does with that run's plan (kept in --state-dir)");
   scopeOptions(rotate);
   applyOptions(rotate);
   stateOptions(rotate);
   rotate
-    .addHelpText('after', `${exitText}\n\nExamples:\n  rotate-certs rotate -i inventory.yaml --dry-run\n  rotate-certs rotate --cluster mycluster --yes`)
+    .addHelpText('after', helpEnd('rotate', ['rotate-certs rotate -i inventory.yaml --dry-run', 'rotate-certs rotate --cluster mycluster --yes', 'rotate-certs rotate --cluster mycluster --resume   # after a stop or a failure']))
     .action(async (flags: RotateFlags) => {
       setExit(await (await import('./rotate-commands.js')).rotateCommand(flags, io, rotateEnv));
     });
@@ -127,8 +139,20 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     .requiredOption('--node <name>', 'the node to restore')
     .option('-y, --yes', 'do not ask first')
     .option('--state-dir <dir>', 'where journals live (default ${XDG_STATE_HOME:-~/.local/state}/rotate-certs)')
+    .addHelpText('after', helpEnd('restore', ['rotate-certs restore --cluster mycluster --node mycluster-cp-1']))
     .action(async (flags: RestoreFlags) => {
       setExit(await (await import('./rotate-commands.js')).restoreCommand(flags, io, rotateEnv));
+    });
+
+  // commander adds no help command to a program with an action of its own (the guided run).
+  program
+    .command('help')
+    .summary("show a command's help: its flags, exit codes and examples")
+    .argument('[command]', 'check, plan, apply, rotate or restore; none: the guided run and the list of commands')
+    .action((name: string | undefined) => {
+      const sub = name === undefined ? program : program.commands.find((c) => c.name() === name && name !== 'help');
+      if (!sub) return program.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand' });
+      sub.outputHelp();
     });
 
   // The default command: the guided run from the folder eksctl anywhere left behind.
@@ -138,16 +162,20 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     .option('--management-kubeconfig <file>', "a workload cluster's management cluster kubeconfig, to list its Machines")
     .option('-y, --yes', 'ask nothing: rotate everything that needs it (without a terminal this is the only way)')
     .option('--state-dir <dir>', 'where journals, locks and plan copies live')
-    .addOption(new Option('-w, --warn-days <days>', 'a kubelet certificate with this many days left or fewer is due').default(30).argParser(intFlag('--warn-days', 0, 3650)))
-    .addOption(new Option('--concurrency <n>', 'nodes read at once').default(16).argParser(intFlag('--concurrency', 1, 256)))
-    .addOption(new Option('--parallel <n>', 'worker nodes renewed at once').default(5).argParser(intFlag('--parallel', 1, 64)))
-    .addOption(new Option('--pod-timeout <seconds>', 'how long a static pod may take to stop or become ready, and etcd to become healthy again in an etcd recovery (default 300)').argParser(intFlag('--pod-timeout', 5, 3600)))
+    .addOption(new Option('-w, --warn-days <days>', 'a kubelet certificate with this many days left or fewer is due').default(FlagDefault.warnDays).argParser(intFlag('--warn-days', 0, 3650)))
+    .addOption(new Option('--concurrency <n>', 'nodes read at once').default(FlagDefault.concurrency).argParser(intFlag('--concurrency', 1, 256)))
+    .addOption(new Option('--parallel <n>', 'worker nodes renewed at once').default(FlagDefault.parallel).argParser(intFlag('--parallel', 1, 64)))
+    .addOption(podTimeoutOption())
     .addHelpText(
       'after',
-      '\nGuided run (the default command): rotate-certs --cluster NAME, in the folder where you ran\n' +
-        '`eksctl anywhere create cluster`. It reads every certificate, shows what expires when, asks what to\n' +
-        'rotate, shows the plan, asks once, then rotates with progress. Ctrl-C stops at the next safe point.\n\n' +
-        'Examples:\n  rotate-certs --cluster mycluster\n  rotate-certs check --inventory examples/lab/inventory.yaml --dry-run\n  rotate-certs rotate -i inventory.yaml --dry-run',
+      helpEnd(
+        'guided',
+        ['rotate-certs --cluster mycluster', 'rotate-certs check --inventory examples/lab/inventory.yaml --dry-run', 'rotate-certs rotate -i inventory.yaml --dry-run', 'rotate-certs help check'],
+        'Guided run (the default command): rotate-certs --cluster NAME, in the folder where you ran\n' +
+          '`eksctl anywhere create cluster`. It reads every certificate, shows what expires when, asks what to\n' +
+          'rotate, shows the plan, asks once, then rotates with progress. Ctrl-C stops at the next safe point.\n' +
+          'The exit codes below are the guided run\'s; rotate-certs help COMMAND shows a command\'s own.',
+      ),
     )
     // Set after the subcommands exist, so they keep refusing stray arguments.
     .allowExcessArguments(true)
@@ -162,6 +190,19 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
     });
 
   return program;
+}
+
+/** --pod-timeout: one value for both waits, whose defaults differ. */
+function podTimeoutOption(): Option {
+  const { stopSeconds, startSeconds } = PodTimeoutDefault;
+  return new Option(
+    '--pod-timeout <seconds>',
+    `how long a static pod may take to stop (default ${stopSeconds}), or to become ready, and etcd to become healthy again in an etcd recovery (default ${startSeconds}); one value sets both`,
+  ).argParser(intFlag('--pod-timeout', 5, 3600));
+}
+
+function noPlanOutput(): never {
+  throw new UsageError('plan has no -o/--output: -o is the output format of check (-o json); plan prints the plan, or writes it to a file with --out FILE');
 }
 
 /** Runs the CLI and returns the exit code; user mistakes become one line on stderr. */

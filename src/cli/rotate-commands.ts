@@ -28,6 +28,7 @@ import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
 import { groupByMessage, plural } from '../util/wording.js';
 import type { CliIo } from './io.js';
 import { inventorySpecFor } from './cluster-inventory.js';
+import { ApplyExit, FlagDefault, PlanExit } from './exit-codes.js';
 import { noPrompter, terminalPrompter } from './prompter.js';
 import { inventoryFromFlags, type InventoryFlags } from './options.js';
 
@@ -50,12 +51,7 @@ export interface CommonRotateFlags extends InventoryFlags, ScopeFlags {
   concurrency: number;
 }
 
-export const ApplyExit = {
-  done: 0,
-  failedRestored: 1,
-  failedNotRestored: 2,
-  stopped: 130,
-} as const;
+export { ApplyExit };
 
 function scopeOf(flags: ScopeFlags): Scope {
   const nodes = flags.nodes
@@ -166,10 +162,17 @@ export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = 
   if (flags.out && flags.dryRun) throw new UsageError('--out writes a plan made from what the nodes hold; --dry-run reads nothing. Drop one of them');
   if (flags.out && !existsSync(dirname(fromCwd(io, flags.out)))) throw new UsageError(`--out: the folder ${dirname(fromCwd(io, flags.out))} does not exist`);
   const connector = new PooledConnector(env.connector ?? new SshConnector());
-  const { plan: withFacts, report } = await freshPlan(flags, io, env, () => connector).finally(() => connector.close());
+  const { inv, plan: withFacts, report } = await freshPlan(flags, io, env, () => connector).finally(() => connector.close());
   if (!report) return printDryRun(withFacts, 'plan', io);
-  for (const line of groupByMessage(report.errors)) io.err(`warning: ${line}\n`);
   const out = flags.out ? fromCwd(io, flags.out) : undefined;
+  const unread = unreadInScope(report, inv, withFacts.scope);
+  if (out && unread.length > 0) {
+    // What was not read cannot be planned for (a due kubelet would be left out), and apply would refuse it.
+    for (const line of groupByMessage(unread)) io.err(`rotate-certs: ${line}\n`);
+    io.err(`rotate-certs: no plan written to ${out}: ${plural(new Set(unread.map((e) => e.node)).size, 'node')} could not be read; fix the causes above, then plan again\n`);
+    return PlanExit.notRead;
+  }
+  for (const line of groupByMessage(report.errors)) io.err(`warning: ${line}\n`);
   if (out) {
     writePlan(out, withFacts);
     io.out(renderPlanText(withFacts, { full: false }));
@@ -177,7 +180,18 @@ export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = 
   } else {
     io.out(renderPlanText(withFacts, { full: true }));
   }
-  return report.errors.length > 0 ? 3 : 0;
+  return report.errors.length > 0 ? PlanExit.notRead : PlanExit.done;
+}
+
+/**
+ * The read errors of nodes the scope could give steps to (every candidate, as a dry run lists
+ * them), endpoints aside: an API that does not answer is often why one rotates, and pre-flight
+ * judges endpoints itself.
+ */
+function unreadInScope(report: CheckReport, inv: Inventory, scope: Scope): CheckReport['errors'] {
+  const candidates = makePlan(inv, scope, 'scope', new Date(0).toISOString());
+  const inScope = new Set(candidates.phases.flatMap((p) => p.nodes.map((n) => n.name)));
+  return report.errors.filter((e) => inScope.has(e.node) && !e.message.startsWith('endpoint '));
 }
 
 // ---- apply / rotate ----
@@ -245,7 +259,7 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
       now: () => Date.now(),
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
       stopRequested: env.stopRequested ?? (() => false),
-      parallel: flags.parallel ?? 5,
+      parallel: flags.parallel ?? FlagDefault.parallel,
       refreshKubeconfig: async () => {
         if (flags.refreshKubeconfig) return true;
         if (!env.interactive || flags.yes) return false;
@@ -350,7 +364,7 @@ export interface RotateFlags extends CommonRotateFlags, ApplyFlags {
 }
 
 export async function rotateCommand(flags: RotateFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
-  if (flags.resume) throw new UsageError('rotate --resume: resume a run with rotate-certs apply PLAN --resume');
+  if (flags.resume) return resumeLastRun(flags, io, env);
   if (!flags.dryRun && !flags.yes && !env.interactive) {
     throw new UsageError('refusing to change the cluster without confirmation: pass --yes (no terminal to ask on), or --dry-run to see the commands');
   }
@@ -369,6 +383,33 @@ export async function rotateCommand(flags: RotateFlags, io: CliIo, env: RotateEn
   } finally {
     await pool.close();
   }
+}
+
+/**
+ * `rotate --resume`: `apply PLAN --resume` of the cluster's last run, whose plan execute() kept
+ * beside the journal. Refused when that run finished: there is nothing to continue.
+ */
+async function resumeLastRun(flags: RotateFlags, io: CliIo, env: RotateEnv): Promise<number> {
+  if (flags.dryRun) throw new UsageError('--resume continues a run that changes the cluster; --dry-run changes nothing. Drop one of them');
+  if (flags.only || flags.nodes !== undefined) throw new UsageError('--resume continues the last run with its own plan, which --only and --nodes cannot change: drop them, or start a new run without --resume');
+  const journal = new Journal(stateDirOf(flags, io), clusterOf(flags, io));
+  const runId = journal.entries().at(-1)?.runId;
+  if (!runId) throw new UsageError(`--resume: the journal ${journal.file} holds no run of cluster ${journal.cluster}; nothing to resume: run without --resume`);
+  if (journal.entries(runId).some((e) => e.event === 'run-done')) {
+    throw new UsageError(`--resume: the last run of cluster ${journal.cluster}, ${runId}, finished (see ${journal.file}); nothing to resume: run without --resume`);
+  }
+  const planFile = join(journal.dir, `plan-${runId}.yaml`);
+  io.err(`Resuming run ${runId} of cluster ${journal.cluster}: rotate-certs apply ${planFile} --resume\n`);
+  return applyCommand(planFile, { ...flags, resume: true }, io, env);
+}
+
+/**
+ * The cluster that --inventory or --cluster names, reading no more than needed: --cluster NAME
+ * whose inventory a guided run built and did not save is known by its name alone.
+ */
+function clusterOf(flags: InventoryFlags, io: CliIo): string {
+  const unsaved = !flags.inventory && flags.cluster && DNS_LABEL.test(flags.cluster) && !existsSync(inventoryPathForCluster(flags.cluster, io.cwd));
+  return unsaved ? String(flags.cluster) : inventoryFromFlags(flags, io.cwd).cluster;
 }
 
 // ---- restore ----

@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
 import { DNS_LABEL } from '../inventory/load.js';
 import type { OsName, Role } from '../inventory/types.js';
-import { InputFileError, LoadError, UsageError } from '../util/errors.js';
+import { LoadError, UsageError } from '../util/errors.js';
 
 export const EKSA_API_VERSION = 'anywhere.eks.amazonaws.com/v1alpha1';
 
@@ -143,12 +143,12 @@ function readSpec(dir: string, name: string): { text: string; file: string } {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
       const there = existsSync(dir) ? `${dir} has no ${specFileName(name)}` : `there is no folder ${dir}`;
-      throw new InputFileError(
+      throw new UsageError(
         `cannot read the cluster spec ${file}: ${there} (run rotate-certs where you ran \`eksctl anywhere create cluster\`, which left ./${name}/${specFileName(name)}, or write an inventory by hand: docs/inventory.md)`,
       );
     }
     const why = code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a folder' : String(code);
-    throw new InputFileError(`cannot read the cluster spec ${file}: ${why}`);
+    throw new UsageError(`cannot read the cluster spec ${file}: ${why}`);
   }
 }
 
@@ -161,10 +161,11 @@ function isFile(p: string): boolean {
 }
 
 /**
- * Reads ./NAME/ as eksctl left it. Throws InputFileError (exit 66) when the spec file cannot be read,
- * LoadError (a UsageError, exit 64, naming the file, the line and the field, with the fix) when the
- * spec has no Cluster NAME, a machineGroupRef names no machine config, or a machine config has an OS
- * family rotate-certs does not rotate; UsageError for a name that is not a cluster name.
+ * Reads ./NAME/ as eksctl left it. Every error is a UsageError (exit 64, like an inventory file
+ * that cannot be read: docs/bad-input.md): the spec file cannot be read, or a LoadError naming the
+ * file, the line and the field, with the fix, when the spec has no Cluster NAME, a machineGroupRef
+ * names no machine config, or a machine config has an OS family rotate-certs does not rotate; or
+ * the name is not a cluster name.
  */
 export function readClusterFolder(dir: string, name: string): ClusterFolder {
   if (!DNS_LABEL.test(name)) throw new UsageError(`${JSON.stringify(name)} is not a cluster name: lower-case letters, digits and "-", at most 63`);

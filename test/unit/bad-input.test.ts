@@ -9,10 +9,11 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import ssh2 from 'ssh2';
 import { parse, stringify } from 'yaml';
 import { runCli } from '../../src/cli/program.js';
 import type { CliIo } from '../../src/cli/io.js';
@@ -170,6 +171,19 @@ beforeAll(async () => {
   });
   writeFileSync(path('id_encrypted'), encrypted.privateKey, { mode: 0o600 });
   writeFileSync(path('id_garbage'), 'this is not a key\n', { mode: 0o600 });
+  // Its public half as ssh-keygen writes it (the private key id_rsa is beside it), a PEM public
+  // key with no private key beside it, and an OpenSSH certificate of it: none is a private key.
+  const parsed = ssh2.utils.parseKey(key.privateKey);
+  if (parsed instanceof Error) throw parsed;
+  const publicLine = `ssh-rsa ${parsed.getPublicSSH().toString('base64')} capv@admin\n`;
+  writeFileSync(path('id_rsa.pub'), publicLine, { mode: 0o600 });
+  // As ssh-keygen leaves a pair: the public half readable by all.
+  mkdirSync(path('pair'), { mode: 0o700 });
+  writeFileSync(path('pair/id_rsa'), key.privateKey, { mode: 0o600 });
+  writeFileSync(path('pair/id_rsa.pub'), publicLine);
+  chmodSync(path('pair/id_rsa.pub'), 0o644);
+  writeFileSync(path('id_spki'), key.publicKey, { mode: 0o600 });
+  writeFileSync(path('id_rsa-cert.pub'), `ssh-rsa-cert-v01@openssh.com ${Buffer.from('\0\0\0\x1cssh-rsa-cert-v01@openssh.com\0\0\0\x20').toString('base64')} capv@admin\n`, { mode: 0o600 });
   mkdirSync(path('id_folder'), { mode: 0o700 });
   writeFileSync(path('known_hosts'), '');
   writeFileSync(path('inv.yaml'), inventory());
@@ -206,6 +220,18 @@ interface Row {
   /** Files in the work folder may change (default: they must not). */
   writes?: boolean;
   stream?: 'out' | 'err';
+  /** More about the run than one message says. */
+  also?: (r: RunResult) => void;
+}
+
+type RunResult = Awaited<ReturnType<typeof run>>;
+
+/** A journal of cluster lab in the state folder, with a plan copy for run `runId` as execute() keeps it. */
+function journalOf(runId: string, events: string[]): void {
+  mkdirSync(path('state/lab'), { recursive: true });
+  planFor(path('inv.yaml'), path(`state/lab/plan-${runId}.yaml`), runId);
+  const lines = events.map((event, i) => JSON.stringify({ t: `2026-11-26T06:00:0${i}.000Z`, runId, event, ...(event === 'step-start' ? { phase: 'etcd', node: 'lab-etcd-1', step: 'backup-pki' } : {}) }));
+  writeFileSync(path('state/lab/journal.jsonl'), `${lines.join('\n')}\n`);
 }
 
 const rotate = (file: string) => ['rotate', '-i', file, '--yes', '--state-dir', 'state'];
@@ -256,6 +282,17 @@ const inventoryRows: Array<{ name: string; edit: (text: string) => string; messa
   { name: 'cluster: lab;id', edit: (t) => t.replace('cluster: lab', 'cluster: "lab;id"'), message: /bad\.yaml:1: cluster: "lab;id" is not a DNS label: lower-case letters, digits and "-", at most 63/ },
   { name: 'identityFile with a newline', edit: (t) => t.replace('identityFile: id_rsa', 'identityFile: "id_rsa\\nid"'), message: /bad\.yaml:4: ssh\.identityFile: "id_rsa\\nid" is not a file path/ },
   { name: 'port out of range', edit: (t) => t.replace(`port: ${sshPorts.cp}`, 'port: 70000'), message: /controlPlane\[0\]\.ssh\.port: expected a port number 1-65535, got 70000/ },
+  // No guessed user (it used to be ec2-user): a wrong one fails on every node as a refused key.
+  {
+    name: 'no ssh.user',
+    edit: (t) => t.replace('  user: capv\n', ''),
+    message: /bad\.yaml:2: ssh\.user: required field is missing \(the user to log in as on every node: spec\.users\[0\]\.name of the cluster's machine configs, e\.g\. capv on vSphere, ec2-user on Bottlerocket; a node may set its own\)$/m,
+  },
+  {
+    name: 'no ssh.user, and one node without its own',
+    edit: (t) => t.replace('  user: capv\n', '').replace(`ssh: { port: ${sshPorts.etcd} }`, `ssh: { port: ${sshPorts.etcd}, user: capv }`).replace(`ssh: { port: ${sshPorts.cp} }`, `ssh: { port: ${sshPorts.cp}, user: capv }`),
+    message: /bad\.yaml:12: workers\[0\]\.ssh\.user: required field is missing \(no ssh\.user applies to every node: set ssh\.user, or one for this node; e\.g\. capv on vSphere, ec2-user on Bottlerocket\)$/m,
+  },
 ];
 
 describe('bad inventories: one line naming file, line and field; exit 64; nothing contacted, nothing written', () => {
@@ -300,7 +337,101 @@ const rows: Row[] = [
     code: 64,
     message: /^rotate-certs: lab-etcd-1, lab-cp-1, lab-md-1 have os: auto, which needs a connection to detect, and --dry-run connects to nothing\./m,
   },
-  { name: 'rotate --resume', args: ['rotate', '-i', 'inv.yaml', '--resume'], code: 64, message: /error: unknown option '--resume'/ },
+  // rotate --resume is apply --resume of the cluster's last run, when that run did not finish.
+  {
+    name: 'rotate --resume with no run in the journal',
+    args: ['rotate', '-i', 'inv.yaml', '--resume', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: --resume: the journal \S+\/state\/lab\/journal\.jsonl holds no run of cluster lab; nothing to resume: run without --resume$/m,
+    oneLine: true,
+  },
+  {
+    name: 'rotate --resume when the last run finished',
+    setup: () => journalOf('20261126T060000Z', ['run-start', 'run-done']),
+    args: ['rotate', '-i', 'inv.yaml', '--resume', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: --resume: the last run of cluster lab, 20261126T060000Z, finished \(see \S+\/journal\.jsonl\); nothing to resume: run without --resume$/m,
+    oneLine: true,
+  },
+  {
+    name: 'rotate --resume --dry-run',
+    args: ['rotate', '-i', 'inv.yaml', '--resume', '--dry-run'],
+    code: 64,
+    message: /^rotate-certs: --resume continues a run that changes the cluster; --dry-run changes nothing\. Drop one of them$/m,
+    oneLine: true,
+  },
+  {
+    name: 'rotate --resume --only etcd',
+    args: ['rotate', '-i', 'inv.yaml', '--resume', '--only', 'etcd', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: --resume continues the last run with its own plan, which --only and --nodes cannot change: drop them, or start a new run without --resume$/m,
+    oneLine: true,
+  },
+  {
+    name: 'control: rotate --resume of a run cut off part-way continues it as apply --resume does, as far as pre-flight (no --yes needed)',
+    setup: () => journalOf('20261126T070000Z', ['run-start', 'step-start']),
+    args: ['rotate', '-i', 'inv.yaml', '--resume', '--state-dir', 'state'],
+    code: 69,
+    message: /^Resuming run 20261126T070000Z of cluster lab: rotate-certs apply \S+\/state\/lab\/plan-20261126T070000Z\.yaml --resume\n[^]*^rotate-certs: pre-flight failed, nothing was changed:$/m,
+    ssh: 'some',
+    endpoints: 'some',
+    writes: true,
+    also: (r) => expect(r.err).not.toMatch(/has no run|already applied/),
+  },
+  // -o is the output format wherever it exists (check -o json); it used to be plan's --out.
+  {
+    name: 'plan -o json',
+    args: ['plan', '-i', 'inv.yaml', '-o', 'json', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: plan has no -o\/--output: -o is the output format of check \(-o json\); plan prints the plan, or writes it to a file with --out FILE$/m,
+    oneLine: true,
+    also: () => expect(existsSync(path('json'))).toBe(false),
+  },
+  // A plan made without some nodes would leave out what they need (their kubelets), and apply refuses it.
+  {
+    name: 'plan --out when nodes cannot be read: no plan written, one line per cause, exit 3',
+    args: ['plan', '-i', 'inv.yaml', '--out', 'p.yaml', '--state-dir', 'state'],
+    code: 3,
+    message: /^rotate-certs: no plan written to \S+\/p\.yaml: 3 nodes could not be read; fix the causes above, then plan again$/m,
+    ssh: 'some',
+    endpoints: 'some',
+    also: (r) => {
+      expect(existsSync(path('p.yaml'))).toBe(false);
+      expect(r.out).toBe('');
+      expect(r.out + r.err).not.toMatch(/Kubelet certificates due|rotate-certs apply/);
+      const lines = r.err.trim().split('\n');
+      for (const line of lines) expect(line).toMatch(/^rotate-certs: /);
+      // Each node's cause once: three nodes, at most three causes, and the closing line.
+      expect(lines.length).toBeLessThanOrEqual(4);
+      for (const node of ['lab-etcd-1', 'lab-cp-1', 'lab-md-1']) expect(r.err.split(`ssh to ${node} (`).length - 1, node).toBe(1);
+    },
+  },
+  // The guided run takes no --inventory: the line says what it does take.
+  {
+    name: 'guided run: a folder with neither an inventory nor a cluster spec',
+    files: { 'nospec/.keep': '' },
+    args: ['--cluster', 'nospec', '--yes', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: neither \S+\/nospec\/rotate-certs\.yaml nor \S+\/nospec\/nospec-eks-a-cluster\.yaml exists: run in the folder where you ran eksctl anywhere create cluster, or write \S+\/nospec\/rotate-certs\.yaml by hand \(see docs\/inventory\.md\)$/m,
+    oneLine: true,
+    also: (r) => expect(r.err).not.toContain('--inventory'),
+  },
+  {
+    name: 'guided run: nodes that cannot be read are named once each, exit 69, nothing changed',
+    files: { 'lab/rotate-certs.yaml': (t) => t.replace('identityFile: id_rsa', `identityFile: ${path('id_rsa')}`).replace('knownHostsFile: known_hosts', `knownHostsFile: ${path('known_hosts')}`) },
+    args: ['--cluster', 'lab', '--yes', '--state-dir', 'state'],
+    code: 69,
+    message: /^rotate-certs: cannot read every node, nothing was changed; fix these first:$/m,
+    ssh: 'some',
+    endpoints: 'some',
+    also: (r) => {
+      for (const node of ['lab-etcd-1', 'lab-cp-1', 'lab-md-1']) {
+        expect(r.out, node).toMatch(new RegExp(`^  ${node} .* not read \\(the cause is below\\)$`, 'm'));
+        expect(`${r.out}${r.err}`.split(`ssh to ${node} (`).length - 1, `${node}'s error, once`).toBe(1);
+      }
+      expect(r.out).not.toMatch(/could not be read: (?!endpoint)/);
+    },
+  },
   {
     name: 'rotate without --yes and no terminal',
     args: ['rotate', '-i', 'inv.yaml', '--state-dir', 'state'],
@@ -484,6 +615,32 @@ const rows: Row[] = [
     },
   ),
   ...credentialRows('identity file not a key', { 'garbage.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_garbage') }, /^rotate-certs: \S+\/garbage\.yaml: ssh\.identityFile: identity file \S+\/id_garbage is not a private key ssh2 can read: /),
+  // ssh2 reads a public key as a key: without the check every node would fail at authentication.
+  ...credentialRows(
+    'identity file is the public key (0600)',
+    { 'pubkey.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_rsa.pub') },
+    /^rotate-certs: \S+\/pubkey\.yaml: ssh\.identityFile: identity file (\S+)\/id_rsa\.pub is the public half of a key pair, not the private key: name the private key \1\/id_rsa instead$/m,
+  ),
+  ...credentialRows(
+    'identity file is the public key (0644, as ssh-keygen leaves it): named as such, no chmod advice',
+    { 'pubopen.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: pair/id_rsa.pub') },
+    /^rotate-certs: \S+\/pubopen\.yaml: ssh\.identityFile: identity file (\S+)\/pair\/id_rsa\.pub is the public half of a key pair, not the private key: name the private key \1\/pair\/id_rsa instead$/m,
+  ),
+  ...credentialRows(
+    'identity file is a PEM public key (BEGIN PUBLIC KEY)',
+    { 'spki.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_spki') },
+    /^rotate-certs: \S+\/spki\.yaml: ssh\.identityFile: identity file \S+\/id_spki is the public half of a key pair, not the private key: name the private key instead$/m,
+  ),
+  ...credentialRows(
+    'identity file is an SSH certificate',
+    { 'sshcert.yaml': (t) => t.replace('identityFile: id_rsa', 'identityFile: id_rsa-cert.pub') },
+    /^rotate-certs: \S+\/sshcert\.yaml: ssh\.identityFile: identity file (\S+)\/id_rsa-cert\.pub is an SSH certificate \(a signed public key\), not the private key: name the private key \1\/id_rsa instead$/m,
+  ),
+  ...credentialRows(
+    "one node's own identity file is a public key",
+    { 'nodepub.yaml': (t) => t.replace(`ssh: { port: ${sshPorts.md} }`, `ssh: { port: ${sshPorts.md}, identityFile: id_rsa.pub }`) },
+    /^rotate-certs: \S+\/nodepub\.yaml: workers\[0\]\.ssh\.identityFile: identity file \S+\/id_rsa\.pub is the public half of a key pair, not the private key: name the private key \S+\/id_rsa instead$/m,
+  ),
   ...credentialRows(
     "one node's own identity file missing",
     { 'nodekey.yaml': (t) => t.replace(`ssh: { port: ${sshPorts.md} }`, `ssh: { port: ${sshPorts.md}, identityFile: no_such_key }`) },
@@ -557,6 +714,7 @@ describe('bad flags, plan files and credentials', () => {
       if (row.ssh === 'some') expect(r.contacted.ssh).toBeGreaterThan(0);
       if (row.endpoints === 'some') expect(r.contacted.endpoints).toBeGreaterThan(0);
       if (!row.writes) expect(r.filesChanged, 'no file written').toBe(false);
+      row.also?.(r);
     });
   }
 

@@ -9,7 +9,7 @@ import { listMachineNodes } from '../../src/eksa/machines.js';
 import { buildInventory, inventoryYaml, missingHosts, MissingHostsError, type NodeInput } from '../../src/eksa/build-inventory.js';
 import { parseInventory } from '../../src/inventory/load.js';
 import { KubeApiError, type KubeClient } from '../../src/kube/client.js';
-import { InputFileError, LoadError, UsageError } from '../../src/util/errors.js';
+import { LoadError, UsageError } from '../../src/util/errors.js';
 import { loadErr as loadError } from './load-error.js';
 
 const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../fixtures/eksa');
@@ -150,13 +150,13 @@ describe('readClusterFolder: errors name the file, the line and the fix', () => 
     expect(err.message).toMatch(/renamed-eks-a-cluster\.yaml:4: metadata\.name: no Cluster named "renamed" .*the file has "edge-old" \(use the cluster name edge-old, or the folder of cluster renamed\)/);
   });
 
-  it('no spec file: an InputFileError naming the file and what to do', () => {
+  it('no spec file: a usage error (64, as a missing inventory file) naming the file and what to do', () => {
     const missing = join(tmpdir(), 'rc-eksa-nowhere', 'ghost');
-    expect(() => readClusterFolder(missing, 'ghost')).toThrow(InputFileError);
+    expect(() => readClusterFolder(missing, 'ghost')).toThrow(UsageError);
     try {
       readClusterFolder(missing, 'ghost');
     } catch (err) {
-      expect((err as InputFileError).exitCode).toBe(66);
+      expect((err as UsageError).exitCode).toBe(64);
       expect((err as Error).message).toMatch(/cannot read the cluster spec .*ghost\/ghost-eks-a-cluster\.yaml: there is no folder .*run rotate-certs where you ran `eksctl anywhere create cluster`/);
     }
     const empty = mkdtempSync(join(tmpdir(), 'rc-eksa-'));
