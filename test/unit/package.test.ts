@@ -8,9 +8,10 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../src/util/package-root.js';
+import { filesUnder } from '../files.js';
 
 const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { allowScripts?: Record<string, boolean>; bin: Record<string, string>; scripts: Record<string, string> };
-const lock = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; hasInstallScript?: boolean }> };
+const lock = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; hasInstallScript?: boolean; dev?: boolean }> };
 
 describe('install scripts', () => {
   const withScripts = Object.entries(lock.packages)
@@ -27,5 +28,38 @@ describe('install scripts', () => {
 
   it('none of them runs: ssh2 (and its optional cpu-features) and esbuild work without their build steps', () => {
     expect(pkg.allowScripts).toEqual({ ssh2: false, 'cpu-features': false, esbuild: false });
+  });
+});
+
+describe('runtime dependencies', () => {
+  const deps = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+
+  /** The packages src/ loads at run time: import and export ... from, import(), not `import type`. */
+  function runtimeImports(): Set<string> {
+    const found = new Set<string>();
+    for (const file of filesUnder(join(PACKAGE_ROOT, 'src')).filter((f) => f.endsWith('.ts'))) {
+      const text = readFileSync(file, 'utf8');
+      const specifiers = [
+        ...[...text.matchAll(/^\s*(?:import|export)\s+(?!type\s)(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]/gm)].map((m) => m[1]!),
+        ...[...text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1]!),
+      ];
+      for (const s of specifiers) {
+        if (s.startsWith('.') || s.startsWith('node:')) continue;
+        found.add(s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]!);
+      }
+    }
+    return found;
+  }
+
+  it('are exactly what src/ imports: anything only tests use is a devDependency', () => {
+    expect(Object.keys(deps.dependencies).sort()).toEqual([...runtimeImports()].sort());
+  });
+
+  it('the certificate libraries the tests build certificates with are devDependencies', () => {
+    for (const name of ['@peculiar/x509', 'reflect-metadata']) {
+      expect(deps.dependencies[name], name).toBeUndefined();
+      expect(deps.devDependencies[name], name).toBeDefined();
+      expect(lock.packages[`node_modules/${name}`], `${name} in package-lock.json`).toMatchObject({ dev: true });
+    }
   });
 });
