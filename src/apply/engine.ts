@@ -215,10 +215,11 @@ export class Applier {
   }
 
   /**
-   * Runs a node's restore steps; true when they all passed. Every step runs even after one failed:
-   * the files are put back first and the static pods started again whatever a wait in between says,
-   * so a failed restore never leaves a manifest (or a static-pod setting) out. The first failure is
-   * what the journal and the report keep.
+   * Runs a node's restore steps; true when they all passed. After a failed step only the steps
+   * marked `always` run: the static pods are started again (and watched) whatever failed before,
+   * so a failed restore never leaves a manifest (or a static-pod setting) out, while a restart is
+   * not begun on files that could not be put back. The first failure is what the journal and the
+   * report keep.
    */
   private async restore(phase: PlanPhase, node: PlanNode): Promise<boolean> {
     if (!node.restore) return false;
@@ -227,6 +228,10 @@ export class Applier {
     const gate = this.newGateState(node);
     let failed: { step: string; message: string } | undefined;
     for (const step of node.restore.steps) {
+      if (failed && !step.always) {
+        reporter.info(`${node.name}: ${step.id} skipped (the restore already failed at ${failed.step})`);
+        continue;
+      }
       reporter.stepStart(node.name, step.id, step.title);
       try {
         reporter.stepDone(node.name, step.id, await this.runStep(node, step, gate));
@@ -249,6 +254,11 @@ export class Applier {
    * first. Only phases whose backup step finished are restored.
    */
   async restoreNode(name: string): Promise<Array<{ phase: string; ok: boolean }>> {
+    // A restore restarts members and kube-apiservers too; it also ends a pause a killed run left.
+    return this.withEtcdadmPaused(this.touchesEtcd(), () => this.restoreNodePhases(name));
+  }
+
+  private async restoreNodePhases(name: string): Promise<Array<{ phase: string; ok: boolean }>> {
     const entries = this.deps.journal.entries(this.plan.runId);
     const out: Array<{ phase: string; ok: boolean }> = [];
     for (const phase of [...this.plan.phases].reverse()) {
@@ -260,12 +270,27 @@ export class Applier {
     return out;
   }
 
-  /** The management context as seen from the plan's first control-plane node (its admin.conf is the API fallback). */
-  private async managementContext(): Promise<ManagementContext | undefined> {
+  /**
+   * The management context as seen from the plan's first control-plane node, whose admin.conf is
+   * the API's fallback: its session connects only if the inventory's kubeconfig does not answer.
+   */
+  private managementContext(): ManagementContext | undefined {
     const node = this.plan.phases.flatMap((p) => p.nodes).find((n) => n.role === 'control-plane') ?? this.inventoryPlanNode('control-plane');
     if (!node) return undefined;
-    const session = await this.session(node.name).catch(() => undefined);
-    return session ? this.managementContextOf(node, session) : undefined;
+    const inv = this.deps.inventory.nodes.find((n) => n.name === node.name) as InventoryNode;
+    const lazy: NodeSession = { node: inv, exec: async (command, opts) => (await this.session(node.name)).exec(command, opts), close: async () => undefined };
+    return this.managementContextOf(node, lazy);
+  }
+
+  /** Runs `work` with etcdadm-controller's health check paused when it touches external etcd (see etcdadm-pause.ts). */
+  private async withEtcdadmPaused<T>(touchesEtcd: boolean, work: () => Promise<T>): Promise<T> {
+    const ctx = touchesEtcd && this.deps.inventory.externalEtcd ? this.managementContext() : undefined;
+    const pause = ctx ? await pauseEtcdadmHealthCheck(ctx) : undefined;
+    try {
+      return await work();
+    } finally {
+      await pause?.release();
+    }
   }
 
   /** A node the plan does not visit (--only etcd), as a plan would show it, for its admin.conf. */
@@ -297,14 +322,12 @@ export class Applier {
    * them are renewed, and resumed however the run ends (see etcdadm-pause.ts).
    */
   async run(resume: boolean): Promise<ApplyResult> {
-    const touchesEtcd = this.deps.inventory.externalEtcd && this.plan.phases.some((p) => p.phase === 'etcd' || p.phase === 'control-plane');
-    const ctx = touchesEtcd ? await this.managementContext() : undefined;
-    const pause = ctx ? await pauseEtcdadmHealthCheck(ctx) : undefined;
-    try {
-      return await this.runPhases(resume);
-    } finally {
-      await pause?.release();
-    }
+    return this.withEtcdadmPaused(this.touchesEtcd(), () => this.runPhases(resume));
+  }
+
+  /** Whether the plan renews etcd members or the kube-apiservers that use them. */
+  private touchesEtcd(): boolean {
+    return this.plan.phases.some((p) => p.phase === 'etcd' || p.phase === 'control-plane');
   }
 
   private async runPhases(resume: boolean): Promise<ApplyResult> {

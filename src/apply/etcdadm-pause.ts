@@ -20,26 +20,18 @@
  */
 import { KubeApiError } from '../kube/client.js';
 import { errorMessage } from '../util/errors.js';
-import { shq } from '../util/shell.js';
 import { connectApi, type ManagementContext } from './management-api.js';
-import { SECRET_NAMESPACE as NS } from './manual-commands.js';
+import { etcdadmClusterName, PAUSED, PAUSED_BY, SECRET_NAMESPACE as NS, unpauseByHand } from './manual-commands.js';
 
-export const PAUSED = 'cluster.x-k8s.io/paused';
-/** Says the paused annotation is rotate-certs' own; its value is the run that set it. */
-export const PAUSED_BY = 'rotate-certs.eks-anywhere.io/paused-by-run';
+export { etcdadmClusterName, PAUSED, PAUSED_BY, unpauseByHand };
+
 
 interface EtcdadmCluster {
   metadata?: { annotations?: Record<string, string> };
 }
 
-export const etcdadmClusterName = (cluster: string): string => `${cluster}-etcd`;
 const pathOf = (cluster: string) => `/apis/etcdcluster.cluster.x-k8s.io/v1beta1/namespaces/${NS}/etcdadmclusters/${etcdadmClusterName(cluster)}`;
 
-/** The kubectl line that undoes the pause by hand. */
-export function unpauseByHand(ctx: Pick<ManagementContext, 'inventory'>): string {
-  const kubeconfig = ctx.inventory.kubeconfig ? ` --kubeconfig ${shq(ctx.inventory.kubeconfig)}` : '';
-  return `kubectl${kubeconfig} -n ${NS} annotate etcdadmclusters.etcdcluster.cluster.x-k8s.io ${etcdadmClusterName(ctx.inventory.cluster)} ${PAUSED}- ${PAUSED_BY}-`;
-}
 
 export interface HeldPause {
   /** Takes the pause off again (only what this tool set); never throws, says what it did. */
@@ -53,16 +45,19 @@ export interface HeldPause {
 export async function pauseEtcdadmHealthCheck(ctx: ManagementContext): Promise<HeldPause | undefined> {
   const path = pathOf(ctx.inventory.cluster);
   const what = `${NS}/${etcdadmClusterName(ctx.inventory.cluster)}`;
+  let source = '';
   try {
     const api = await connectApi(ctx, path);
+    source = api.adminConf ? `the node's own admin.conf (${api.client.source})` : api.client.source;
     const current = await api.client.request<EtcdadmCluster>('GET', path);
     const annotations = current.metadata?.annotations ?? {};
     if (PAUSED in annotations && !(PAUSED_BY in annotations)) {
       ctx.reporter.info(`etcdadm-controller: EtcdadmCluster ${what} is already paused (${PAUSED}), not by rotate-certs: left as it is`);
       return undefined;
     }
-    if (!(PAUSED_BY in annotations)) {
-      await api.client.request('PATCH', path, { metadata: { annotations: { [PAUSED]: 'true', [PAUSED_BY]: ctx.runId } } }, 'application/merge-patch+json');
+    // Ours from a run that was killed keeps its marker; a marker whose pause someone removed is paused again.
+    if (!(PAUSED in annotations) || !(PAUSED_BY in annotations)) {
+      await api.client.request('PATCH', path, { metadata: { annotations: { [PAUSED]: 'true', [PAUSED_BY]: annotations[PAUSED_BY] ?? ctx.runId } } }, 'application/merge-patch+json');
     }
     ctx.reporter.info(`etcdadm-controller: paused its etcd health checks for the run (${PAUSED} on EtcdadmCluster ${what}); taken off when the run ends`);
     return {
@@ -73,13 +68,16 @@ export async function pauseEtcdadmHealthCheck(ctx: ManagementContext): Promise<H
           await api.client.request('PATCH', path, { metadata: { annotations: { [PAUSED]: null, [PAUSED_BY]: null } } }, 'application/merge-patch+json');
           ctx.reporter.info(`etcdadm-controller: health checks of EtcdadmCluster ${what} resumed (${PAUSED} removed)`);
         } catch (err) {
-          ctx.reporter.warn(`etcdadm-controller: could not resume its etcd health checks (${errorMessage(err)}). Run by hand:\n    ${unpauseByHand(ctx)}`);
+          ctx.reporter.warn(`etcdadm-controller: could not resume its etcd health checks (${errorMessage(err)}). Run by hand:\n    ${unpauseByHand(ctx.inventory)}`);
         }
       },
     };
   } catch (err) {
     if (err instanceof KubeApiError && err.status === 404) {
-      ctx.reporter.info(`etcdadm-controller: no EtcdadmCluster ${what}, nothing to pause`);
+      // Through the node's own admin.conf, a workload cluster answers: its EtcdadmCluster lives in the management cluster.
+      if (!ctx.inventory.kubeconfig) {
+        ctx.reporter.warn(`etcdadm-controller: no EtcdadmCluster ${what} in the cluster ${source} reaches; if this is a workload cluster, set kubeconfig in the inventory to its management cluster's, so the health checks there can be paused for the run`);
+      } else ctx.reporter.info(`etcdadm-controller: no EtcdadmCluster ${what}, nothing to pause`);
       return undefined;
     }
     ctx.reporter.warn(

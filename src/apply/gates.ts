@@ -244,17 +244,22 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       });
       return `running: ${view.pods.filter((p) => p.enabled).map((p) => p.name).join(', ')}`;
     }
-    case 'remove-duplicate-containers': {
+    case 'static-pods-labelled': {
+      // Judged by a wrong Node name, every restart gate would pass on nothing: refused before anything changes.
       const nodeName = kubeNodeName(node);
       const view = await staticPodsView(ctx);
-      // Judged by a wrong Node name, every wait would pass on nothing: refuse before anything stops.
       const unlabelled = unlabelledStaticPods(view, nodeName);
       if (unlabelled.length > 0) {
         const [first] = unlabelled;
         throw new GateError(
-          `no container on ${node.name} belongs to the static pod ${STATIC_POD_NAMESPACE}/${staticPodName(first!.pod, nodeName)} (the kubelet names a static pod after its Node); containers of ${first!.pod} run in ${first!.seen.join(', ')}: is the node's Kubernetes Node named otherwise? Its kubelet client certificate (CN system:node:NAME) tells, and 'rotate-certs check' reads it`,
+          `no container on ${node.name} belongs to the static pod ${STATIC_POD_NAMESPACE}/${staticPodName(first!.pod, nodeName)} (the kubelet names a static pod after its Node); containers of ${first!.pod} run in ${first!.seen.join(', ')}: is the node's Kubernetes Node named otherwise? Its kubelet client certificate (CN system:node:NAME) tells, and 'rotate-certs check' reads it. Nothing was changed`,
         );
       }
+      return `${plural(view.pods.length, 'static pod')} found as ${STATIC_POD_NAMESPACE}/<pod>-${nodeName.toLowerCase()}`;
+    }
+    case 'remove-duplicate-containers': {
+      const nodeName = kubeNodeName(node);
+      const view = await staticPodsView(ctx);
       const stale = staleContainers(view, nodeName);
       if (stale.length === 0) return 'one container per static pod';
       for (const c of stale) {

@@ -83,7 +83,6 @@ export function kubeletKubeconfig(current: string | undefined, generated: string
   return generated;
 }
 
-/** The Kubernetes Node a node's kubelet is: from its current client certificate when the plan read another name, else the inventory's. */
 
 /** issue-kubelet-client: runs kubeadm kubeconfig user on the signer; keeps the result in memory. */
 export async function issueKubeletClient(ctx: KubeletContext): Promise<string> {

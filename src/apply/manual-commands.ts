@@ -14,6 +14,19 @@ export const SECRET_TYPE = 'cluster.x-k8s.io/secret';
 
 export const ETCDADM_CONTROLLER = { namespace: 'etcdadm-controller-system', deployment: 'etcdadm-controller-controller-manager' } as const;
 
+/** What pauses etcdadm-controller's health checks and reconcile of an EtcdadmCluster (annotations.HasPaused). */
+export const PAUSED = 'cluster.x-k8s.io/paused';
+/** Says the paused annotation is rotate-certs' own; its value is the run that set it. */
+export const PAUSED_BY = 'rotate-certs.eks-anywhere.io/paused-by-run';
+
+/** EKS Anywhere names a cluster's EtcdadmCluster <cluster>-etcd (pkg/clusterapi/name.go EtcdClusterName). */
+export const etcdadmClusterName = (cluster: string): string => `${cluster}-etcd`;
+
+/** The kubectl line that takes rotate-certs' pause off by hand. */
+export function unpauseByHand(inv: Pick<Inventory, 'cluster' | 'kubeconfig'>): string {
+  return `${kubectl(inv)} -n ${SECRET_NAMESPACE} annotate etcdadmclusters.etcdcluster.cluster.x-k8s.io ${etcdadmClusterName(inv.cluster)} ${PAUSED}- ${PAUSED_BY}-`;
+}
+
 export function etcdClientSecretName(inv: Pick<Inventory, 'cluster'>): string {
   return `${inv.cluster}-apiserver-etcd-client`;
 }

@@ -50,6 +50,7 @@ function compileStep(step: RunbookStep, node: InventoryNode, profile: OsProfile,
     effect: step.effect,
     with: resolved,
     ...(step.capture ? { capture: step.capture } : {}),
+    ...(step.always ? { always: true as const } : {}),
     ...recoveryOfStep(step, recovery),
   };
   const scalars = Object.fromEntries(Object.entries(resolved).filter((e): e is [string, string] => typeof e[1] === 'string'));

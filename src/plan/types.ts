@@ -19,6 +19,8 @@ export interface PlanStep {
   deferred?: string;
   /** Run again until it passes or the pod start timeout (--pod-timeout) ends, and why (etcd recovery). */
   retried?: string;
+  /** A restore step that runs even after an earlier restore step failed. */
+  always?: true;
 }
 
 export interface PlanNode {

@@ -29,6 +29,7 @@ export const ACTIONS = [
   'issue-kubelet-client',
   'kubelet-renewed',
   'node-ready',
+  'static-pods-labelled',
   'static-pods-stopped',
   'static-pods-running',
   'remove-duplicate-containers',
@@ -43,6 +44,7 @@ const MUTATING_ACTIONS = new Set<Action>(['update-etcd-client-secret', 'remove-d
  * profile of a node the action runs on must spell them, and plans show them.
  */
 export const ACTION_COMMANDS: Partial<Record<Action, string[]>> = {
+  'static-pods-labelled': ['staticPods'],
   'static-pods-stopped': ['staticPods'],
   'static-pods-running': ['staticPods'],
   'remove-duplicate-containers': ['staticPods', 'removeContainer'],
@@ -98,6 +100,11 @@ export interface RunbookStep {
    * member whose renewal makes that majority. In restore steps of expired members, not at all.
    */
   deferWhileEtcdExpired?: DeferUntil;
+  /**
+   * Restore steps only: runs even after an earlier restore step failed (the others are then
+   * skipped). Putting the static pods back, and watching them come up, is never left out.
+   */
+  always?: true;
   /** Where the step is written, for messages. */
   file: string;
   line?: number;
@@ -141,6 +148,7 @@ const stepSchema = obj(
     capture: opt(oneOf(CAPTURES)),
     effect: opt(oneOf(['read', 'mutate'] as const)),
     deferWhileEtcdExpired: opt(deferUntil),
+    always: opt(bool()),
   },
   'a step: { id, title, run | action }',
 );
@@ -176,6 +184,7 @@ export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
       if (s.deferWhileEtcdExpired && s.effect !== 'read' && !(s.action && !MUTATING_ACTIONS.has(s.action))) {
         fail(ctx, node, `${field}.deferWhileEtcdExpired`, 'only a read-only step (a gate) can be deferred; add effect: read if it changes nothing');
       }
+      if (s.always !== undefined && !where.startsWith('restore')) fail(ctx, node, `${field}.always`, 'only a restore step can be always: a failing step ends the forward steps and starts the restore');
       if (seen.has(s.id)) fail(ctx, node, `${field}.id`, `step id ${s.id} is used twice`);
       seen.add(s.id);
       const line = lineOf(node, ctx);
@@ -191,6 +200,7 @@ export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
         // Built-in actions only look unless declared otherwise; commands change the node unless the runbook says they only read.
         effect: s.effect ?? (s.action ? (MUTATING_ACTIONS.has(s.action) ? 'mutate' : 'read') : 'mutate'),
         ...(s.deferWhileEtcdExpired ? { deferWhileEtcdExpired: s.deferWhileEtcdExpired } : {}),
+        ...(s.always ? { always: true as const } : {}),
         file,
         ...(line !== undefined ? { line } : {}),
       };

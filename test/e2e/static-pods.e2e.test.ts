@@ -151,6 +151,7 @@ describe('static pods on Ubuntu, Bottlerocket and RHEL control planes', () => {
   it('a restore whose waits cannot succeed still puts every manifest and static-pod setting back, and the apiserver runs on the old certificates', async () => {
     for (const name of ['lab-cp-1', 'lab-cp-2']) {
       const node = lab.node(name);
+      const changesBefore = etcdadmAnnotations(lab).length;
       const inPlace = await staticPodsInPlace(node);
       const before = await served(node);
       // The kube-scheduler's container never finishes stopping: wait-stopped fails, then the
@@ -169,17 +170,54 @@ describe('static pods on Ubuntu, Bottlerocket and RHEL control planes', () => {
       expect(await staticPodsInPlace(node), `${name}: every static pod is back in place`).toEqual(inPlace);
       expect((await served(node)).serial, `${name} serves its old certificate again`).toBe(before.serial);
       expect(await staticPodsRunning(node), name).toEqual(ONE_EACH);
-      // A failed run resumes etcdadm-controller's health check too.
+      // A failed run paused etcdadm-controller's health check, and resumed it.
+      expect(etcdadmAnnotations(lab).slice(changesBefore).map((c) => Object.keys(c.annotations).length)).toEqual([2, 0]);
       expect(etcdadmClusterNow(lab)).toEqual({});
     }
   });
 
+  it('a restore whose files cannot be put back begins no restart, yet puts the manifests back', async () => {
+    const node = lab.node('lab-cp-1');
+    const inPlace = await staticPodsInPlace(node);
+    const journalFile = join(stateDir, 'lab', 'journal.jsonl');
+    const lines = () => readFileSync(journalFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; node?: string; step?: string; runId: string });
+    const mark = lines().length;
+    await lab.stickContainer('lab-cp-1', 'kube-scheduler', true);
+    // Once the PKI folder is backed up, the backup goes away: restore-pki cannot succeed.
+    const fault = (async () => {
+      const until = Date.now() + 120_000;
+      while (!lines().slice(mark).some((e) => e.event === 'step-done' && e.node === 'lab-cp-1' && e.step === 'backup-pki')) {
+        if (Date.now() > until) throw new Error('lab-cp-1 was never backed up');
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      const m = await node.exec('mkdir -p /root/held && mv /etc/kubernetes/pki.rotate-certs-* /root/held/');
+      expect(m.code, m.stderr).toBe(0);
+    })();
+    let r;
+    try {
+      r = await rotate('lab-cp-1');
+      await fault;
+    } finally {
+      await lab.stickContainer('lab-cp-1', 'kube-scheduler', false);
+      await node.exec('mv /root/held/* /etc/kubernetes/ && rmdir /root/held');
+    }
+    expect(r.code, r.err).toBe(2);
+    expect(r.err).toMatch(/lab-cp-1 restore-pki: FAILED: command restoreDir exited 1: no backup at/);
+    expect(r.err).toMatch(/lab-cp-1: restore-restart skipped \(the restore already failed at restore-pki\)/);
+    expect(r.err).not.toMatch(/lab-cp-1 restore-restart: /);
+    expect(r.err).toMatch(/lab-cp-1 restore-start: ok/);
+    expect(await staticPodsInPlace(node)).toEqual(inPlace);
+    expect(await staticPodsRunning(node)).toEqual(ONE_EACH);
+    // The renewed files stayed, and the kube-apiserver serves them.
+    expect((await served(node)).serial).toBe((await cert(node, '/etc/kubernetes/pki/apiserver.crt')).serial);
+  });
+
   it("etcdadm-controller: resumed after an interrupted run", async () => {
     let calls = 0;
+    const changesBefore = etcdadmAnnotations(lab).length;
     const r = await rotate('lab-cp-1', { stopRequested: () => ++calls > 4 });
     expect(r.code).toBe(130);
-    const last = etcdadmAnnotations(lab).slice(-2);
-    expect(last.map((c) => Object.keys(c.annotations).length)).toEqual([2, 0]);
+    expect(etcdadmAnnotations(lab).slice(changesBefore).map((c) => Object.keys(c.annotations).length)).toEqual([2, 0]);
     expect(etcdadmClusterNow(lab)).toEqual({});
   });
 });

@@ -240,6 +240,23 @@ describe("etcdadm-controller's health check paused for a run", () => {
     expect(annotations).toEqual({});
   });
 
+  it('a marker whose pause someone removed is paused again, keeping the run that set it', async () => {
+    annotations = { [PAUSED_BY]: '20251231T000000Z' };
+    const pause = await pauseEtcdadmHealthCheck(context(inventory(api.adminKubeconfig())));
+    expect(annotations).toEqual({ [PAUSED]: 'true', [PAUSED_BY]: '20251231T000000Z' });
+    await pause?.release();
+    expect(annotations).toEqual({});
+  });
+
+  it("through the node's own admin.conf (no kubeconfig in the inventory) a missing EtcdadmCluster is a warning: a workload cluster's lives in its management cluster", async () => {
+    annotations = undefined;
+    const ctx = context(inventory(undefined));
+    const adminConf = readFileSync(api.adminKubeconfig(), 'utf8');
+    ctx.session = { node: ctx.inventory.nodes[1]!, exec: async () => ({ code: 0, stdout: adminConf, stderr: '' }), close: async () => undefined };
+    expect(await pauseEtcdadmHealthCheck(ctx)).toBeUndefined();
+    expect(ctx.lines.join('\n')).toMatch(/^warn: etcdadm-controller: no EtcdadmCluster eksa-system\/prod-etcd in the cluster the node's own admin.conf .* reaches; if this is a workload cluster, set kubeconfig in the inventory/);
+  });
+
   it('no EtcdadmCluster, or no API: the run goes on, and says so', async () => {
     annotations = undefined;
     const ctx = context(inventory(api.adminKubeconfig()));
@@ -260,7 +277,7 @@ describe("etcdadm-controller's health check paused for a run", () => {
     const closed = api;
     await closed.close();
     await pause?.release();
-    expect(ctx.lines.at(-1)).toContain(unpauseByHand(ctx));
-    expect(unpauseByHand(ctx)).toMatch(/^kubectl --kubeconfig \S+ -n eksa-system annotate etcdadmclusters\.etcdcluster\.cluster\.x-k8s\.io prod-etcd cluster\.x-k8s\.io\/paused- rotate-certs\.eks-anywhere\.io\/paused-by-run-$/);
+    expect(ctx.lines.at(-1)).toContain(unpauseByHand(ctx.inventory));
+    expect(unpauseByHand(ctx.inventory)).toMatch(/^kubectl --kubeconfig \S+ -n eksa-system annotate etcdadmclusters\.etcdcluster\.cluster\.x-k8s\.io prod-etcd cluster\.x-k8s\.io\/paused- rotate-certs\.eks-anywhere\.io\/paused-by-run-$/);
   });
 });

@@ -425,7 +425,7 @@ describe('stacked etcd: the control planes are the members', () => {
   it('renews, verifies and gates on the etcd member of every control plane', () => {
     const cp = controlPlane(plan([])).nodes;
     expect(cp[0]!.steps.map((s) => s.id)).toEqual([
-      'snapshot', 'snapshot-etcd', 'backup-pki', 'backup-kubeconfigs', 'renew-all', 'verify-certs', 'verify-etcd-certs',
+      'snapshot', 'snapshot-etcd', 'pods-found', 'backup-pki', 'backup-kubeconfigs', 'renew-all', 'verify-certs', 'verify-etcd-certs',
       'dedupe-before', 'stop-pods', 'wait-down', 'wait-stopped', 'start-pods', 'wait-running', 'dedupe-after', 'wait-ready', 'etcd-serving', 'etcd-health',
     ]);
     expect(cp[0]!.restore!.steps.map((s) => s.id).slice(-2)).toEqual(['restore-wait-ready', 'restore-etcd-health']);
