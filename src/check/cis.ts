@@ -4,7 +4,7 @@
  * node printed (modes, owners, paths: nothing else leaves the node) into deviations. Pure but for
  * reading the runbook file.
  */
-import { readFileSync } from 'node:fs';
+import { readPackageFile } from '../util/package-files.js';
 import { join } from 'node:path';
 import type { Node as YamlNode } from 'yaml';
 import { OS_NAMES, ROLES, type OsName, type Role } from '../inventory/types.js';
@@ -115,7 +115,7 @@ export function parseCisRunbook(text: string, file: string): CisRunbook {
 export function loadCisRunbook(file = join(PACKAGE_ROOT, 'runbooks', 'cis.yaml')): CisRunbook {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readPackageFile(file);
   } catch {
     throw new InputFileError(`runbook ${file} is missing: reinstall rotate-certs or add the file`);
   }

@@ -12,8 +12,18 @@ process.on('SIGINT', () => {
   process.stderr.write('\nrotate-certs: stopping at the next safe point (Ctrl-C again to quit now)...\n');
 });
 
-const code = await runCli(process.argv.slice(2), processIo(), {
+// A reader that goes away (rotate --dry-run | head) ends the output quietly, not with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    throw err;
+  });
+}
+
+// No top-level await: the single executable runs this file bundled as one CommonJS script.
+void runCli(process.argv.slice(2), processIo(), {
   stopRequested: () => stop,
   interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
+}).then((code) => {
+  process.exitCode = code;
 });
-process.exitCode = code;

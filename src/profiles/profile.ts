@@ -2,10 +2,10 @@
  * OS profiles: how each OS spells what the runbooks ask for (paths now, command templates as the
  * runbooks grow). Files live in os-profiles/<os>.yaml and are validated at load.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROLES, type OsName, type Role } from '../inventory/types.js';
 import { InputFileError, LoadError } from '../util/errors.js';
+import { readPackageFile } from '../util/package-files.js';
 import { PACKAGE_ROOT } from '../util/package-root.js';
 import { SAFE_ABS_PATH } from '../util/shell.js';
 import { arr, obj, oneOf, opt, parseYaml, record, req, str } from '../util/yaml-schema.js';
@@ -73,7 +73,7 @@ export const PROFILES_DIR = join(PACKAGE_ROOT, 'os-profiles');
 
 function readProfileFile(file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    return readPackageFile(file);
   } catch {
     throw new InputFileError(`OS profile ${file} is missing: reinstall rotate-certs or add the file`);
   }
@@ -104,7 +104,7 @@ const INCLUDE = /^([ \t]*)\{\{include:([^}]*)\}\}[ \t]*$/gm;
 export function expandIncludes(commands: Record<string, string>, fileOf: (key: string) => string): Record<string, string> {
   const lineOf = (file: string, needle: string): number | undefined => {
     try {
-      const text = readFileSync(file, 'utf8');
+      const text = readPackageFile(file);
       const i = text.indexOf(needle);
       return i < 0 ? undefined : text.slice(0, i).split('\n').length;
     } catch {

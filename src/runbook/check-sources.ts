@@ -2,12 +2,12 @@
  * runbooks/check.yaml: which certificate files, kubeconfigs and endpoints `check` reads on each
  * node role. Loading validates the file; `sourcesFor` expands it for one node. Pure.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Role } from '../inventory/types.js';
 import { ROLES } from '../inventory/types.js';
 import { NAME_KEYS, PATH_KEYS, type OsProfile } from '../profiles/profile.js';
 import { InputFileError } from '../util/errors.js';
+import { readPackageFile } from '../util/package-files.js';
 import { PACKAGE_ROOT } from '../util/package-root.js';
 import { SAFE_ABS_PATH } from '../util/shell.js';
 import { arr, bool, fail, int, obj, oneOf, opt, parseYaml, req, shortOrLong, str, type Validator } from '../util/yaml-schema.js';
@@ -82,7 +82,7 @@ export function parseCheckRunbook(text: string, file: string): CheckRunbook {
 export function loadCheckRunbook(file = join(PACKAGE_ROOT, 'runbooks', 'check.yaml')): CheckRunbook {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readPackageFile(file);
   } catch {
     throw new InputFileError(`runbook ${file} is missing: reinstall rotate-certs or add the file`);
   }

@@ -3,11 +3,11 @@
  * keys that each OS profile spells, and built-in gates that observe instead of sleeping.
  * Loading validates the files; a bad one is refused with its file, line and field.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { ROLES, type Role } from '../inventory/types.js';
 import { InputFileError } from '../util/errors.js';
+import { readPackageFile } from '../util/package-files.js';
 import { PACKAGE_ROOT } from '../util/package-root.js';
 import { arr, bool, fail, lineOf, obj, oneOf, opt, parseYaml, record, req, str, type Validator } from '../util/yaml-schema.js';
 
@@ -233,7 +233,7 @@ export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
 
 function readRunbookFile(file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    return readPackageFile(file);
   } catch {
     throw new InputFileError(`runbook ${file} is missing: reinstall rotate-certs or add the file`);
   }

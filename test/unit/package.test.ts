@@ -31,6 +31,25 @@ describe('install scripts', () => {
   });
 });
 
+describe('installing the packed tarball (npm install -g, docs/install.md)', () => {
+  it('runs no script of rotate-certs: dist/ is built when packing (prepack), and npm ci in the repository builds it (dependencies)', () => {
+    // A tarball is no registry package: npm would list its prepare, like install scripts, as unreviewed.
+    for (const s of ['preinstall', 'install', 'postinstall', 'prepare']) expect(pkg.scripts[s], `scripts.${s}`).toBeUndefined();
+    expect(pkg.scripts.prepack).toBe('npm run build');
+    expect(pkg.scripts.dependencies).toBe('npm run build');
+    expect(pkg.bin['rotate-certs']).toBe('dist/cli/main.js');
+  });
+
+  it('the single executable\'s build tools (esbuild, postject) are pinned to exact versions, as the lock has them', () => {
+    const dev = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies;
+    for (const name of ['esbuild', 'postject']) {
+      expect(dev[name], name).toMatch(/^\d+\.\d+\.\d+(-[\w.]+)?$/);
+      expect(lock.packages[`node_modules/${name}`]?.version, `${name} in package-lock.json`).toBe(dev[name]);
+    }
+    expect(pkg.scripts['build:sea']).toBe('node scripts/build-sea.mjs');
+  });
+});
+
 describe('runtime dependencies', () => {
   const deps = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
 
