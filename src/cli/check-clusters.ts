@@ -1,12 +1,15 @@
 /**
  * Which clusters one `check` covers: several `--inventory` files, `--cluster` names and the cluster
- * folders of `--clusters-dir`. Reads local files only; contacts nothing.
+ * folders of `--clusters-dir`. A cluster named by its folder resolves as `--cluster NAME` does
+ * everywhere (cluster-inventory.ts): its saved inventory, else one built from the EKS Anywhere
+ * folder. Finding the sources reads local files only; loading them may ask the management API.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { DNS_LABEL, inventoryPathForCluster, loadInventory } from '../inventory/load.js';
+import { specFileName } from '../eksa/cluster-spec.js';
+import { DNS_LABEL, inventoryPathForCluster } from '../inventory/load.js';
 import type { InventorySpec } from '../inventory/types.js';
-import { errorMessage, UsageError } from '../util/errors.js';
+import { errorMessage, RotateCertsError, UsageError } from '../util/errors.js';
 
 export interface ClusterFlags {
   inventory?: string[];
@@ -17,10 +20,10 @@ export interface ClusterFlags {
 export interface ClusterSource {
   /** How the user named it: the --cluster name or folder name, or the --inventory path as given. */
   label: string;
-  /** The inventory file, absolute. */
+  /** The inventory file, absolute; for a cluster folder, where ./NAME/rotate-certs.yaml is or would be saved. */
   file: string;
-  /** Why it cannot be read, known before reading it (a cluster folder without an inventory). */
-  problem?: string;
+  /** A cluster folder (--cluster NAME, or one of --clusters-dir): NAME, and the folder NAME is resolved in. */
+  cluster?: { name: string; cwd: string };
 }
 
 /** A cluster whose inventory loaded, or one that is reported as not checked. */
@@ -37,7 +40,7 @@ export function clusterSources(flags: ClusterFlags, cwd: string): ClusterSource[
   const sources: ClusterSource[] = (flags.inventory ?? []).map((f) => ({ label: f, file: abs(f) }));
   for (const name of flags.cluster ?? []) {
     if (!DNS_LABEL.test(name)) throw new UsageError(`--cluster ${JSON.stringify(name)} is not a cluster name (a DNS label)`);
-    sources.push({ label: name, file: inventoryPathForCluster(name, cwd) });
+    sources.push({ label: name, file: inventoryPathForCluster(name, cwd), cluster: { name, cwd } });
   }
   if (flags.clustersDir !== undefined) sources.push(...clusterFolders(flags.clustersDir, abs(flags.clustersDir)));
   if (sources.length === 0) throw new UsageError('no inventory: give --inventory FILE or --cluster NAME (reads ./NAME/rotate-certs.yaml), or --clusters-dir DIR');
@@ -45,9 +48,8 @@ export function clusterSources(flags: ClusterFlags, cwd: string): ClusterSource[
 }
 
 /**
- * DIR/NAME/ holding rotate-certs.yaml is a cluster, as `--cluster NAME` run in DIR reads it. A folder
- * eksctl left (NAME-eks-a-cluster.yaml) without an inventory yet is a cluster that cannot be
- * checked; any other folder is not a cluster and is skipped.
+ * DIR/NAME/ holding rotate-certs.yaml or the cluster spec eksctl left (NAME-eks-a-cluster.yaml) is
+ * a cluster, as `--cluster NAME` run in DIR reads it; any other folder is skipped.
  */
 function clusterFolders(given: string, dir: string): ClusterSource[] {
   let names: string[];
@@ -64,9 +66,7 @@ function clusterFolders(given: string, dir: string): ClusterSource[] {
     const folder = join(dir, name);
     if (!isFolder(folder)) continue;
     const file = inventoryPathForCluster(name, dir);
-    if (existsSync(file)) sources.push({ label: name, file });
-    else if (existsSync(join(folder, `${name}-eks-a-cluster.yaml`)))
-      sources.push({ label: name, file, problem: `no inventory ${file} yet: run rotate-certs --cluster ${name} in ${dir} once and save the inventory it builds (docs/eksa-folder.md)` });
+    if (existsSync(file) || existsSync(join(folder, specFileName(name)))) sources.push({ label: name, file, cluster: { name, cwd: dir } });
   }
   if (sources.length === 0) throw new UsageError(`--clusters-dir ${given} holds no cluster folder (NAME/rotate-certs.yaml or NAME/NAME-eks-a-cluster.yaml)`);
   return sources;
@@ -81,20 +81,22 @@ function isFolder(path: string): boolean {
 }
 
 /**
- * Loads every inventory. One that cannot be loaded is kept as an error, so the other clusters are
- * still checked. Two sources naming the same cluster are a usage error: every output is keyed by
- * the cluster name (a Prometheus series would be written twice).
+ * Loads every inventory with `load`, all at once (building one may wait on a management API). One
+ * that cannot be loaded is kept as an error, so the other clusters are still checked. Two sources
+ * naming the same cluster are a usage error: every output is keyed by the cluster name (a
+ * Prometheus series would be written twice).
  */
-export function loadClusters(sources: ClusterSource[]): LoadedCluster[] {
-  const loaded = sources.map((source): LoadedCluster => {
-    if (source.problem) return { source, error: source.problem };
-    try {
-      return { source, spec: loadInventory(source.file) };
-    } catch (err) {
-      if (!(err instanceof UsageError)) throw err;
-      return { source, error: err.message };
-    }
-  });
+export async function loadClusters(sources: ClusterSource[], load: (source: ClusterSource) => Promise<InventorySpec>): Promise<LoadedCluster[]> {
+  const loaded = await Promise.all(
+    sources.map(async (source): Promise<LoadedCluster> => {
+      try {
+        return { source, spec: await load(source) };
+      } catch (err) {
+        if (!(err instanceof RotateCertsError)) throw err;
+        return { source, error: err.message };
+      }
+    }),
+  );
   const seen = new Map<string, string>();
   for (const c of loaded) {
     const name = clusterName(c);

@@ -1,4 +1,5 @@
 /** `rotate-certs check`: wiring only; the work is in check/run.ts. */
+import { resolve } from 'node:path';
 import { systemClock, type Clock } from '../certs/expiry.js';
 import { loadCisRunbook, type CisRunbook } from '../check/cis.js';
 import { checkExitCode, multiCheckExitCode, planCheck, runCheck, type CheckReport, type ClusterNotChecked, type MultiCheckReport, type NodeCheckPlan } from '../check/run.js';
@@ -13,10 +14,14 @@ import type { Connector } from '../transport/session.js';
 import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
 import { limiter, type Limiter } from '../util/limit.js';
 import { shq } from '../util/shell.js';
-import { clusterName, clusterSources, isMultiCluster, loadClusters, type ClusterFlags, type LoadedCluster } from './check-clusters.js';
+import { clusterName, clusterSources, isMultiCluster, loadClusters, type ClusterFlags, type ClusterSource, type LoadedCluster } from './check-clusters.js';
+import { inventorySpecFor } from './cluster-inventory.js';
 import type { CliIo } from './io.js';
+import { noPrompter, terminalPrompter, type Prompter } from './prompter.js';
 
 export interface CheckFlags extends ClusterFlags {
+  /** With --cluster and no rotate-certs.yaml: a workload cluster's management cluster kubeconfig, to list its Machines. */
+  managementKubeconfig?: string;
   output: OutputFormat;
   warnDays: number;
   concurrency: number;
@@ -28,12 +33,15 @@ export interface CheckFlags extends ClusterFlags {
 export interface CheckEnv {
   connector?: Connector;
   clock?: Clock;
+  /** A person at a terminal: building an inventory from the EKS Anywhere folder may ask them. */
+  interactive?: boolean;
 }
 
 export async function checkCommand(flags: CheckFlags, io: CliIo, env: CheckEnv = {}): Promise<number> {
   const sources = clusterSources(flags, io.cwd);
-  if (isMultiCluster(flags)) return checkClusters(loadClusters(sources), flags, io, env);
-  const spec = loadInventory(sources[0]!.file);
+  // Several clusters (a timer feeding node_exporter) ask nothing: a cluster that needs an answer is not checked.
+  if (isMultiCluster(flags)) return checkClusters(await loadClusters(sources, inventoryLoader(flags, io, noPrompter)), flags, io, env);
+  const spec = await inventoryLoader(flags, io, env.interactive ? await terminalPrompter() : noPrompter)(sources[0]!);
   const data = checkData(flags);
   if (flags.dryRun) {
     const inv = requireKnownOs(spec, '--dry-run connects to nothing');
@@ -47,6 +55,17 @@ export async function checkCommand(flags: CheckFlags, io: CliIo, env: CheckEnv =
   });
   io.out(renderCheck(report, flags.output, io.color));
   return checkExitCode(report);
+}
+
+/** An --inventory file as it is; a cluster folder as --cluster NAME resolves everywhere. */
+function inventoryLoader(flags: CheckFlags, io: CliIo, prompter: Prompter): (source: ClusterSource) => Promise<InventorySpec> {
+  return async (source) => {
+    if (!source.cluster) return loadInventory(source.file);
+    const { name, cwd } = source.cluster;
+    // A relative --management-kubeconfig is the user's, whichever folder the cluster is resolved in.
+    const mk = flags.managementKubeconfig ? { managementKubeconfig: resolve(io.cwd, flags.managementKubeconfig) } : {};
+    return inventorySpecFor({ cluster: name, ...mk }, { ...io, cwd }, { prompter });
+  };
 }
 
 /** What every cluster's plan is made from; loaded (and validated) once, before anything is contacted. */

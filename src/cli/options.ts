@@ -27,7 +27,11 @@ export interface InventoryFlags {
   managementKubeconfig?: string;
 }
 
-/** `--inventory FILE` or `--cluster NAME` (./NAME/rotate-certs.yaml); exactly one. */
+/**
+ * `--inventory FILE` or `--cluster NAME`'s saved ./NAME/rotate-certs.yaml; exactly one. Commands
+ * resolve --cluster with cluster-inventory.ts's inventorySpecFor, which also builds the inventory
+ * from the EKS Anywhere folder; this is for what needs only a saved file.
+ */
 export function inventoryFromFlags(flags: InventoryFlags, cwd: string): InventorySpec {
   if (flags.inventory && flags.cluster) throw new UsageError('give --inventory or --cluster, not both');
   if (flags.cluster) {

@@ -4,7 +4,9 @@
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
+import { DNS_LABEL } from '../inventory/load.js';
+import { shq } from '../util/shell.js';
 
 export type HostKeyVerdict = 'match' | 'mismatch' | 'unknown' | 'revoked';
 
@@ -25,6 +27,47 @@ export function hostKeyName(host: string, port: number): string {
 /** "SHA256:..." as `ssh-keygen -l` prints it. */
 export function fingerprint(blob: Buffer): string {
   return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** One known_hosts line as OpenSSH writes it: `host` (or `[host]:port`), the key type, the key in base64. */
+export function knownHostsLine(host: string, port: number, blob: Buffer): string {
+  return `${hostKeyName(host, port)} ${keyTypeOf(blob)} ${blob.toString('base64')}`;
+}
+
+/** A key as `ssh-keygen -l` names it: "ssh-ed25519 SHA256:...". */
+export function describeKey(blob: Buffer): string {
+  return `${keyTypeOf(blob)} ${fingerprint(blob)}`;
+}
+
+/**
+ * What `rotate-certs trust` does with a host key known_hosts says this of: a known key needs
+ * nothing; a new one is recorded at once with --accept-new (as OpenSSH's
+ * StrictHostKeyChecking=accept-new), else after the user confirms it; a changed or revoked key
+ * is never recorded.
+ */
+export type TrustAction = 'known' | 'record' | 'confirm' | 'refuse';
+
+export function trustAction(verdict: HostKeyVerdict, acceptNew: boolean): TrustAction {
+  if (verdict === 'match') return 'known';
+  if (verdict === 'unknown') return acceptNew ? 'record' : 'confirm';
+  return 'refuse';
+}
+
+/**
+ * The command that records an inventory's host keys, as the user most likely named the inventory:
+ * `--cluster NAME` for ./NAME/rotate-certs.yaml (saved or built from the EKS Anywhere folder),
+ * else `--inventory FILE`.
+ */
+export function trustCommandFor(inventoryFile: string): string {
+  const folder = basename(dirname(inventoryFile));
+  return basename(inventoryFile) === 'rotate-certs.yaml' && DNS_LABEL.test(folder)
+    ? `rotate-certs trust --cluster ${folder}`
+    : `rotate-certs trust --inventory ${inventoryFile}`;
+}
+
+/** `ssh-keygen -R` of a host's entries; `[host]:port` is quoted for the shell. */
+export function forgetHostKeyCommand(host: string, port: number, file: string): string {
+  return `ssh-keygen -R ${shq(hostKeyName(host, port))} -f ${shq(file)}`;
 }
 
 /** The key type named inside an SSH public key blob (a length-prefixed string). */
@@ -101,6 +144,13 @@ export class KnownHosts {
     return [...new Set(this.forName(name).filter((e) => !e.marker).map((e) => e.keyType))];
   }
 
+  /** The keys recorded for this host (not @revoked or @cert-authority lines), in file order. */
+  recorded(host: string, port: number): Buffer[] {
+    return this.forName(hostKeyName(host, port))
+      .filter((e) => !e.marker)
+      .map((e) => e.blob);
+  }
+
   verify(host: string, port: number, blob: Buffer): HostKeyVerdict {
     const name = hostKeyName(host, port);
     const forHost = this.forName(name);
@@ -122,9 +172,10 @@ export class KnownHosts {
       field = `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`;
     }
     const type = keyTypeOf(blob);
+    const line = hashed ? `${field} ${type} ${blob.toString('base64')}` : knownHostsLine(host, port, blob);
     mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
     const needsNewline = existsSync(this.file) && !/(^|\n)$/.test(readFileSync(this.file, 'utf8'));
-    appendFileSync(this.file, `${needsNewline ? '\n' : ''}${field} ${type} ${blob.toString('base64')}\n`, { mode: 0o600 });
+    appendFileSync(this.file, `${needsNewline ? '\n' : ''}${line}\n`, { mode: 0o600 });
     this.entries.push({ hosts: field, keyType: type, blob, matches: hostsMatcher(field) });
     this.byName.clear();
   }

@@ -7,7 +7,7 @@ import ssh2, { type Client as SshClient, type ClientChannel, type ConnectConfig 
 import type { InventoryNodeSpec, SshSettings } from '../inventory/types.js';
 import { ExitCode, NodeError, RotateCertsError, UsageError, errorMessage } from '../util/errors.js';
 import { notAPrivateKey, notAPrivateKeyProblem } from './identity-file.js';
-import { fingerprint, keyTypeOf, KnownHosts } from './known-hosts.js';
+import { describeKey, forgetHostKeyCommand, KnownHosts, trustCommandFor } from './known-hosts.js';
 import { CommandTimeoutError, type Connector, type ExecOptions, type ExecResult, type NodeSession } from './session.js';
 
 // ssh2 is CommonJS: named imports of values do not survive ESM interop.
@@ -33,6 +33,8 @@ export interface UnknownHostKey {
   port: number;
   /** "ssh-ed25519 SHA256:..." as ssh-keygen -l shows it. */
   fingerprint: string;
+  /** The public key blob itself, for `rotate-certs trust` to record once it is confirmed. */
+  key: Buffer;
   knownHostsFile: string;
 }
 export type HostKeyQuestion = (key: UnknownHostKey) => Promise<boolean>;
@@ -59,6 +61,8 @@ export class SshConnector implements Connector {
   private readonly knownHosts = new Map<string, KnownHosts>();
   private readonly keys = new Map<string, Promise<Credentials>>();
   private readonly jumps = new Map<string, Promise<Client>>();
+  /** Per node's settings, the command that records its inventory's host keys (one connector may serve several inventories). */
+  private readonly trustCommands = new WeakMap<SshSettings, string>();
 
   constructor(private readonly opts: SshConnectorOptions = {}) {}
 
@@ -69,6 +73,8 @@ export class SshConnector implements Connector {
    */
   async prepare(inv: { file: string; nodes: InventoryNodeSpec[] }): Promise<void> {
     const at = (field: string, problem: string) => `${inv.file}: ${field}: ${problem}`;
+    const trust = trustCommandFor(inv.file);
+    for (const n of inv.nodes) this.trustCommands.set(n.ssh, trust);
     const keyFiles = new Map<string, SshSettings>();
     for (const n of inv.nodes) {
       if (n.ssh.identityFile) {
@@ -92,7 +98,7 @@ export class SshConnector implements Connector {
         if (code !== 'ENOENT') throw new UsageError(at(field, `cannot read ${settings.knownHostsFile}: ${code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a folder' : String(code)}`));
         if (settings.hostKeyPolicy === 'strict' && !this.opts.unknownHostKey) {
           throw new UsageError(
-            at(field, `${settings.knownHostsFile} does not exist, so with ssh.hostKeyPolicy strict every node's host key is unknown: add the nodes' keys to it after checking them (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on each node), or set ssh.hostKeyPolicy: accept-new`),
+            at(field, `${settings.knownHostsFile} does not exist, so with ssh.hostKeyPolicy strict every node's host key is unknown: check and record them with ${trust} (or set ssh.hostKeyPolicy: accept-new)`),
           );
         }
       }
@@ -118,7 +124,7 @@ export class SshConnector implements Connector {
         // Asked outside the handshake, so no connect timeout runs while a person reads the fingerprint.
         if (err instanceof UnknownHostKeyError && this.opts.unknownHostKey && attempt === 0) {
           const kh = this.hostsFile(node.ssh);
-          if (await this.opts.unknownHostKey({ node: node.name, host: node.host, port: node.ssh.port, fingerprint: err.fingerprint, knownHostsFile: kh.file })) {
+          if (await this.opts.unknownHostKey({ node: node.name, host: node.host, port: node.ssh.port, fingerprint: err.fingerprint, key: err.key, knownHostsFile: kh.file })) {
             kh.record(node.host, node.ssh.port, err.key);
             continue;
           }
@@ -235,7 +241,7 @@ export class SshConnector implements Connector {
       algorithms: { serverHostKey: [...new Set([...known, ...DEFAULT_HOST_KEY_ALGOS])] as never },
       hostVerifier: (key: Buffer) => {
         const verdict = kh.verify(host, port, key);
-        const fp = `${keyTypeOf(key)} ${fingerprint(key)}`;
+        const fp = describeKey(key);
         if (verdict === 'match') return true;
         if (verdict === 'unknown' && settings.hostKeyPolicy === 'accept-new') {
           kh.record(host, port, key);
@@ -243,10 +249,10 @@ export class SshConnector implements Connector {
         }
         const message =
           verdict === 'mismatch'
-            ? `HOST KEY CHANGED for ${host}:${port} (now ${fp}); known_hosts ${kh.file} holds another key. Possible man-in-the-middle; if the node was rebuilt, remove the old entry with: ssh-keygen -R ${host} -f ${kh.file}`
+            ? changedHostKeyMessage(host, port, fp, kh)
             : verdict === 'revoked'
               ? `host key ${fp} of ${host} is marked @revoked in ${kh.file}`
-              : `unknown host key for ${host}:${port} (${fp}), not in ${kh.file}; verify it and add it, or set ssh.hostKeyPolicy: accept-new`;
+              : `unknown host key for ${host}:${port} (${fp}), not in ${kh.file}: check and record it with ${this.trustCommands.get(settings) ?? 'rotate-certs trust'} (or set ssh.hostKeyPolicy: accept-new)`;
         refusal = verdict === 'unknown' ? new UnknownHostKeyError(message, fp, key) : new Error(message);
         return false;
       },
@@ -272,6 +278,16 @@ export class SshConnector implements Connector {
       client.connect(config);
     });
   }
+}
+
+/** Both keys, so the user can tell a rebuilt node (its console shows the new one) from an impostor. */
+function changedHostKeyMessage(host: string, port: number, presented: string, kh: KnownHosts): string {
+  const type = presented.split(' ')[0];
+  const old = kh.recorded(host, port).map(describeKey).filter((k) => k.startsWith(`${type} `));
+  return (
+    `HOST KEY CHANGED for ${host}:${port} (now ${presented}); known_hosts ${kh.file} holds another key (${old.join(', ')}). ` +
+    `Possible man-in-the-middle; if the node was rebuilt, remove the old entry with: ${forgetHostKeyCommand(host, port, kh.file)}`
+  );
 }
 
 /** The identity file cannot be used: the same for every node that names it. */

@@ -99,15 +99,16 @@ describe('check of two clusters in one run', () => {
     expect(r.out).toMatch(/^Cluster site-a: \d+ certificates checked/);
     expect(r.out).toMatch(/\nCluster site-b: \d+ certificates checked/);
     expect(r.out).toMatch(/\nexpiring +\d +\d{4}-\d\d-\d\d +\/etc\/kubernetes\/pki\/apiserver\.crt/);
-    expect(r.out).toContain(`\nCluster site-c: not checked: no inventory ${join(sites, 'site-c', 'rotate-certs.yaml')} yet`);
+    // Without rotate-certs.yaml the folder is built from its EKS Anywhere spec: this stub names no cluster.
+    expect(r.out).toContain(`\nCluster site-c: not checked: ${join(sites, 'site-c', 'site-c-eks-a-cluster.yaml')}:1: metadata.name: no Cluster named "site-c"`);
     expect(r.out.endsWith('\n3 clusters: 1 ok, 1 expiring (site-b), 1 not fully checked (site-c)\n')).toBe(true);
     expect(r.code).toBe(3);
 
     // JSON and Prometheus say it on stderr and in the output, and still report the other two.
     const j = await check(['--clusters-dir', 'sites', '-o', 'json', '--cis'], valid.dir);
-    expect(j.err).toMatch(/^rotate-certs: cluster site-c not checked: no inventory /);
+    expect(j.err).toMatch(/^rotate-certs: cluster site-c not checked: \S+site-c-eks-a-cluster\.yaml:1: metadata\.name: /);
     const multi = JSON.parse(j.out) as MultiCheckReport;
-    expect((multi.clusters[2] as ClusterNotChecked).error).toMatch(/^no inventory /);
+    expect((multi.clusters[2] as ClusterNotChecked).error).toMatch(/site-c-eks-a-cluster\.yaml:1: metadata\.name: /);
     for (const c of multi.clusters.slice(0, 2) as CheckReport[]) {
       expect(c.errors).toEqual([]);
       expect(c.cis).toEqual([]); // the lab's files keep the CIS posture

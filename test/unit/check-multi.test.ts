@@ -74,7 +74,8 @@ describe('several clusters on the command line', () => {
     expect(r.out.match(/^# ===== cluster \S+/gm)).toEqual(['# ===== cluster other', '# ===== cluster site-a', '# ===== cluster site-b']);
     expect(r.out).toContain('## site-b-md-2 (worker, ubuntu)');
     expect(r.out).toContain('rc_cis_path'); // --cis scripts too
-    expect(r.err).toBe(`rotate-certs: cluster site-c not checked: no inventory ${join(dir, 'sites', 'site-c', 'rotate-certs.yaml')} yet: run rotate-certs --cluster site-c in ${join(dir, 'sites')} once and save the inventory it builds (docs/eksa-folder.md)\n`);
+    // A folder without rotate-certs.yaml is built from its EKS Anywhere spec, here a stub that names no cluster.
+    expect(r.err).toBe(`rotate-certs: cluster site-c not checked: ${join(dir, 'sites', 'site-c', 'site-c-eks-a-cluster.yaml')}:1: metadata.name: no Cluster named "site-c" (kind: Cluster, apiVersion: anywhere.eks.amazonaws.com/v1alpha1); the file has "(no name)" (use the cluster name (no name), or the folder of cluster site-c)\n`);
     expect(r.code).toBe(64);
     const badName = await run(['-c', 'site-a', 'sites/site-a', '--dry-run']);
     expect(badName.err).toBe('rotate-certs: --cluster "sites/site-a" is not a cluster name (a DNS label)\n');
@@ -97,8 +98,8 @@ describe('several clusters on the command line', () => {
     const r = await run(['-i', 'broken.yaml', '-c', 'nosuch', '--clusters-dir', 'sites', '-o', 'prometheus']);
     expect(r.err.trim().split('\n')).toEqual([
       expect.stringMatching(/^rotate-certs: cluster broken\.yaml not checked: .*broken\.yaml:2: controlPlane: /),
-      `rotate-certs: cluster nosuch not checked: cannot read inventory ${join(dir, 'nosuch', 'rotate-certs.yaml')}: no such file`,
-      expect.stringMatching(/^rotate-certs: cluster site-c not checked: no inventory /),
+      expect.stringMatching(/^rotate-certs: cluster nosuch not checked: neither \S+nosuch\/rotate-certs\.yaml nor \S+nosuch\/nosuch-eks-a-cluster\.yaml exists/),
+      expect.stringMatching(/^rotate-certs: cluster site-c not checked: \S+site-c-eks-a-cluster\.yaml:1: metadata\.name: no Cluster named "site-c"/),
     ]);
     const errors = parsePrometheus(r.out).filter((s) => s.name === 'x509_read_errors');
     expect(errors.map((s) => [s.labels.cluster, s.value])).toEqual([
@@ -145,7 +146,7 @@ describe('several clusters on the command line', () => {
 
   it('one --inventory or --cluster keeps the single-cluster output', async () => {
     const missing = await run(['-c', 'other', '-o', 'json']);
-    expect(missing.err).toBe(`rotate-certs: cannot read inventory ${join(dir, 'other', 'rotate-certs.yaml')}: no such file\n`);
+    expect(missing.err).toMatch(/^rotate-certs: neither \S+other\/rotate-certs\.yaml nor \S+other\/other-eks-a-cluster\.yaml exists: /);
     expect(missing.code).toBe(64); // one cluster: a bad inventory stays a usage error, as before
     const single = await run(['-i', 'other.yaml', '-o', 'json']);
     expect(Object.keys(JSON.parse(single.out) as object)).toEqual(['cluster', 'checkedAt', 'warnDays', 'certificates', 'errors']);

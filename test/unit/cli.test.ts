@@ -43,7 +43,7 @@ describe('rotate-certs CLI', () => {
     [['check', '-i', example, '--concurrency', '0'], /--concurrency must be between 1 and 256/],
     [['check', '-i', example, '-c', 'lab'], /cluster lab is named twice \(examples\/lab\/inventory\.yaml and lab\): check each cluster once/],
     [['check', '--cluster', 'Bad;Name'], /is not a cluster name/],
-    [['check', '--cluster', 'nosuch'], /cannot read inventory .*nosuch\/rotate-certs\.yaml: no such file/],
+    [['check', '--cluster', 'nosuch'], /neither .*nosuch\/rotate-certs\.yaml nor .*nosuch-eks-a-cluster\.yaml exists/],
     [['check', '--bogus'], /unknown option '--bogus'/],
     [['frobnicate'], /unknown command 'frobnicate'/],
   ])('%j is a usage error (64) on one line, nothing contacted', async (args, message) => {
