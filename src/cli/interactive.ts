@@ -53,7 +53,7 @@ export async function interactiveCommand(flags: InteractiveFlags, io: CliIo, env
       io.out('\nNothing to do in this scope: nothing was changed.\n');
       return ExitCode.ok;
     }
-    io.out(`\n${renderPlanText(plan, { full: false })}`);
+    io.out(`\n${renderPlanText(plan, { full: false, inventory: reading.inv })}`);
     if (prompter.interactive) {
       const nodes = new Set(plan.phases.flatMap((p) => p.nodes.map((n) => n.name))).size;
       const go = await prompter.confirm({ message: `Rotate now? ${plural(nodes, 'node')}; every node is backed up first and restored if a step fails.`, default: false, answeredBy: '--yes' });

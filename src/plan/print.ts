@@ -1,4 +1,5 @@
-/** The plan as text for people: per phase, per node, in execution order, every command. */
+/** The plan as text for people: a summary, then per phase, per node, in execution order, every command. */
+import { planSummary, type SummaryInventory } from './summary.js';
 import type { Plan, PlanNode, PlanStep } from './types.js';
 
 const KUBELET_DUE_FILES = 'kubelet-client-current.pem, kubelet.crt or kubelet-server-current.pem, or the kubelet kubeconfig';
@@ -32,10 +33,16 @@ function stepLines(step: PlanStep, n: number, node: PlanNode, full: boolean): st
   return out;
 }
 
-export function renderPlanText(plan: Plan, opts: { full: boolean; header?: string }): string {
+/**
+ * `inventory`: the one the plan was made from, so the summary can name the management cluster's
+ * kubeconfig the run would use (or say that none is set).
+ */
+export function renderPlanText(plan: Plan, opts: { full: boolean; header?: string; inventory?: SummaryInventory }): string {
   const out: string[] = [];
   if (opts.header) out.push(opts.header);
   out.push(`Plan ${plan.runId} for cluster ${plan.cluster} (inventory ${plan.inventory}${plan.inventoryText === undefined ? '' : ', not saved: the plan carries it'})`);
+  // Look first: the order and its cost before the ~1,000 lines of commands.
+  out.push(...planSummary(plan, opts.inventory));
   const detected = Object.entries(plan.detected ?? {});
   if (detected.length > 0) out.push(`Detected (os: auto): ${detected.map(([n, os]) => `${n} ${os}`).join(', ')}`);
   if (plan.kubeletDue === undefined) {
