@@ -114,7 +114,11 @@ export async function poll<T>(ctx: Pick<GateContext, "now" | "sleep" | "timeouts
   }
 }
 
-function readyz(host: string, port: number, timeoutMs: number, stream?: Duplex): Promise<string> {
+/**
+ * GET /readyz of a kube-apiserver, anonymously (readiness only: the serving certificate is judged
+ * elsewhere), through `stream` when the node sits behind a jump host. Resolves with its body.
+ */
+export function readyz(host: string, port: number, timeoutMs: number, stream?: Duplex): Promise<string> {
   return new Promise((resolve, reject) => {
     const through = stream ? { createConnection: (opts: object) => tlsConnect({ ...opts, socket: stream }) } : {};
     const req = request({ host, port, path: '/readyz', method: 'GET', rejectUnauthorized: false, timeout: timeoutMs, ...through }, (res) => {
@@ -123,13 +127,13 @@ function readyz(host: string, port: number, timeoutMs: number, stream?: Duplex):
       res.on('end', () => {
         stream?.destroy();
         if (res.statusCode === 200) resolve(body.trim());
-        else reject(new Error(`/readyz answered ${res.statusCode}: ${body.trim().split('\n').slice(-3).join(' ')}`));
+        else reject(new Error(`answered ${res.statusCode}: ${body.trim().split('\n').slice(-3).join(' ') || 'no body'}`));
       });
     });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', (err) => {
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
       stream?.destroy();
-      reject(err);
+      reject(err.code === 'ECONNREFUSED' ? new Error('connection refused') : err);
     });
     req.end();
   });
