@@ -3,7 +3,7 @@
  * and after every step, with backup paths. `apply --resume` and `restore` read it. Also the
  * cluster's run lock. Never holds secrets: step output is not journaled.
  */
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join } from 'node:path';
 import { RotateCertsError, ExitCode, UsageError } from '../util/errors.js';
@@ -126,6 +126,85 @@ export class Journal {
   runs(): string[] {
     return [...new Set(this.entries().map((e) => e.runId))];
   }
+
+  /** Runs the journal holds that never finished (no run-done): --resume may continue them, restore reads them. */
+  unfinishedRuns(): Set<string> {
+    return unfinishedRuns(this.entries());
+  }
+
+  /**
+   * The state folder's retention: the plan copies and journal entries of closed runs beyond the
+   * `keep` most recent go, never those of an unfinished run, nor of the last run that backed up
+   * each node (what `restore --node` reads). Call it holding the lock: the journal is rewritten
+   * (to a temporary file, then renamed over it).
+   */
+  retain(keep: number): StateRetention {
+    if (!existsSync(this.dir)) return { runs: [], plans: [] };
+    const plans = new Map<string, string>();
+    for (const name of readdirSync(this.dir)) {
+      const m = /^plan-(.+)\.yaml$/.exec(name);
+      if (m) plans.set(m[1] as string, join(this.dir, name));
+    }
+    const drop = stateRetention(this.entries(), [...plans.keys()], keep);
+    if (drop.size === 0) return { runs: [], plans: [] };
+    const inJournal = new Set(this.runs());
+    if ([...drop].some((r) => inJournal.has(r)) && existsSync(this.file)) {
+      const kept = readFileSync(this.file, 'utf8')
+        .split('\n')
+        .filter((line) => {
+          try {
+            return line.trim() !== '' && !drop.has((JSON.parse(line) as JournalEntry).runId);
+          } catch {
+            return false;
+          }
+        });
+      const tmp = `${this.file}.rotate-certs-new`;
+      writeFileSync(tmp, kept.length > 0 ? `${kept.join('\n')}\n` : '', { mode: 0o600 });
+      renameSync(tmp, this.file);
+    }
+    const removed: string[] = [];
+    for (const runId of drop) {
+      const plan = plans.get(runId);
+      if (!plan) continue;
+      rmSync(plan, { force: true });
+      removed.push(plan);
+    }
+    return { runs: [...drop].filter((r) => inJournal.has(r)).sort(), plans: removed.sort() };
+  }
+}
+
+/** What the state folder's retention removed: runs whose journal entries went, and plan copies. */
+export interface StateRetention {
+  runs: string[];
+  plans: string[];
+}
+
+export function unfinishedRuns(entries: readonly JournalEntry[]): Set<string> {
+  const done = new Set(entries.filter((e) => e.event === 'run-done').map((e) => e.runId));
+  return new Set(entries.map((e) => e.runId).filter((r) => !done.has(r)));
+}
+
+/**
+ * Which runs the state folder can forget, given the journal and the runs with a plan copy. Kept:
+ * every unfinished run, the last run that backed up each node, and the `keep` (at least one) most
+ * recently active of the others; a plan copy without journal entries (a run refused before it
+ * started) counts as older than any journaled run. Pure.
+ */
+export function stateRetention(entries: readonly JournalEntry[], planRuns: readonly string[], keep: number): Set<string> {
+  const unfinished = unfinishedRuns(entries);
+  const lastSeen = new Map<string, number>();
+  const lastBackup = new Map<string, string>();
+  entries.forEach((e, i) => {
+    lastSeen.set(e.runId, i);
+    if (e.node && (e.backups?.length ?? 0) > 0) lastBackup.set(e.node, e.runId);
+  });
+  const needed = new Set([...unfinished, ...lastBackup.values()]);
+  const closed = [...new Set([...lastSeen.keys(), ...planRuns])]
+    .filter((r) => !unfinished.has(r))
+    // Most recently active first; plan copies the journal never saw last, newest id first.
+    .sort((a, b) => (lastSeen.get(b) ?? -1) - (lastSeen.get(a) ?? -1) || b.localeCompare(a));
+  const recent = new Set(closed.slice(0, Math.max(1, keep)));
+  return new Set(closed.filter((r) => !recent.has(r) && !needed.has(r)));
 }
 
 function alive(pid: number): boolean {

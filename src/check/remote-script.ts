@@ -42,10 +42,16 @@ rc_kubeconfig() {
 
 const flag = (s: FileSource) => (s.optional ? 'optional' : 'required');
 
-export function checkScript(sources: Pick<NodeSources, 'files' | 'kubeconfigs'>): string {
+/**
+ * The certificate read, then (given the OS profile's rendered `listBackups`) the listing of
+ * rotate-certs' backups beside the PKI folders: one find in the same script, never a second round
+ * trip. It names and sizes them only, and cannot fail the certificate read.
+ */
+export function checkScript(sources: Pick<NodeSources, 'files' | 'kubeconfigs'>, backupListing?: string): string {
   const lines = [FUNCTIONS];
   for (const f of sources.files) lines.push(`rc_file ${shq(f.path)} ${flag(f)}`);
   for (const k of sources.kubeconfigs) lines.push(`rc_kubeconfig ${shq(k.path)} ${flag(k)}`);
+  if (backupListing?.trim()) lines.push('(', backupListing.trimEnd(), ') || true');
   lines.push(`printf '@@done\\n'`, '');
   return lines.join('\n');
 }

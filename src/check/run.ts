@@ -18,6 +18,8 @@ import { cisScript, parseCisOutput } from './cis-script.js';
 import { servedCertificate } from './probe.js';
 import { endpointRoute } from '../transport/endpoints.js';
 import { checkScript, parseCheckOutput, type ReadItem } from './remote-script.js';
+import { parseBackupListing, summarizeBackups, type NodeBackups } from '../backups/listing.js';
+import { listScript } from '../backups/nodes.js';
 
 export interface CertificateEntry {
   node: string;
@@ -48,6 +50,8 @@ export interface CheckReport {
   warnDays: number;
   certificates: CertificateEntry[];
   errors: CheckError[];
+  /** rotate-certs' backups on each node whose listing was read (absent when none was). */
+  backups?: NodeBackups[];
   /** With --cis only: every file mode or owner that deviates from runbooks/cis.yaml. */
   cis?: CisDeviation[];
 }
@@ -84,7 +88,7 @@ export function planCheck(inv: Inventory, profiles: ProfileSet, runbook: CheckRu
     return {
       node,
       rootShell: profile.rootShell,
-      script: checkScript(sources),
+      script: checkScript(sources, listScript(profiles, node)),
       endpoints: sources.ports.map((port) => ({ host: node.host, port })),
       ...(probes ? { cis: { script: cisScript(probes), probes } } : {}),
     };
@@ -108,6 +112,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
   const certificates: CertificateEntry[] = [];
   const errors: CheckError[] = [];
   const cis: CisDeviation[] = [];
+  const backups: NodeBackups[] = [];
   const closing: Array<Promise<void>> = [];
 
   const entry = (
@@ -149,6 +154,8 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
       const parsed = parseCheckOutput(res.stdout);
       if (!parsed.complete) errors.push({ node: node.name, message: 'the certificate read was cut short; some files may be missing from this report' });
       for (const item of parsed.items) collect(node, item);
+      const listing = parseBackupListing(res.stdout);
+      if (listing.complete) backups.push(summarizeBackups(node.name, listing.entries));
       if (plan.cis) await readCis(node, session, plan.rootShell, plan.cis.script, plan.cis.probes);
     } catch (err) {
       errors.push({ node: node.name, message: errorMessage(err).replace(new RegExp(`^${node.name}: `), '') });
@@ -221,6 +228,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
   certificates.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0) || a.daysLeft - b.daysLeft || (a.path ?? a.endpoint ?? '').localeCompare(b.path ?? b.endpoint ?? ''));
   errors.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0) || a.message.localeCompare(b.message));
   const report: CheckReport = { cluster: inv.cluster, checkedAt: now.toISOString(), warnDays: deps.warnDays, certificates, errors };
+  if (backups.length > 0) report.backups = backups.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0));
   if (plans.some((p) => p.cis)) {
     cis.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0) || a.path.localeCompare(b.path) || compareItems(a.item, b.item));
     report.cis = cis;

@@ -2,6 +2,7 @@
 import { styleText } from 'node:util';
 import { commonName } from '../certs/dn.js';
 import { KIND_LABEL } from '../certs/kind.js';
+import { kib, type NodeBackups } from '../backups/listing.js';
 import type { CisDeviation } from '../check/cis.js';
 import { checkExitCode, isNotChecked } from '../check/exit-code.js';
 import type { CertificateEntry, CheckReport, MultiCheckReport } from '../check/run.js';
@@ -31,6 +32,7 @@ export function renderTable(report: CheckReport, paint: Paint = noPaint): string
   out.push(`Cluster ${report.cluster}: ${plural(report.certificates.length, 'certificate')} checked at ${report.checkedAt} (warn at ${plural(report.warnDays, 'day')})`);
   const cisByNode = new Map<string, CisDeviation[]>();
   for (const d of report.cis ?? []) cisByNode.set(d.node, [...(cisByNode.get(d.node) ?? []), d]);
+  const backupsOf = new Map((report.backups ?? []).map((b) => [b.node, b]));
   let i = 0;
   for (const [node, certs] of byNode) {
     const role = certs[0]?.role ?? '';
@@ -39,12 +41,16 @@ export function renderTable(report: CheckReport, paint: Paint = noPaint): string
       const line = fmt(rows[i++] ?? []);
       out.push(c.status === 'ok' ? line : paint(c.status === 'expiring' ? 'yellow' : 'red', line));
     }
+    const b = backupsOf.get(node);
+    if (b) out.push(paint('dim', backupLine(b, report.checkedAt)));
     const devs = cisSection(cisByNode.get(node), paint);
     if (devs.length > 0) out.push('', ...devs);
   }
-  // A node whose certificates could not be read may still have deviations to show.
-  for (const [node, devs] of cisByNode) {
-    if (!byNode.has(node)) out.push('', paint('bold', node), ...cisSection(devs, paint));
+  // A node whose certificates could not be read may still have backups or deviations to show.
+  for (const node of new Set([...backupsOf.keys(), ...cisByNode.keys()])) {
+    if (byNode.has(node)) continue;
+    const b = backupsOf.get(node);
+    out.push('', paint('bold', node), ...(b ? [paint('dim', backupLine(b, report.checkedAt))] : []), ...cisSection(cisByNode.get(node), paint));
   }
   if (report.errors.length > 0) {
     out.push('', paint('bold', 'Could not check:'));
@@ -62,6 +68,13 @@ export function renderTable(report: CheckReport, paint: Paint = noPaint): string
     );
   }
   return `${out.join('\n')}\n`;
+}
+
+/** "Backups: 2 runs (3 paths, 48 KiB), the oldest run 20261101T020304Z, 19 days ago", or "Backups: none". */
+function backupLine(b: NodeBackups, checkedAt: string): string {
+  if (b.runs === 0 || !b.oldest) return 'Backups: none';
+  const days = Math.max(0, Math.floor((Date.parse(checkedAt) - Date.parse(b.oldest)) / 86_400_000));
+  return `Backups: ${plural(b.runs, 'run')} (${plural(b.paths, 'path')}, ${kib(b.sizeKiB)}), the oldest run ${b.oldestRun}, ${days === 0 ? 'today' : `${plural(days, 'day')} ago`}`;
 }
 
 /** A node's "File permissions (CIS)" rows: what was found against what the benchmark item expects. */
@@ -114,6 +127,21 @@ function prometheusFamilies(report: CheckReport): Family[] {
     perCert('x509_cert_expired', '1 if the certificate has expired, else 0', (c) => (c.status === 'expired' ? 1 : 0)),
     readErrors(report.cluster, report.errors.length),
   ];
+  if (report.backups) {
+    const node = (b: NodeBackups) => `${cluster},node=${label(b.node)}`;
+    families.push(
+      {
+        name: 'rotate_certs_backups',
+        help: 'Runs whose backups rotate-certs left on the node (a run\'s copies count once)',
+        samples: report.backups.map((b) => `rotate_certs_backups{${node(b)}} ${b.runs}`),
+      },
+      {
+        name: 'rotate_certs_backup_oldest_timestamp_seconds',
+        help: 'Start of the oldest run with a backup on the node, as a Unix timestamp in seconds',
+        samples: report.backups.flatMap((b) => (b.oldest ? [`rotate_certs_backup_oldest_timestamp_seconds{${node(b)}} ${Math.floor(Date.parse(b.oldest) / 1000)}`] : [])),
+      },
+    );
+  }
   if (report.cis) {
     families.push(
       {
@@ -157,7 +185,16 @@ export function renderMultiPrometheus(multi: MultiCheckReport): string {
     }
   }
   // x509_read_errors comes after the certificate metrics, as in one cluster's text, even when the first cluster was not checked.
-  const order = ['x509_cert_not_after', 'x509_cert_not_before', 'x509_cert_expired', 'x509_read_errors', 'rotate_certs_cis_deviation', 'rotate_certs_cis_deviations'];
+  const order = [
+    'x509_cert_not_after',
+    'x509_cert_not_before',
+    'x509_cert_expired',
+    'x509_read_errors',
+    'rotate_certs_backups',
+    'rotate_certs_backup_oldest_timestamp_seconds',
+    'rotate_certs_cis_deviation',
+    'rotate_certs_cis_deviations',
+  ];
   return exposition([...merged.values()].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name)));
 }
 

@@ -74,6 +74,42 @@ describe('rotate on a healthy Ubuntu cluster', () => {
     expect(readFileSync(join(stateDir, 'lab', 'journal.jsonl'), 'utf8')).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE/);
   });
 
+  it('every backup the run left is root-only; backups lists them; backups --prune --keep 1 leaves the newest', async () => {
+    // What each node holds beside its folders: "MODE TYPE PATH" per backup.
+    const onNode = async (n: (typeof lab.nodes)[number]) =>
+      (await n.exec("find /etc/etcd /etc/kubernetes /etc/kubernetes/kubelet /var/lib/kubelet -maxdepth 1 -name '*.rotate-certs-*' -printf '%m %y %p\\n' 2>/dev/null | sort")).stdout.trim().split('\n').filter(Boolean);
+    for (const n of lab.nodes) {
+      const found = await onNode(n);
+      expect(found.length, `${n.name} has the run's backups`).toBeGreaterThan(0);
+      for (const line of found) expect(line, n.name).toMatch(/^(700 d|600 f) /);
+    }
+    // An older backup on lab-etcd-1, as a rotate-certs before 0700 backups left it.
+    const etcd1 = lab.node('lab-etcd-1');
+    const newest = (await etcd1.exec('ls -d /etc/etcd/pki.rotate-certs-*')).stdout.trim();
+    const old = '/etc/etcd/pki.rotate-certs-20200101T000000Z';
+    await etcd1.exec(`cp -a ${newest} ${old} && chmod 755 ${old}`);
+    const before = Object.fromEntries(await Promise.all(lab.nodes.map(async (n) => [n.name, await onNode(n)] as const)));
+
+    const listed = await cli(['backups', '-i', lab.inventoryPath, '-o', 'json', '--state-dir', stateDir]);
+    expect(listed.code, listed.err).toBe(0);
+    const backups = (JSON.parse(listed.out) as { backups: Array<{ node: string; path: string; mode: string }> }).backups;
+    for (const n of lab.nodes) {
+      const mine = backups.filter((b) => b.node === n.name).map((b) => `${b.mode.slice(1)} ${b.path}`).sort();
+      expect(mine, n.name).toEqual(before[n.name]!.map((l) => l.replace(/^(\d+) [df] /, '$1 ')).sort());
+    }
+    const checked = await cli(['check', '-i', lab.inventoryPath, '-o', 'json']);
+    const perNode = (JSON.parse(checked.out) as { backups: Array<{ node: string; runs: number; oldestRun?: string }> }).backups;
+    expect(perNode.find((b) => b.node === 'lab-etcd-1')).toMatchObject({ runs: 2, oldestRun: '20200101T000000Z' });
+    expect(perNode.find((b) => b.node === 'lab-md-1')?.runs).toBe(1);
+
+    const pruned = await cli(['backups', '-i', lab.inventoryPath, '--prune', '--keep', '1', '--yes', '--state-dir', stateDir]);
+    expect(pruned.code, pruned.err).toBe(0);
+    expect(pruned.out).toContain(`lab-etcd-1: removed ${old}`);
+    expect((await etcd1.exec(`test -e ${old}`)).code).toBe(1);
+    expect((await etcd1.exec(`test -d ${newest}`)).code).toBe(0);
+    for (const n of lab.nodes.filter((n) => n.name !== 'lab-etcd-1')) expect(await onNode(n), n.name).toEqual(before[n.name]);
+  });
+
   it('a plan made before the rotation is refused: the certificates changed since', async () => {
     const r = await cli(['apply', join(lab.dir, 'plan.yaml'), '--yes', '--state-dir', stateDir]);
     expect(r.code).toBe(69);

@@ -9,7 +9,7 @@
  * (output, journal, plan copies, lock, plan files) is scanned for a PEM private key header, for any
  * 40-character piece of any key's base64 (as DER and as base64 of the PEM text, at every byte
  * alignment, minus the pieces the public key shares), and for client-key-data. Files holding
- * credentials must be 0600, backups keep the modes of what they copy, and no key file appears on a
+ * credentials must be 0600, backups are root-only and keep the modes of what they copy inside, and no key file appears on a
  * node outside its PKI folders and backups. rotate-certs has no verbose flag or ROTATE_CERTS_ debug
  * variable (only ROTATE_CERTS_SSH_PASSPHRASE), so the default output is the most it ever prints.
  * HYGIENE_DEBUG=1 prints each command, its exit code and refusal lines, with timings, on stderr.
@@ -254,8 +254,9 @@ describe('secret hygiene: no private key leaves a node through output or files',
         const kubeconfigs = /\/kubeconfigs\.rotate-certs-[^/]+$/.test(backup);
         const origin = backup.replace(/\.rotate-certs-[^/]+$/, '');
         for (const [path, mode] of now) {
-          if (kubeconfigs && path === backup) {
-            expect(mode, `${node}:${path} (a new folder of kubeconfigs)`).toBe('700 root:root');
+          if (path === backup) {
+            // The backup itself (a folder, or a single file's copy) is root's only: it holds private keys.
+            expect(mode, `${node}:${path} (a backup is root-only)`).toMatch(/^[0-7]00 root:root$/);
             continue;
           }
           const original = kubeconfigs ? join(origin.replace(/\/kubeconfigs$/, ''), relative(backup, path)) : origin + path.slice(backup.length);
