@@ -3,9 +3,9 @@
  * return, then examples. Light on purpose: --help loads nothing else.
  */
 import { ExitCode } from '../util/errors.js';
-import { ApplyExit, CheckExit, PlanExit } from './exit-codes.js';
+import { ApplyExit, BackupsExit, CheckExit, PlanExit, RotateExit, TrustExit } from './exit-codes.js';
 
-export type CommandName = 'check' | 'plan' | 'apply' | 'rotate' | 'restore' | 'guided';
+export type CommandName = 'check' | 'plan' | 'apply' | 'rotate' | 'restore' | 'backups' | 'inventory' | 'trust' | 'guided';
 
 type ExitRow = readonly [code: number, meaning: string];
 
@@ -26,6 +26,16 @@ function rotation(done: string, resume: string): ExitRow[] {
   ];
 }
 
+/** rotate's rows: a due run that did not start comes after the failures, in the order of the codes. */
+function withRefused(rows: ExitRow[]): ExitRow[] {
+  const refused: ExitRow = [
+    RotateExit.refused,
+    '--due-within without a terminal: not started, nothing changed (a node did not answer, etcd or the API not healthy, an unfinished run, the lock held, an etcd recovery without --allow-recovery); one line says why',
+  ];
+  const at = rows.findIndex(([code]) => code > RotateExit.refused);
+  return [...rows.slice(0, at), refused, ...rows.slice(at)];
+}
+
 export const EXIT_CODES: Record<CommandName, readonly ExitRow[]> = {
   check: [
     [CheckExit.ok, 'every certificate ok (and, with --cis, no file deviates)'],
@@ -44,7 +54,7 @@ export const EXIT_CODES: Record<CommandName, readonly ExitRow[]> = {
     [ExitCode.unavailable, "the jump host does not answer, or a node's OS (os: auto) could not be told"],
   ],
   apply: rotation('rotation finished (or declined at the prompt: nothing changed)', 'apply PLAN --resume'),
-  rotate: rotation('rotation finished (or nothing changed: --dry-run, or declined at the prompt)', 'rotate --resume (or apply PLAN --resume)'),
+  rotate: withRefused(rotation('rotation finished (or nothing changed: --dry-run, declined at the prompt, or --due-within found nothing due)', 'rotate --resume (or apply PLAN --resume)')),
   restore: [
     [ExitCode.ok, 'the node was restored, or declined at the prompt, or its last run left no finished backup'],
     [ApplyExit.failedNotRestored, 'the restore failed: act now (see docs/troubleshooting.md)'],
@@ -52,6 +62,28 @@ export const EXIT_CODES: Record<CommandName, readonly ExitRow[]> = {
     installation,
     [ExitCode.unavailable, 'the jump host does not answer'],
     lock,
+  ],
+  backups: [
+    [BackupsExit.done, 'listed (with --prune: pruned, or nothing to prune, or declined at the prompt)'],
+    [BackupsExit.notRead, 'some node could not be read or pruned (each cause is printed; the others are listed)'],
+    [ExitCode.usage, 'bad usage or inventory, --prune without --yes and no terminal, or SSH settings no node could use (nothing contacted)'],
+    installation,
+    [ExitCode.unavailable, 'the jump host does not answer (no node contacted)'],
+    lock,
+  ],
+  inventory: [
+    [ExitCode.ok, 'the inventory was printed (and, with --write, written)'],
+    [
+      ExitCode.usage,
+      'bad usage, no EKS Anywhere folder ./NAME/ or a spec that cannot be read, --write onto an existing file without --force, or (no terminal) nodes the API did not list (nothing written)',
+    ],
+    [TrustExit.stopped, 'stopped at a prompt; nothing written'],
+  ],
+  trust: [
+    [TrustExit.done, 'every host key read is in known_hosts: known, or recorded now (or declined at the prompt: nothing recorded)'],
+    [ExitCode.usage, 'bad usage or inventory, SSH settings no node could use, or (no terminal, no --yes or --accept-new) new keys nobody confirmed: those not recorded'],
+    [TrustExit.refused, 'a changed or revoked host key (never recorded), or a node or jump host whose key could not be read; the other keys are still settled'],
+    [TrustExit.stopped, 'stopped at a prompt'],
   ],
   guided: [
     [ApplyExit.done, 'rotation finished, or nothing to do, or declined at the prompt (nothing changed)'],

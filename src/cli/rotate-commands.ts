@@ -5,6 +5,7 @@ import { confirm } from '@inquirer/prompts';
 import { Applier, type ApplyResult } from '../apply/engine.js';
 import { DEFAULT_TIMEOUTS, type GateTimeouts } from '../apply/gates.js';
 import { defaultStateDir, Journal } from '../apply/journal.js';
+import { renderRetention, retainAfterRun, type RetentionReport } from '../backups/after-run.js';
 import { factsFrom, gatherReport, preflight } from '../apply/preflight.js';
 import { plainReporter, type Reporter } from '../apply/reporter.js';
 import type { CheckReport } from '../check/run.js';
@@ -17,6 +18,7 @@ import { kubeletDueFrom } from '../plan/kubelet-due.js';
 import { nodeNamesFrom } from '../plan/node-names.js';
 import { readPlan, writePlan } from '../plan/file.js';
 import { renderPlanText } from '../plan/print.js';
+import { planSummary } from '../plan/summary.js';
 import type { Plan, Scope } from '../plan/types.js';
 import { ProfileSet } from '../profiles/profile.js';
 import { listrReporter } from '../ui/listr-reporter.js';
@@ -31,6 +33,7 @@ import { inventorySpecFor } from './cluster-inventory.js';
 import { ApplyExit, FlagDefault, PlanExit } from './exit-codes.js';
 import { noPrompter, terminalPrompter } from './prompter.js';
 import { inventoryFromFlags, type InventoryFlags } from './options.js';
+import type { Duration } from '../routine/duration.js';
 
 export interface RotateEnv {
   connector?: Connector;
@@ -53,7 +56,7 @@ export interface CommonRotateFlags extends InventoryFlags, ScopeFlags {
 
 export { ApplyExit };
 
-function scopeOf(flags: ScopeFlags): Scope {
+export function scopeOf(flags: ScopeFlags): Scope {
   const nodes = flags.nodes
     ?.split(',')
     .map((s) => s.trim())
@@ -88,7 +91,7 @@ function fromCwd(io: CliIo, path: string): string {
   return isAbsolute(path) ? path : join(io.cwd, path);
 }
 
-function stateDirOf(flags: { stateDir?: string }, io: CliIo): string {
+export function stateDirOf(flags: { stateDir?: string }, io: CliIo): string {
   return flags.stateDir ? fromCwd(io, flags.stateDir) : defaultStateDir(io.env);
 }
 
@@ -126,13 +129,14 @@ export function planFrom(reading: ClusterReading, scope: Scope): Plan {
  * os: auto, and gives kubelet steps only to the nodes named with --nodes.
  */
 async function freshPlan(flags: CommonRotateFlags & { dryRun?: boolean }, io: CliIo, env: RotateEnv, connector: () => Connector): Promise<{ inv: Inventory; plan: Plan; report?: CheckReport }> {
+  // Building an inventory from the EKS Anywhere folder may need answers (node addresses); a dry
+  // run builds it too (from the management cluster's API, contacting no node).
+  const prompter = env.interactive && !(flags as { yes?: boolean }).yes ? await terminalPrompter() : noPrompter;
   if (flags.dryRun) {
-    const inv = requireKnownOs(inventoryFromFlags(flags, io.cwd), '--dry-run connects to nothing');
+    const inv = requireKnownOs(await inventorySpecFor(flags, io, { prompter }), '--dry-run connects to nothing');
     const now = new Date();
     return { inv, plan: makePlan(inv, scopeOf(flags), newRunId(now), now.toISOString()) };
   }
-  // Building an inventory from the EKS Anywhere folder may need answers (node addresses).
-  const prompter = env.interactive && !(flags as { yes?: boolean }).yes ? await terminalPrompter() : noPrompter;
   const spec = await inventorySpecFor(flags, io, { prompter });
   // Usage mistakes are refused before any node is contacted.
   for (const n of scopeOf(flags).nodes ?? []) {
@@ -142,8 +146,8 @@ async function freshPlan(flags: CommonRotateFlags & { dryRun?: boolean }, io: Cl
   return { inv: reading.inv, plan: planFrom(reading, scopeOf(flags)), report: reading.report };
 }
 
-function printDryRun(plan: Plan, command: string, io: CliIo): number {
-  io.out(renderPlanText(plan, { full: true, header: `# rotate-certs ${command} --dry-run: nothing was contacted. These commands would run, in this order.` }));
+function printDryRun(plan: Plan, inv: Inventory, command: string, io: CliIo): number {
+  io.out(renderPlanText(plan, { full: true, inventory: inv, header: `# rotate-certs ${command} --dry-run: nothing was contacted. A summary, then every command that would run, in this order.` }));
   return 0;
 }
 
@@ -163,7 +167,7 @@ export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = 
   if (flags.out && !existsSync(dirname(fromCwd(io, flags.out)))) throw new UsageError(`--out: the folder ${dirname(fromCwd(io, flags.out))} does not exist`);
   const connector = new PooledConnector(env.connector ?? new SshConnector());
   const { inv, plan: withFacts, report } = await freshPlan(flags, io, env, () => connector).finally(() => connector.close());
-  if (!report) return printDryRun(withFacts, 'plan', io);
+  if (!report) return printDryRun(withFacts, inv, 'plan', io);
   const out = flags.out ? fromCwd(io, flags.out) : undefined;
   const unread = unreadInScope(report, inv, withFacts.scope);
   if (out && unread.length > 0) {
@@ -175,10 +179,10 @@ export async function planCommand(flags: PlanFlags, io: CliIo, env: RotateEnv = 
   for (const line of groupByMessage(report.errors)) io.err(`warning: ${line}\n`);
   if (out) {
     writePlan(out, withFacts);
-    io.out(renderPlanText(withFacts, { full: false }));
+    io.out(renderPlanText(withFacts, { full: false, inventory: inv }));
     io.out(`\nPlan written to ${out}. Review it, then: rotate-certs apply ${flags.out}\n`);
   } else {
-    io.out(renderPlanText(withFacts, { full: true }));
+    io.out(renderPlanText(withFacts, { full: true, inventory: inv }));
   }
   return report.errors.length > 0 ? PlanExit.notRead : PlanExit.done;
 }
@@ -194,6 +198,13 @@ function unreadInScope(report: CheckReport, inv: Inventory, scope: Scope): Check
   return report.errors.filter((e) => inScope.has(e.node) && !e.message.startsWith('endpoint '));
 }
 
+/** Whether the scope could give `phase` to `node`, whatever its dates say (every candidate, as a dry run lists them). */
+export function scopeCandidates(inv: Inventory, scope: Scope): (phase: string, node: string) => boolean {
+  const candidates = makePlan(inv, scope, 'scope', new Date(0).toISOString());
+  const pairs = new Set(candidates.phases.flatMap((p) => p.nodes.map((n) => `${p.phase} ${n.name}`)));
+  return (phase, node) => pairs.has(`${phase} ${node}`);
+}
+
 // ---- apply / rotate ----
 
 export interface ApplyFlags {
@@ -205,9 +216,11 @@ export interface ApplyFlags {
   concurrency: number;
   podTimeout?: number;
   parallel?: number;
+  /** --keep-backups: after the run, older runs' backups beyond the newest N go (FlagDefault.keepBackups). */
+  keepBackups?: number;
 }
 
-async function confirmStart(plan: Plan, flags: { yes?: boolean }, io: CliIo, env: RotateEnv): Promise<void> {
+export async function confirmStart(plan: Plan, flags: { yes?: boolean }, io: CliIo, env: RotateEnv): Promise<void> {
   if (flags.yes) return;
   if (!env.interactive) throw new UsageError('refusing to change the cluster without confirmation: review the plan and pass --yes (no terminal to ask on)');
   const nodes = plan.phases.reduce((n, p) => n + p.nodes.length, 0);
@@ -223,8 +236,15 @@ function timeoutsOf(flags: ApplyFlags, env: RotateEnv): GateTimeouts {
   };
 }
 
+/** What a rotation did, for a caller that reports on it (a due run's textfile): the certificates before and after. */
+export interface ExecutedRun {
+  result: ApplyResult;
+  before?: CheckReport;
+  after?: CheckReport;
+}
+
 /** Runs a plan already checked against the inventory; prints the report; returns the exit code. */
-export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io: CliIo, env: RotateEnv): Promise<number> {
+export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io: CliIo, env: RotateEnv, observe?: (run: ExecutedRun) => void): Promise<number> {
   // One connection per node for pre-flight, the rotation and the report.
   const connector = env.connector instanceof PooledConnector ? env.connector : new PooledConnector(env.connector ?? new SshConnector());
   await connector.prepare?.(inv).catch(async (err: unknown) => {
@@ -241,6 +261,7 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
   const profiles = new ProfileSet();
   let result: ApplyResult | undefined;
   let before: CheckReport | undefined;
+  let retention: RetentionReport | undefined;
   try {
     if (flags.resume && !journal.runs().includes(plan.runId)) throw new UsageError(`--resume: the journal ${journal.file} has no run ${plan.runId}; run without --resume`);
     if (!flags.resume && journal.entries(plan.runId).some((e) => e.event === 'run-start')) {
@@ -272,6 +293,8 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
       await applier.close();
       for (const w of (await live?.finish()) ?? []) io.err(`WARNING: ${w}\n`);
     }
+    // Still holding the lock: the retention may rewrite the journal.
+    retention = await retainAfterRun({ plan, inventory: inv, journal, connector, profiles, keep: flags.keepBackups ?? FlagDefault.keepBackups, concurrency: flags.concurrency });
   } finally {
     journal.unlock();
   }
@@ -280,6 +303,8 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
     .catch(() => undefined)
     .finally(() => connector.close());
   io.out(renderReport(plan, result, before, after, planCopy, notes));
+  if (retention) io.out(renderRetention(retention));
+  observe?.({ result, ...(before ? { before } : {}), ...(after ? { after } : {}) });
   if (result.outcome === 'done') return ApplyExit.done;
   if (result.outcome === 'stopped') return ApplyExit.stopped;
   return (result.failures ?? [result.failure]).every((f) => f?.restored) ? ApplyExit.failedRestored : ApplyExit.failedNotRestored;
@@ -359,8 +384,27 @@ export async function applyCommand(planFile: string, flags: ApplyFlags, io: CliI
   return execute(plan, inv, flags, io, env);
 }
 
-export interface RotateFlags extends CommonRotateFlags, ApplyFlags {
+/** Renewal as a routine (src/routine/due-run.ts): rotate only what falls due, and report on it. */
+export interface DueFlags {
+  dueWithin?: Duration;
+  allowRecovery?: boolean;
+  textfile?: string;
+  reportJson?: string;
+  clustersDir?: string;
+}
+
+export interface RotateFlags extends CommonRotateFlags, ApplyFlags, DueFlags {
   dryRun?: boolean;
+}
+
+/** `rotate` as commander parses it: --cluster may be repeated (several clusters, with --due-within). */
+export type RotateCliFlags = Omit<RotateFlags, 'cluster'> & { cluster?: string[] };
+
+export async function rotateCli(flags: RotateCliFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
+  const { cluster: clusters = [], ...rest } = flags;
+  const due = flags.dueWithin ?? flags.clustersDir ?? flags.textfile ?? flags.reportJson ?? flags.allowRecovery;
+  if (due !== undefined || clusters.length > 1) return (await import('../routine/due-run.js')).dueRotate({ ...rest, clusters }, io, env);
+  return rotateCommand({ ...rest, ...(clusters[0] !== undefined ? { cluster: clusters[0] } : {}) }, io, env);
 }
 
 export async function rotateCommand(flags: RotateFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
@@ -377,7 +421,9 @@ export async function rotateCommand(flags: RotateFlags, io: CliIo, env: RotateEn
   const pool = new PooledConnector(env.connector ?? new SshConnector());
   try {
     const { inv, plan } = await freshPlan(flags, io, env, () => pool);
-    if (flags.dryRun) return printDryRun(plan, 'rotate', io);
+    if (flags.dryRun) return printDryRun(plan, inv, 'rotate', io);
+    // Look before touching: what is about to happen, in order, before the question.
+    if (!flags.yes && env.interactive) io.out(`${planSummary(plan, inv).join('\n')}\n\n`);
     await confirmStart(plan, flags, io, env);
     return await execute({ ...plan, digest: planDigest(plan) }, inv, flags, io, { ...env, connector: pool });
   } finally {

@@ -26,6 +26,10 @@ import { ProfileSet } from '../../src/profiles/profile.js';
 import { loadRotationRunbooks } from '../../src/runbook/runbook.js';
 import { filesUnder } from '../files.js';
 
+/** An SSH server (ssh2's) refusing every login, for the host-key rows: its ed25519 host key's blob, and another key. */
+const hostKeyServer = { host: '127.0.0.1', port: 0, blob: Buffer.alloc(0), other: Buffer.alloc(0), server: undefined as ssh2.Server | undefined };
+const EKSA_FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'eksa');
+
 // ---------------------------------------------------------------- the fake nodes
 
 interface Listener {
@@ -188,10 +192,20 @@ beforeAll(async () => {
   writeFileSync(path('known_hosts'), '');
   writeFileSync(path('inv.yaml'), inventory());
   writeFileSync(path('a-file'), 'not a folder\n');
+  const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
+  hostKeyServer.blob = Buffer.from(hostKey.public.split(' ')[1]!, 'base64');
+  hostKeyServer.other = Buffer.from(ssh2.utils.generateKeyPairSync('ed25519').public.split(' ')[1]!, 'base64');
+  hostKeyServer.server = new ssh2.Server({ hostKeys: [hostKey.private] }, (client) => {
+    client.on('authentication', (ctx) => ctx.reject());
+    client.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => hostKeyServer.server!.listen(0, hostKeyServer.host, () => resolve()));
+  hostKeyServer.port = (hostKeyServer.server.address() as { port: number }).port;
 });
 
 afterAll(async () => {
   await Promise.all(listeners.map((l) => new Promise((r) => l.server.close(r))));
+  await new Promise((r) => hostKeyServer.server?.close(r));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -416,6 +430,83 @@ const rows: Row[] = [
     oneLine: true,
     also: (r) => expect(r.err).not.toContain('--inventory'),
   },
+  // --cluster NAME is one thing in every command: the same line wherever ./NAME/ holds neither file.
+  ...[
+    ['check', '--cluster', 'nospec'],
+    ['plan', '--cluster', 'nospec', '--dry-run'],
+    ['rotate', '--cluster', 'nospec', '--dry-run'],
+    ['trust', '--cluster', 'nospec', '--accept-new'],
+  ].map(
+    (args): Row => ({
+      name: `${args.join(' ')}: a folder with neither an inventory nor a cluster spec`,
+      files: { 'nospec/.keep': '' },
+      args,
+      code: 64,
+      message: /^rotate-certs: neither \S+\/nospec\/rotate-certs\.yaml nor \S+\/nospec\/nospec-eks-a-cluster\.yaml exists: run in the folder where you ran eksctl anywhere create cluster/m,
+      oneLine: true,
+    }),
+  ),
+  {
+    name: 'check --cluster: an EKS Anywhere folder without its kubeconfig, no terminal: one line saying what gives the nodes',
+    files: { 'nokube/nokube-eks-a-cluster.yaml': () => readFileSync(join(EKSA_FIXTURES, 'no-kubeconfig', 'nokube', 'nokube-eks-a-cluster.yaml'), 'utf8') },
+    args: ['check', '--cluster', 'nokube'],
+    code: 64,
+    message:
+      /^rotate-certs: cannot list the nodes of nokube: \S+\/nokube has no nokube-eks-a-cluster\.kubeconfig to list the Machines of nokube with; give --management-kubeconfig FILE \(a kubeconfig whose API lists them\), run rotate-certs inventory --cluster nokube --write on a terminal to type their addresses, or write \S+\/nokube\/rotate-certs\.yaml by hand \(see docs\/inventory\.md\)$/m,
+    oneLine: true,
+  },
+  {
+    name: 'inventory --cluster: no EKS Anywhere folder',
+    args: ['inventory', '--cluster', 'nosuch'],
+    code: 64,
+    message: /^rotate-certs: no EKS Anywhere folder \.\/nosuch\/: \S+\/nosuch\/nosuch-eks-a-cluster\.yaml does not exist: run in the folder where you ran eksctl anywhere create cluster$/m,
+    oneLine: true,
+  },
+  {
+    name: 'inventory --write onto an existing rotate-certs.yaml: refused, the file kept',
+    files: {
+      'nokube/nokube-eks-a-cluster.yaml': () => readFileSync(join(EKSA_FIXTURES, 'no-kubeconfig', 'nokube', 'nokube-eks-a-cluster.yaml'), 'utf8'),
+      'nokube/rotate-certs.yaml': '# written by hand\n',
+    },
+    args: ['inventory', '--cluster', 'nokube', '--write'],
+    code: 64,
+    message: /^rotate-certs: \S+\/nokube\/rotate-certs\.yaml already exists and --write does not replace it: add --force to replace it, or leave out --write to print the inventory it would be$/m,
+    oneLine: true,
+    also: () => expect(readFileSync(path('nokube/rotate-certs.yaml'), 'utf8')).toBe('# written by hand\n'),
+  },
+  // Host keys on first contact (the ssh2 server: its key is read, nobody logs in).
+  {
+    name: 'trust: a changed host key is never recorded, even with --accept-new: both keys named, exit 69',
+    files: {
+      'changed.yaml': () =>
+        `cluster: lab\nssh: { user: capv, identityFile: id_rsa, knownHostsFile: kh-changed }\nos: ubuntu\ncontrolPlane: [{ name: lab-cp-1, host: ${hostKeyServer.host}, ssh: { port: ${hostKeyServer.port} } }]\n`,
+      'kh-changed': () => `[${hostKeyServer.host}]:${hostKeyServer.port} ssh-ed25519 ${hostKeyServer.other.toString('base64')}\n`,
+    },
+    args: ['trust', '-i', 'changed.yaml', '--accept-new'],
+    code: 69,
+    message: () =>
+      new RegExp(
+        `^rotate-certs: lab-cp-1: HOST KEY CHANGED for \\[127\\.0\\.0\\.1\\]:${hostKeyServer.port}: \\S+/kh-changed holds ssh-ed25519 SHA256:\\S+, the node now presents ssh-ed25519 SHA256:\\S+; not recorded\\. ` +
+          `Possible man-in-the-middle; if the node was rebuilt, remove the old entry \\(ssh-keygen -R '\\[127\\.0\\.0\\.1\\]:${hostKeyServer.port}' -f \\S+/kh-changed\\) and run trust again$`,
+        'm',
+      ),
+    also: (r) => {
+      expect(r.err.trim().split('\n'), 'one line').toHaveLength(1);
+      expect(r.out).toMatch(/^ {2}lab-cp-1 .* CHANGED$/m);
+    },
+  },
+  {
+    name: 'trust without a terminal, --yes or --accept-new: the keys are printed, none recorded',
+    files: { 'unconfirmed.yaml': () => `cluster: lab\nssh: { user: capv, identityFile: id_rsa, knownHostsFile: kh-new }\nos: ubuntu\ncontrolPlane: [{ name: lab-cp-1, host: ${hostKeyServer.host}, ssh: { port: ${hostKeyServer.port} } }]\n` },
+    args: ['trust', '-i', 'unconfirmed.yaml'],
+    code: 64,
+    message: /^rotate-certs: 1 new host key not recorded: no terminal to confirm it; compare the fingerprints above with each node's own \(ssh-keygen -lf \/etc\/ssh\/ssh_host_ed25519_key\.pub on its console\), then run again with --yes \(or --accept-new to record new keys unchecked\)$/m,
+    also: (r) => {
+      expect(r.err.trim().split('\n'), 'one line').toHaveLength(1);
+      expect(r.out).toMatch(/^ {2}lab-cp-1 .* new$/m);
+      expect(existsSync(path('kh-new'))).toBe(false);
+    },
+  },
   {
     name: 'guided run: nodes that cannot be read are named once each, exit 69, nothing changed',
     files: { 'lab/rotate-certs.yaml': (t) => t.replace('identityFile: id_rsa', `identityFile: ${path('id_rsa')}`).replace('knownHostsFile: known_hosts', `knownHostsFile: ${path('known_hosts')}`) },
@@ -590,6 +681,66 @@ const rows: Row[] = [
     code: 75,
     message: /^rotate-certs: another rotate-certs run holds the lock for cluster lab \(pid \d+ on \S+, run other, since now\); wait for it, or if it is gone, remove \S+\/state\/lab\/lock$/m,
   },
+  // ---- backups
+  {
+    name: 'backups --prune without --yes and no terminal',
+    args: ['backups', '-i', 'inv.yaml', '--prune', '--state-dir', 'state'],
+    code: 64,
+    message: /^rotate-certs: refusing to remove backups without confirmation: pass --yes \(no terminal to ask on\), or drop --prune to only list them$/m,
+    oneLine: true,
+  },
+  {
+    name: 'backups --keep without --prune',
+    args: ['backups', '-i', 'inv.yaml', '--keep', '1'],
+    code: 64,
+    message: /^rotate-certs: --keep says how many runs --prune keeps: add --prune, or drop --keep to only list the backups$/m,
+    oneLine: true,
+  },
+  { name: 'backups --prune --keep 0', args: ['backups', '-i', 'inv.yaml', '--prune', '--keep', '0', '--yes', '--state-dir', 'state'], code: 64, message: /^rotate-certs: --keep must be between 1 and 1000, got 0$/m },
+  { name: 'rotate --keep-backups 0', args: ['rotate', '-i', 'inv.yaml', '--dry-run', '--keep-backups', '0'], code: 64, message: /^rotate-certs: --keep-backups must be between 1 and 1000, got 0$/m },
+  // Renewal as a routine (docs/routine.md): each refused before the inventory's nodes are contacted.
+  { name: 'rotate --due-within 30 (no unit)', args: ['rotate', '-i', 'inv.yaml', '--yes', '--due-within', '30'], code: 64, message: /^rotate-certs: --due-within expects a number of days or hours, such as 30d or 12h, got "30"$/m, oneLine: true },
+  { name: 'rotate --due-within 0h', args: ['rotate', '-i', 'inv.yaml', '--yes', '--due-within', '0h'], code: 64, message: /^rotate-certs: --due-within must be between 1h and 3650d, got 0h$/m, oneLine: true },
+  {
+    name: 'rotate --due-within 30d --dry-run',
+    args: ['rotate', '-i', 'inv.yaml', '--due-within', '30d', '--dry-run'],
+    code: 64,
+    message: /^rotate-certs: --due-within reads the cluster to decide what is due; --dry-run reads nothing\. Drop one of them$/m,
+    oneLine: true,
+  },
+  { name: 'rotate --textfile without --due-within', args: ['rotate', '-i', 'inv.yaml', '--yes', '--textfile', 'run.prom'], code: 64, message: /^rotate-certs: --textfile is for due runs: add --due-within \(such as --due-within 30d\)$/m, oneLine: true },
+  {
+    name: 'rotate --due-within 30d --textfile into a folder that does not exist',
+    args: ['rotate', '-i', 'inv.yaml', '--yes', '--due-within', '30d', '--state-dir', 'state', '--textfile', 'no/such/run.prom'],
+    code: 64,
+    message: /^rotate-certs: --textfile: the folder \S+\/no\/such does not exist; create it \(for a textfile: node_exporter's --collector\.textfile\.directory\)$/m,
+    oneLine: true,
+  },
+  { name: 'rotate of several clusters without --due-within', args: ['rotate', '-c', 'lab', '-c', 'other', '--yes'], code: 64, message: /^rotate-certs: --cluster given more than once is for due runs: add --due-within \(such as --due-within 30d\)$/m, oneLine: true },
+  { name: 'backups -o prometheus', args: ['backups', '-i', 'inv.yaml', '-o', 'prometheus'], code: 64, message: /^rotate-certs: --output must be one of table, json, got "prometheus"$/m },
+  {
+    name: 'backups --prune while another run holds the lock',
+    setup: () => {
+      mkdirSync(path('state/lab'), { recursive: true });
+      writeFileSync(path('state/lab/lock'), JSON.stringify({ pid: process.pid, host: hostname(), runId: 'other', since: 'now' }));
+    },
+    args: ['backups', '-i', 'inv.yaml', '--prune', '--yes', '--state-dir', 'state'],
+    code: 75,
+    message: /^rotate-certs: another rotate-certs run holds the lock for cluster lab \(pid \d+ on \S+, run other, since now\); wait for it, or if it is gone, remove \S+\/state\/lab\/lock$/m,
+    oneLine: true,
+  },
+  {
+    name: 'backups when nodes cannot be read: each named, the others listed, exit 3, nothing written',
+    args: ['backups', '-i', 'inv.yaml', '--state-dir', 'state'],
+    code: 3,
+    message: /^Could not read:\n {2}lab-etcd-1: /m,
+    stream: 'out',
+    ssh: 'some',
+    also: (r) => {
+      for (const node of ['lab-etcd-1', 'lab-cp-1', 'lab-md-1']) expect(r.out, node).toContain(node);
+      expect(r.err).toBe('');
+    },
+  },
   {
     name: 'control: a valid plan gets as far as pre-flight, which reads the nodes',
     setup: () => {
@@ -662,7 +813,7 @@ const rows: Row[] = [
   ...credentialRows(
     'known_hosts file missing (hostKeyPolicy strict)',
     { 'nokh.yaml': (t) => t.replace('knownHostsFile: known_hosts', 'knownHostsFile: no_known_hosts') },
-    /^rotate-certs: \S+\/nokh\.yaml: ssh\.knownHostsFile: \S+\/no_known_hosts does not exist, so with ssh\.hostKeyPolicy strict every node's host key is unknown: add the nodes' keys to it after checking them \(ssh-keygen -lf \/etc\/ssh\/ssh_host_ed25519_key\.pub on each node\), or set ssh\.hostKeyPolicy: accept-new$/m,
+    /^rotate-certs: \S+\/nokh\.yaml: ssh\.knownHostsFile: \S+\/no_known_hosts does not exist, so with ssh\.hostKeyPolicy strict every node's host key is unknown: check and record them with rotate-certs trust --inventory \S+\/nokh\.yaml \(or set ssh\.hostKeyPolicy: accept-new\)$/m,
   ),
   ...credentialRows(
     'known_hosts unreadable (a folder)',
