@@ -52,6 +52,8 @@ export interface PreflightInput {
   concurrency: number;
   /** On resume the certificates have legitimately changed since planning. */
   compareFacts: boolean;
+  /** Check etcd's health even when the plan touches neither etcd nor the control plane (an unattended run). */
+  etcdHealthAlways?: boolean;
 }
 
 export async function preflight(input: PreflightInput): Promise<CheckReport> {
@@ -157,7 +159,7 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
   }
   // Asked of a member whose own certificates are valid: an expired one cannot even answer etcdctl.
   const etcdNode = etcdMembers.find((n) => !expiredNow.includes(n.name)) ?? etcdMembers[0];
-  if (etcdNode && plan.phases.some((p) => p.phase === 'etcd' || p.phase === 'control-plane')) {
+  if (etcdNode && (input.etcdHealthAlways || plan.phases.some((p) => p.phase === 'etcd' || p.phase === 'control-plane'))) {
     const profile = input.profiles.get(etcdNode.os);
     const template = profile.commands[healthCommand];
     if (template) {

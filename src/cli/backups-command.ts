@@ -21,7 +21,8 @@ import { mapLimit } from '../util/limit.js';
 import { plural } from '../util/wording.js';
 import { BackupsExit, FlagDefault } from './exit-codes.js';
 import type { CliIo } from './io.js';
-import { inventoryFromFlags, type InventoryFlags } from './options.js';
+import { inventorySpecFor } from './cluster-inventory.js';
+import type { InventoryFlags } from './options.js';
 
 export interface BackupsFlags extends InventoryFlags {
   output: BackupsOutputFormat;
@@ -46,7 +47,8 @@ export async function backupsCommand(flags: BackupsFlags, io: CliIo, env: Backup
   if (flags.prune && !flags.yes && !env.interactive) {
     throw new UsageError('refusing to remove backups without confirmation: pass --yes (no terminal to ask on), or drop --prune to only list them');
   }
-  const spec = inventoryFromFlags(flags, io.cwd);
+  // --cluster as every command resolves it: ./NAME/rotate-certs.yaml, else built from the EKS Anywhere folder.
+  const spec = await inventorySpecFor(flags, io);
   const stateDir = flags.stateDir ? (isAbsolute(flags.stateDir) ? flags.stateDir : join(io.cwd, flags.stateDir)) : defaultStateDir(io.env);
   const journal = new Journal(stateDir, spec.cluster);
   const connector = new PooledConnector(env.connector ?? new SshConnector());

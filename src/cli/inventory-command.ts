@@ -10,6 +10,7 @@ import { specFileName } from '../eksa/cluster-spec.js';
 import { DNS_LABEL, inventoryPathForCluster } from '../inventory/load.js';
 import { ExitCode, UsageError } from '../util/errors.js';
 import { buildClusterInventory } from './cluster-inventory.js';
+import { ApplyExit } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { isPromptExit, noPrompter, terminalPrompter } from './prompter.js';
 
@@ -52,7 +53,7 @@ export async function inventoryCommand(flags: InventoryCommandFlags, io: CliIo, 
   } catch (err) {
     if (isPromptExit(err)) {
       io.err('\nrotate-certs: stopped at a prompt; nothing was written\n');
-      return 130;
+      return ApplyExit.stopped;
     }
     throw err;
   }

@@ -218,6 +218,8 @@ export interface ApplyFlags {
   parallel?: number;
   /** --keep-backups: after the run, older runs' backups beyond the newest N go (FlagDefault.keepBackups). */
   keepBackups?: number;
+  /** Not a flag: an unattended due run starts only with etcd healthy, whatever the plan renews. */
+  etcdHealthAlways?: boolean;
 }
 
 export async function confirmStart(plan: Plan, flags: { yes?: boolean }, io: CliIo, env: RotateEnv): Promise<void> {
@@ -267,7 +269,7 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
     if (!flags.resume && journal.entries(plan.runId).some((e) => e.event === 'run-start')) {
       throw new UsageError(`plan ${plan.runId} was already applied (see ${journal.file}); use --resume to continue it, or make a new plan`);
     }
-    before = await preflight({ plan, inventory: inv, profiles, connector, reporter, warnDays: flags.warnDays, concurrency: flags.concurrency, compareFacts: !flags.resume });
+    before = await preflight({ plan, inventory: inv, profiles, connector, reporter, warnDays: flags.warnDays, concurrency: flags.concurrency, compareFacts: !flags.resume, etcdHealthAlways: flags.etcdHealthAlways ?? false });
     // On a terminal, listr2 shows a task per node; otherwise plain lines fit for CI logs.
     const live = io.color ? listrReporter(plan) : undefined;
     const applier = new Applier(plan, {

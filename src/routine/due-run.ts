@@ -261,7 +261,7 @@ async function dueCluster(spec: InventorySpec, pool: PooledConnector, ctx: Conte
   await confirmStart(plan, flags, io, env);
 
   let run: ExecutedRun | undefined;
-  const code = await execute({ ...plan, digest: planDigest(plan) }, reading.inv, { ...flags, warnDays }, io, { ...env, connector: pool }, (r) => {
+  const code = await execute({ ...plan, digest: planDigest(plan) }, reading.inv, { ...flags, warnDays, etcdHealthAlways: unattended }, io, { ...env, connector: pool }, (r) => {
     run = r;
   });
   known.runId = plan.runId;

@@ -196,7 +196,8 @@ describe('removeBackups', () => {
   it('refuses anything but a backup beside a backed-up folder, removing nothing; removes the backups it is given', () => {
     const keep = `${etcdPki}.rotate-certs-20261125T020000Z`;
     const older = `${etcdPki}.rotate-certs-20261120T010000Z`;
-    for (const bad of [join(root, 'etc/etcd/other.rotate-certs-20261120T010000Z'), etcdPki, `${older}/../../pki`, `${older}/sub`, `${etcdPki}.bak`, `${older} x`]) {
+    // Also what a restore or an install is writing at that moment: no run id after .rotate-certs-.
+    for (const bad of [join(root, 'etc/etcd/other.rotate-certs-20261120T010000Z'), etcdPki, `${older}/../../pki`, `${older}/sub`, `${etcdPki}.bak`, `${older} x`, `${etcdPki}.rotate-certs-restoring`, `${kubeletConf}.rotate-certs-new`, `${etcdPki}.rotate-certs-2026`]) {
       const r = run('removeBackups', { paths: `${older}\n${bad}` });
       expect(r.code, bad).toBe(1);
       expect(r.stderr).toMatch(/refusing to remove .*: not a rotate-certs backup/);
