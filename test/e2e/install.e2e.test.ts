@@ -3,7 +3,8 @@
  * the packed tarball installed with `npm install -g --ignore-scripts` into a temporary prefix
  * (fresh HOME and npm cache; the npm registry is reachable), and the single executable of
  * `npm run build:sea`, run alone with no `node` on PATH: `--version`, the README's dry run, and
- * (the executable) a `check` of a small emulated cluster.
+ * (the executable) a `check` of a small emulated cluster. Then the installed command takes that
+ * cluster from its EKS Anywhere folder to rotated, as the README's quick start does.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -60,6 +61,9 @@ function expectDryRun(r: { code: number | null; out: string; err: string }): voi
 
 describe('install: npm tarball and single executable, outside the repository', () => {
   let tmp: string;
+  /** The installed rotate-certs command and the PATH it was run with. */
+  let installedBin: string;
+  let userPath: string;
   beforeAll(() => {
     tmp = mkdtempSync(join(tmpdir(), 'rc-install-'));
   });
@@ -94,6 +98,8 @@ describe('install: npm tarball and single executable, outside the repository', (
     expect(existsSync(join(lib, 'node_modules', 'ssh2', 'lib', 'protocol', 'crypto', 'build'))).toBe(false);
 
     const bin = join(prefix, 'bin', 'rotate-certs');
+    installedBin = bin;
+    userPath = path;
     const version = run(bin, ['--version'], empty, userEnv(home, path));
     expect(version.code, version.err).toBe(0);
     expect(version.out).toBe(`${packed}\n`);
@@ -162,6 +168,36 @@ describe('install: npm tarball and single executable, outside the repository', (
       const reported = report.certificates.find((c) => c.node === 'lab-etcd-1' && c.path === file);
       expect(reported, `${file} of lab-etcd-1 in the report`).toBeDefined();
       expect(new Date(reported!.notAfter).getTime()).toBe(new Date(held.validTo).getTime());
+    });
+
+    it('the installed command, from a copy of the EKS Anywhere folder and a fresh HOME: inventory --write, trust --accept-new, check, plan --dry-run, rotate --yes', async () => {
+      expect(installedBin, 'the npm install test ran first').toBeDefined();
+      const parent = join(tmp, 'eksa');
+      mkdirSync(parent);
+      await lab.writeEksaFolder(parent);
+      const home = join(tmp, 'eksa-home');
+      mkdirSync(home);
+      const env = userEnv(home, userPath);
+      const rc = (args: string[]) => run(installedBin, args, parent, env, 240_000);
+      const before = new X509Certificate(await lab.node('lab-cp-1').readFile('/etc/kubernetes/pki/apiserver.crt'));
+
+      const inv = rc(['inventory', '--cluster', 'lab', '--write']);
+      expect(inv.code, inv.err).toBe(0);
+      expect(existsSync(join(parent, 'lab', 'rotate-certs.yaml'))).toBe(true);
+      const trust = rc(['trust', '--cluster', 'lab', '--accept-new']);
+      expect(trust.code, trust.out + trust.err).toBe(0);
+      expect(readFileSync(join(home, '.ssh', 'known_hosts'), 'utf8').trim().split('\n')).toHaveLength(lab.nodes.length);
+      const check = rc(['check', '--cluster', 'lab']);
+      expect([0, 1], check.out + check.err).toContain(check.code);
+      const dry = rc(['plan', '--cluster', 'lab', '--dry-run']);
+      expect(dry.code, dry.err).toBe(0);
+      for (const n of lab.nodes) expect(dry.out).toContain(`\n  ${n.name} (`);
+      const rotate = rc(['rotate', '--cluster', 'lab', '--yes', '--state-dir', join(home, 'state')]);
+      expect(rotate.err).not.toMatch(/FAILED/);
+      expect(rotate.code, rotate.out + rotate.err).toBe(0);
+      const after = new X509Certificate(await lab.node('lab-cp-1').readFile('/etc/kubernetes/pki/apiserver.crt'));
+      expect(after.serialNumber).not.toBe(before.serialNumber);
+      expect(new Date(after.validTo).getTime()).toBeGreaterThan(new Date(before.validTo).getTime());
     });
   });
 });

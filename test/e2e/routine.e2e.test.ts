@@ -2,11 +2,12 @@
  * Renewal as a routine on the emulated cluster (1 external etcd, 1 control plane, 1 worker; every
  * leaf, kubelets included, ending in 2 days), run as a timer runs it: no terminal, --yes. A due run
  * rotates; the next one finds nothing due and names when the first certificate falls due; with a
- * node's sshd stopped, or after a run stopped part-way, a due run changes nothing (every node's
- * files compared) and exits 4. The textfile parses strictly after each outcome.
+ * node's sshd stopped, with etcd unhealthy, or after a run stopped part-way, a due run changes
+ * nothing (every node's files compared) and exits 4. The textfile parses strictly after each outcome.
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CliEnv } from '../../src/cli/program.js';
@@ -83,6 +84,22 @@ describe('rotate --due-within, unattended', () => {
     } finally {
       await lab.startSshd('lab-md-1');
     }
+  });
+
+  it('etcd unhealthy (its member frozen): a due run is refused in one line (exit 4) and changes nothing', async () => {
+    const pid = execFileSync('pgrep', ['-f', '--', `--name=lab-etcd-1 .*--initial-cluster-token=rc-lab-${lab.id}( |$)`], { encoding: 'utf8' }).trim();
+    expect(pid).toMatch(/^\d+$/);
+    const before = await clusterState(lab);
+    process.kill(Number(pid), 'SIGSTOP');
+    try {
+      const r = await due('400d');
+      expect(r.code, r.out + r.err).toBe(4);
+      expect(r.out.trim().split('\n')).toEqual([expect.stringMatching(/^lab: refused, nothing changed: .*(etcd|readyz)/)]);
+      expect(published()).toMatchObject({ outcome: 'refused', exitCode: 4 });
+    } finally {
+      process.kill(Number(pid), 'SIGCONT');
+    }
+    expect(await clusterState(lab)).toEqual(before);
   });
 
   it('after a run stopped part-way, a due run is refused (exit 4) and changes nothing until the run is resumed', async () => {
