@@ -13,7 +13,7 @@ import { nodeVars } from '../plan/compile.js';
 import { renderScript } from '../runbook/template.js';
 import { endpointRoute, type EndpointRoute } from '../transport/endpoints.js';
 import { CommandTimeoutError, type Connector, type NodeSession } from '../transport/session.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage, nodeErrorDetail, outputTail } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
 import { GateError, pairMatches, runGate, type CertRead, type GateContext, type GateTimeouts } from './gates.js';
 import { issueKubeletClient, kubeletRenewed, nodeReady, type KubeletContext } from './kubelet.js';
@@ -158,15 +158,15 @@ export class Applier {
       if (err instanceof CommandTimeoutError) throw new StepError(`${step.run} ${err.message}`);
       // The connection is gone: the restore that follows connects anew.
       this.sessions.delete(node.name);
-      throw new StepError(errorMessage(err).replace(new RegExp(`^${node.name}: `), ''));
+      throw new StepError(nodeErrorDetail(err, node.name));
     }
     if (res.code !== 0) {
-      const stderr = res.stderr.trim().split('\n').slice(-5).join(' | ');
+      const stderr = outputTail(res.stderr, 5, '(no error output)');
       if (res.code === null && !res.signal) {
         this.sessions.delete(node.name);
-        throw new StepError(`command ${step.run} lost its SSH connection before it finished: ${stderr || '(no error output)'}`);
+        throw new StepError(`command ${step.run} lost its SSH connection before it finished: ${stderr}`);
       }
-      throw new StepError(`command ${step.run} exited ${res.code ?? `on signal ${res.signal}`}: ${stderr || '(no error output)'}`);
+      throw new StepError(`command ${step.run} exited ${res.code ?? `on signal ${res.signal}`}: ${stderr}`);
     }
     if (step.capture === 'etcdClientPair') {
       // Output holds a private key: parsed here, kept in memory, never returned or logged.

@@ -14,7 +14,7 @@ import { checkScript, parseCheckOutput } from '../check/remote-script.js';
 import type { PlanNode, PlanStep } from '../plan/types.js';
 import type { EndpointRoute } from '../transport/endpoints.js';
 import type { ExecResult, NodeSession } from '../transport/session.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage, outputTail } from '../util/errors.js';
 import { kubeNodeName } from '../plan/node-names.js';
 import { notRunning, parseStaticPods, shortId, staleContainers, STATIC_POD_NAMESPACE, staticPodName, stillRunning, unlabelledStaticPods, type StaticPodsView } from './static-pods.js';
 import { plural } from '../util/wording.js';
@@ -92,7 +92,7 @@ export function subjectAltNames(pem: string): string[] {
 /** The node's static pods and containers, through its profile's `staticPods` command. */
 async function staticPodsView(ctx: GateContext): Promise<StaticPodsView> {
   const res = await ctx.run('staticPods');
-  if (res.code !== 0) throw new GateError(`listing the static pods failed (exit ${res.code ?? res.signal}): ${res.stderr.trim().split('\n').slice(-3).join(' | ') || 'no error output'}`);
+  if (res.code !== 0) throw new GateError(`listing the static pods failed (exit ${res.code ?? res.signal}): ${outputTail(res.stderr)}`);
   return parseStaticPods(res.stdout);
 }
 
@@ -268,7 +268,7 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       if (stale.length === 0) return 'one container per static pod';
       for (const c of stale) {
         const res = await ctx.run('removeContainer', { containerId: c.id });
-        if (res.code !== 0) throw new GateError(`removing the stale ${c.name} container ${shortId(c.id)} failed (exit ${res.code ?? res.signal}): ${res.stderr.trim().split('\n').slice(-3).join(' | ') || 'no error output'}`);
+        if (res.code !== 0) throw new GateError(`removing the stale ${c.name} container ${shortId(c.id)} failed (exit ${res.code ?? res.signal}): ${outputTail(res.stderr)}`);
       }
       const left = staleContainers(await staticPodsView(ctx), nodeName);
       if (left.length > 0) throw new GateError(`static pods still run stale containers beside the kubelet's: ${describe(left)}`);
@@ -279,7 +279,7 @@ export async function runGate(step: PlanStep, ctx: GateContext): Promise<string>
       const key = ctx.secrets.etcdClientKey;
       if (!cert || !key) throw new GateError('the renewed etcd client pair was not read in this run');
       const res = await ctx.run('etcdClientPairFiles');
-      if (res.code !== 0) throw new GateError(`reading the kube-apiserver's etcd client files failed: ${res.stderr.trim().split('\n').slice(-3).join(' | ') || `exit ${res.code}`}`);
+      if (res.code !== 0) throw new GateError(`reading the kube-apiserver's etcd client files failed: ${outputTail(res.stderr, 3, `exit ${res.code}`)}`);
       const [certFile, keyFile] = res.stdout.trim().split('\n').map((l) => {
         const [path = '', hash = '', mode = ''] = l.split(' ');
         return { path, hash, mode };
@@ -317,7 +317,7 @@ async function stackedEtcdHealthy(ctx: GateContext): Promise<string> {
     const res = await ctx.run('stackedEtcdHealth');
     const v = parseEtcdHealth(res.stdout, res.stderr);
     const problem = etcdHealthProblem(v) ?? (res.code !== 0 ? `etcdctl exited ${res.code ?? res.signal}` : undefined);
-    if (problem) throw new Error(`${problem}${res.code !== 0 ? `: ${res.stderr.trim().split('\n').slice(-2).join(' | ')}` : ''}`);
+    if (problem) throw new Error(`${problem}${res.code !== 0 ? `: ${outputTail(res.stderr, 2, '')}` : ''}`);
     return v;
   });
   return `${view.members.length} members started and healthy (${view.members.map((m) => m.name).join(', ')}) after ${((ctx.now() - started) / 1000).toFixed(1)} s`;

@@ -16,7 +16,7 @@ import type { ProfileSet } from '../profiles/profile.js';
 import { renderScript } from '../runbook/template.js';
 import type { EndpointRoute } from '../transport/endpoints.js';
 import type { NodeSession } from '../transport/session.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage, outputTail } from '../util/errors.js';
 import { shq } from '../util/shell.js';
 import { GateError, poll, readCerts, type CertRead, type GateTimeouts } from './gates.js';
 
@@ -94,7 +94,7 @@ export async function issueKubeletClient(ctx: KubeletContext): Promise<string> {
   const clientName = `system:node:${kubeNodeName(node)}`;
   const session = signer.name === node.name ? ctx.session : await ctx.sessionTo(signer.name);
   const res = await session.exec(profile.rootShell, { stdin: renderScript(template, { ...nodeVars(signer, profile, ctx.runId), clientName }, {}) });
-  if (res.code !== 0) throw new GateError(`kubeadm kubeconfig user on ${signer.name} exited ${res.code}: ${res.stderr.trim().split('\n').slice(-3).join(' | ') || '(no error output)'}`);
+  if (res.code !== 0) throw new GateError(`kubeadm kubeconfig user on ${signer.name} exited ${res.code}: ${outputTail(res.stderr, 3, '(no error output)')}`);
   // The output holds a private key: parsed here, never logged or returned.
   const pair = embeddedPair(res.stdout.slice(res.stdout.indexOf('apiVersion:')));
   const info = inspectCertificate(pair.cert);

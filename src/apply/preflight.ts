@@ -17,7 +17,7 @@ import { nodeVars } from '../plan/compile.js';
 import { etcdExpiredFrom, unexplainedEtcdTrouble } from '../plan/etcd-recovery.js';
 import { endpointRoute, unreachable, type EndpointRoute } from '../transport/endpoints.js';
 import type { Connector } from '../transport/session.js';
-import { RotateCertsError, ExitCode, errorMessage } from '../util/errors.js';
+import { RotateCertsError, ExitCode, errorMessage, nodeErrorDetail, outputTail } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
 import { groupByMessage, plural } from '../util/wording.js';
 import type { Reporter } from './reporter.js';
@@ -142,7 +142,7 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
         await session.close();
       }
     } catch (err) {
-      problems.push({ node: node.name, message: errorMessage(err).replace(new RegExp(`^${node.name}: `), '') });
+      problems.push({ node: node.name, message: nodeErrorDetail(err, node.name) });
     }
   });
 
@@ -167,7 +167,7 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
         const session = await input.connector.connect(etcdNode);
         try {
           const res = await session.exec(profile.rootShell, { stdin: renderScript(template, nodeVars(etcdNode, profile, plan.runId), {}) });
-          const why = res.stderr.trim().split('\n').slice(-3).join(' | ');
+          const why = outputTail(res.stderr, 3, '');
           const from = `checked from ${etcdNode.name}`;
           if (res.code === 0 && recovering && input.compareFacts) {
             problems.push({ message: `etcd is healthy (${from}), but the plan is an etcd recovery for ${planned.join(', ')}: its gates would wait for the last of them; make a new plan` });
@@ -191,7 +191,7 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
           await session.close();
         }
       } catch (err) {
-        problems.push({ message: `etcd health from ${etcdNode.name}: ${errorMessage(err).replace(new RegExp(`^${etcdNode.name}: `), '')}` });
+        problems.push({ message: `etcd health from ${etcdNode.name}: ${nodeErrorDetail(err, etcdNode.name)}` });
       }
     }
   }

@@ -7,7 +7,7 @@ import type { InventoryNode } from '../inventory/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import { renderScript } from '../runbook/template.js';
 import type { Connector, ExecResult } from '../transport/session.js';
-import { errorMessage } from '../util/errors.js';
+import { nodeErrorDetail } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
 import { parseBackupListing, type BackupEntry } from './listing.js';
 import { decidePrune, type PruneDecision } from './retention.js';
@@ -44,7 +44,7 @@ export async function listNodeBackups(nodes: readonly InventoryNode[], profiles:
       if (!parsed.complete) return { node, error: 'the backup listing was cut short' };
       return { node, entries: parsed.entries };
     } catch (err) {
-      return { node, error: errorMessage(err).replace(new RegExp(`^${node.name}: `), '') };
+      return { node, error: nodeErrorDetail(err, node.name) };
     }
   });
 }
@@ -59,7 +59,7 @@ export async function removeNodeBackups(node: InventoryNode, paths: readonly str
     const removed = new Set(res.stdout.split('\n').flatMap((l) => (l.startsWith('removed ') ? [l.slice('removed '.length)] : [])));
     return { removed: paths.filter((p) => removed.has(p)) };
   } catch (err) {
-    return { error: errorMessage(err).replace(new RegExp(`^${node.name}: `), '') };
+    return { error: nodeErrorDetail(err, node.name) };
   }
 }
 

@@ -9,7 +9,7 @@ import type { Inventory, InventoryNode, Role } from '../inventory/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import { sourcesFor, type CheckRunbook } from '../runbook/check-sources.js';
 import type { Connector, NodeSession } from '../transport/session.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage, nodeErrorDetail } from '../util/errors.js';
 import { mapLimit, type Limiter } from '../util/limit.js';
 
 export { checkExitCode, isNotChecked, multiCheckExitCode } from './exit-code.js';
@@ -158,7 +158,7 @@ export async function runCheck(inv: Inventory, plans: NodeCheckPlan[], deps: Che
       if (listing.complete) backups.push(summarizeBackups(node.name, listing.entries));
       if (plan.cis) await readCis(node, session, plan.rootShell, plan.cis.script, plan.cis.probes);
     } catch (err) {
-      errors.push({ node: node.name, message: errorMessage(err).replace(new RegExp(`^${node.name}: `), '') });
+      errors.push({ node: node.name, message: nodeErrorDetail(err, node.name) });
     } finally {
       // The slot goes to the next node now; the connection's teardown is awaited at the end.
       if (session) closing.push(session.close().catch(() => {}));

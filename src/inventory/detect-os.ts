@@ -4,7 +4,7 @@
  * sheltie (or /.bottlerocket) is what gives the host away there.
  */
 import type { Connector, NodeSession } from '../transport/session.js';
-import { errorMessage, ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
+import { ExitCode, nodeErrorDetail, RotateCertsError, UsageError } from '../util/errors.js';
 import { limiter, type Limiter } from '../util/limit.js';
 import { groupByMessage } from '../util/wording.js';
 import type { Inventory, InventoryNode, InventoryNodeSpec, InventorySpec, OsName } from './types.js';
@@ -84,7 +84,7 @@ export async function detectInventoryOs(inv: InventorySpec, connector: Connector
       session = await connector.connect(node);
       found.set(node.name, await detectOs(session));
     } catch (err) {
-      errors.push({ node: node.name, message: `OS detection (os: auto) failed: ${errorMessage(err).replace(new RegExp(`^${node.name}: `), '')}` });
+      errors.push({ node: node.name, message: `OS detection (os: auto) failed: ${nodeErrorDetail(err, node.name)}` });
     } finally {
       await session?.close().catch(() => {});
     }

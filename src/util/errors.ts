@@ -56,10 +56,23 @@ export class InputFileError extends RotateCertsError {
 export class NodeError extends RotateCertsError {
   constructor(
     readonly node: string,
-    message: string,
+    /** What went wrong, without the node's name: for lists that already say which node. */
+    readonly detail: string,
   ) {
-    super(`${node}: ${message}`, ExitCode.unavailable);
+    super(`${node}: ${detail}`, ExitCode.unavailable);
   }
+}
+
+/** An error's message for a line that already names `node`: a NodeError's detail, else the message without a leading "node: ". */
+export function nodeErrorDetail(err: unknown, node: string): string {
+  if (err instanceof NodeError && err.node === node) return err.detail;
+  const message = errorMessage(err);
+  return message.startsWith(`${node}: `) ? message.slice(node.length + 2) : message;
+}
+
+/** The last lines of a command's error output, on one line, for a message; `none` when it printed nothing. */
+export function outputTail(text: string, lines = 3, none = 'no error output'): string {
+  return text.trim().split('\n').slice(-lines).join(' | ') || none;
 }
 
 export function errorMessage(err: unknown): string {

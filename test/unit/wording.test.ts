@@ -78,3 +78,20 @@ describe('counts in real outputs', () => {
     expect(text).not.toMatch(/\b1 (days|certificates|errors|nodes)\b/);
   });
 });
+
+describe('error text helpers', () => {
+  it("a node's error without its name, however the name is spelled (dots are not wildcards)", async () => {
+    const { NodeError, nodeErrorDetail } = await import('../../src/util/errors.js');
+    expect(nodeErrorDetail(new NodeError('cp-1.lab', 'connection refused'), 'cp-1.lab')).toBe('connection refused');
+    expect(nodeErrorDetail(new Error('cp-1.lab: host unreachable'), 'cp-1.lab')).toBe('host unreachable');
+    // Under the old regular expression, "cp-1xlab" matched "^cp-1.lab: ".
+    expect(nodeErrorDetail(new Error('cp-1xlab: host unreachable'), 'cp-1.lab')).toBe('cp-1xlab: host unreachable');
+  });
+  it('the last lines of error output on one line, or what to say when there is none', async () => {
+    const { outputTail } = await import('../../src/util/errors.js');
+    expect(outputTail('a\nb\nc\nd\n')).toBe('b | c | d');
+    expect(outputTail('a\nb\n', 5)).toBe('a | b');
+    expect(outputTail('  \n')).toBe('no error output');
+    expect(outputTail('', 2, '')).toBe('');
+  });
+});
