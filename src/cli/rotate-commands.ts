@@ -26,7 +26,7 @@ import { loadRotationRunbooks } from '../runbook/runbook.js';
 import { PooledConnector } from '../transport/pool.js';
 import { SshConnector } from '../transport/ssh.js';
 import type { Connector } from '../transport/session.js';
-import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
+import { errorMessage, ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
 import { groupByMessage, plural } from '../util/wording.js';
 import type { CliIo } from './io.js';
 import { inventorySpecFor } from './cluster-inventory.js';
@@ -302,7 +302,11 @@ export async function execute(plan: Plan, inv: Inventory, flags: ApplyFlags, io:
   }
 
   const after = await gatherReport(inv, profiles, connector, flags.warnDays, flags.concurrency)
-    .catch(() => undefined)
+    .catch((err: unknown) => {
+      // The rotation's outcome stands; only the before/after table is missing, and the report says why.
+      io.err(`WARNING: the certificates could not be read again after the run, so the report has no before/after table (${errorMessage(err)}); rotate-certs check shows them\n`);
+      return undefined;
+    })
     .finally(() => connector.close());
   io.out(renderReport(plan, result, before, after, planCopy, notes));
   if (retention) io.out(renderRetention(retention));
