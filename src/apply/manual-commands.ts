@@ -3,9 +3,8 @@
  * hand once it can: copy the renewed etcd client pair off an etcd node, store it in the secret
  * keeping its type, and restart etcdadm-controller as `kubectl rollout restart` does. Pure.
  */
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import type { Inventory, InventoryNode } from '../inventory/types.js';
+import { sshCommandLine } from '../transport/ssh-command-line.js';
 import { shq } from '../util/shell.js';
 
 export const SECRET_NAMESPACE = 'eksa-system';
@@ -35,18 +34,6 @@ function kubectl(inv: Pick<Inventory, 'kubeconfig'>): string {
   return `kubectl${inv.kubeconfig ? ` --kubeconfig ${shq(inv.kubeconfig)}` : ''}`;
 }
 
-/** ssh to a node as rotate-certs does (user, port, key, known hosts, bastion), for a command line. */
-function sshTo(node: InventoryNode): string {
-  const s = node.ssh;
-  const opts = [
-    ...(s.identityFile ? [`-i ${shq(s.identityFile)}`] : []),
-    ...(s.port !== 22 ? [`-p ${s.port}`] : []),
-    ...(s.knownHostsFile !== join(homedir(), '.ssh', 'known_hosts') ? [`-o UserKnownHostsFile=${shq(s.knownHostsFile)}`] : []),
-    ...(s.hostKeyPolicy === 'accept-new' ? ['-o StrictHostKeyChecking=accept-new'] : []),
-    ...(s.jumpHost ? [`-J ${shq(`${s.jumpHost.user}@${s.jumpHost.host}:${s.jumpHost.port}`)}`] : []),
-  ];
-  return ['ssh', ...opts, shq(`${s.user}@${node.host}`)].join(' ');
-}
 
 /** Copying the pair off `node`, where each OS keeps it: sudo on Ubuntu/RHEL, sudo sheltie (script on stdin) on Bottlerocket. */
 function copyPair(node: InventoryNode): string[] {
@@ -55,8 +42,8 @@ function copyPair(node: InventoryNode): string[] {
     const umask = ext === 'key' ? '(umask 077; ' : '';
     const end = ext === 'key' ? ')' : '';
     return node.os === 'bottlerocket'
-      ? `${umask}echo 'cat /var/lib/etcd/pki/${local}' | ${sshTo(node)} sudo sheltie > ${local}${end}`
-      : `${umask}${sshTo(node)} sudo cat /etc/etcd/pki/${local} > ${local}${end}`;
+      ? `${umask}echo 'cat /var/lib/etcd/pki/${local}' | ${sshCommandLine(node)} sudo sheltie > ${local}${end}`
+      : `${umask}${sshCommandLine(node)} sudo cat /etc/etcd/pki/${local} > ${local}${end}`;
   });
 }
 

@@ -1,11 +1,12 @@
 /** `rotate-certs check`: wiring only; the work is in check/run.ts. */
+import { sshCommandLine } from '../transport/ssh-command-line.js';
 import { resolve } from 'node:path';
 import { systemClock, type Clock } from '../certs/expiry.js';
 import { loadCisRunbook, type CisRunbook } from '../check/cis.js';
 import { checkExitCode, multiCheckExitCode, planCheck, runCheck, type CheckReport, type ClusterNotChecked, type MultiCheckReport, type NodeCheckPlan } from '../check/run.js';
 import { detectInventoryOs, requireKnownOs } from '../inventory/detect-os.js';
 import { loadInventory } from '../inventory/load.js';
-import type { Inventory, InventoryNode, InventorySpec } from '../inventory/types.js';
+import type { Inventory, InventorySpec } from '../inventory/types.js';
 import { ProfileSet } from '../profiles/profile.js';
 import { renderCheck, renderMultiCheck, type OutputFormat } from '../report/check-output.js';
 import { loadCheckRunbook, type CheckRunbook } from '../runbook/check-sources.js';
@@ -13,7 +14,6 @@ import { SshConnector } from '../transport/ssh.js';
 import type { Connector } from '../transport/session.js';
 import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
 import { limiter, type Limiter } from '../util/limit.js';
-import { shq } from '../util/shell.js';
 import { clusterName, clusterSources, isMultiCluster, loadClusters, type ClusterFlags, type ClusterSource, type LoadedCluster } from './check-clusters.js';
 import { inventorySpecFor } from './cluster-inventory.js';
 import type { CliIo } from './io.js';
@@ -150,15 +150,6 @@ async function checkClusters(clusters: LoadedCluster[], flags: CheckFlags, io: C
   return multiCheckExitCode(multi);
 }
 
-export function sshCommandLine(node: InventoryNode): string {
-  const s = node.ssh;
-  const parts = ['ssh'];
-  if (s.port !== 22) parts.push('-p', String(s.port));
-  if (s.identityFile) parts.push('-i', shq(s.identityFile));
-  if (s.jumpHost) parts.push('-J', `${s.jumpHost.user}@${s.jumpHost.host}${s.jumpHost.port === 22 ? '' : `:${s.jumpHost.port}`}`);
-  parts.push(`${s.user}@${node.host}`);
-  return parts.join(' ');
-}
 
 /** Every command `check` would run, per node; reads and connects to nothing. */
 export function renderCheckDryRun(plans: NodeCheckPlan[]): string {

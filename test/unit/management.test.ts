@@ -281,3 +281,13 @@ describe("etcdadm-controller's health check paused for a run", () => {
     expect(unpauseByHand(ctx.inventory)).toMatch(/^kubectl --kubeconfig \S+ -n eksa-system annotate etcdadmclusters\.etcdcluster\.cluster\.x-k8s\.io prod-etcd cluster\.x-k8s\.io\/paused- rotate-certs\.eks-anywhere\.io\/paused-by-run-$/);
   });
 });
+
+describe('the ssh command line of every printed command', () => {
+  it("names what rotate-certs uses that ssh would not: the key, a port, a known_hosts that is not ssh's default, accept-new, the jump host", async () => {
+    const { sshCommandLine } = await import('../../src/transport/ssh-command-line.js');
+    const node = { host: '10.0.0.11', ssh: { user: 'capv', port: 2222, identityFile: '/k/id rsa', knownHostsFile: '/k/known_hosts', hostKeyPolicy: 'accept-new' as const, jumpHost: { user: 'ops', host: 'bastion', port: 22 }, connectTimeoutMs: 1, commandTimeoutMs: 1 } };
+    expect(sshCommandLine(node, '/home/me')).toBe("ssh -i '/k/id rsa' -p 2222 -o UserKnownHostsFile=/k/known_hosts -o StrictHostKeyChecking=accept-new -J ops@bastion capv@10.0.0.11");
+    const plain = { host: '10.0.0.12', ssh: { ...node.ssh, port: 22, identityFile: undefined, knownHostsFile: '/home/me/.ssh/known_hosts', hostKeyPolicy: 'strict' as const, jumpHost: undefined } };
+    expect(sshCommandLine(plain, '/home/me')).toBe('ssh capv@10.0.0.12');
+  });
+});
