@@ -7,6 +7,7 @@ import type { CisDeviation } from '../check/cis.js';
 import { checkExitCode, isNotChecked } from '../check/exit-code.js';
 import type { CertificateEntry, CheckReport, MultiCheckReport } from '../check/run.js';
 import { groupByMessage, plural } from '../util/wording.js';
+import { exposition, label, type Family } from './prometheus-text.js';
 
 export const OUTPUT_FORMATS = ['table', 'json', 'prometheus'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -87,17 +88,6 @@ function cisSection(devs: CisDeviation[] | undefined, paint: Paint): string[] {
   return [paint('bold', '  File permissions (CIS)'), paint('dim', fmt(header)), ...rows.map((r) => paint('yellow', fmt(r)))];
 }
 
-function label(v: string): string {
-  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
-}
-
-/** One metric: its HELP and TYPE lines once, then its samples (of every cluster). */
-interface Family {
-  name: string;
-  help: string;
-  samples: string[];
-}
-
 /** A report's metric families, in the order they are printed; samples of one cluster each. */
 function prometheusFamilies(report: CheckReport): Family[] {
   const cluster = `cluster=${label(report.cluster)}`;
@@ -161,10 +151,6 @@ function prometheusFamilies(report: CheckReport): Family[] {
 
 function readErrors(cluster: string, count: number): Family {
   return { name: 'x509_read_errors', help: 'Certificates or endpoints that could not be read', samples: [`x509_read_errors{cluster=${label(cluster)}} ${count}`] };
-}
-
-function exposition(families: Family[]): string {
-  return `${families.flatMap((f) => [`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} gauge`, ...f.samples]).join('\n')}\n`;
 }
 
 /** Metric names of x509-certificate-exporter, so its alert rules and dashboards apply. */

@@ -5,6 +5,7 @@
  * every series, times as Unix seconds.
  */
 import type { DueCertificate } from '../routine/due.js';
+import { exposition, label, type Family } from './prometheus-text.js';
 
 export const RUN_OUTCOMES = ['rotated', 'nothing_due', 'refused', 'failed', 'skipped'] as const;
 /**
@@ -48,16 +49,6 @@ export function renderRoutineJson(report: RoutineReport): string {
   return `${JSON.stringify(report, null, 2)}\n`;
 }
 
-function label(v: string): string {
-  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
-}
-
-interface Family {
-  name: string;
-  help: string;
-  samples: string[];
-}
-
 /** One text for every cluster of the run: HELP and TYPE once per metric, then each cluster's samples. */
 export function renderRoutinePrometheus(report: RoutineReport): string {
   const seconds = (iso: string) => Math.floor(Date.parse(iso) / 1000);
@@ -85,6 +76,5 @@ export function renderRoutinePrometheus(report: RoutineReport): string {
       (r) => (r.nextExpiry ? seconds(r.nextExpiry.notAfter) : undefined),
     ),
   ];
-  const lines = families.filter((f) => f.samples.length > 0).flatMap((f) => [`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} gauge`, ...f.samples]);
-  return `${lines.join('\n')}\n`;
+  return exposition(families.filter((f) => f.samples.length > 0));
 }
