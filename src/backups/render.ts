@@ -1,7 +1,7 @@
 /** `rotate-certs backups` output: a table per node, or one JSON document. Pure. */
 import type { StateRetention } from '../apply/journal.js';
 import type { Role } from '../inventory/types.js';
-import { groupByMessage, plural } from '../util/wording.js';
+import { columns, groupByMessage, plural } from '../util/wording.js';
 import { FlagDefault } from '../cli/exit-codes.js';
 import { kib, type BackupEntry } from './listing.js';
 import { newestRuns } from './retention.js';
@@ -79,8 +79,8 @@ export function renderBackupsTable(v: BackupsView): string {
       continue;
     }
     const rows = entries.map((e) => [`${e.runId}${v.unfinished.has(e.runId) ? ' (unfinished)' : ''}`, age(e.runAt, v.readAt), e.sizeKiB === undefined ? '?' : kib(e.sizeKiB), e.mode, e.path]);
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-    const fmt = (cells: string[]) => `  ${cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')}`;
+    const row = columns([header, ...rows]);
+    const fmt = (cells: string[]) => `  ${row(cells)}`;
     out.push('', `${n.node} (${n.role})`, fmt(header), ...rows.map(fmt));
   }
   const failed = v.nodes.filter((n) => n.error);

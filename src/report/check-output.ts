@@ -6,7 +6,7 @@ import { kib, type NodeBackups } from '../backups/listing.js';
 import type { CisDeviation } from '../check/cis.js';
 import { checkExitCode, isNotChecked } from '../check/exit-code.js';
 import type { CertificateEntry, CheckReport, MultiCheckReport } from '../check/run.js';
-import { groupByMessage, plural } from '../util/wording.js';
+import { columns, groupByMessage, plural } from '../util/wording.js';
 import { exposition, label, type Family } from './prometheus-text.js';
 
 export const OUTPUT_FORMATS = ['table', 'json', 'prometheus'] as const;
@@ -28,8 +28,7 @@ export function renderTable(report: CheckReport, paint: Paint = noPaint): string
   const byNode = new Map<string, CertificateEntry[]>();
   for (const c of report.certificates) byNode.set(c.node, [...(byNode.get(c.node) ?? []), c]);
   const rows = report.certificates.map((c) => [c.status, String(c.daysLeft), c.notAfter.slice(0, 10), where(c), `${commonName(c.subject) ?? c.subject}${KIND_LABEL[c.kind]}`]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (cells: string[]) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ');
+  const fmt = columns([header, ...rows]);
   out.push(`Cluster ${report.cluster}: ${plural(report.certificates.length, 'certificate')} checked at ${report.checkedAt} (warn at ${plural(report.warnDays, 'day')})`);
   const cisByNode = new Map<string, CisDeviation[]>();
   for (const d of report.cis ?? []) cisByNode.set(d.node, [...(cisByNode.get(d.node) ?? []), d]);
@@ -83,8 +82,8 @@ function cisSection(devs: CisDeviation[] | undefined, paint: Paint): string[] {
   if (!devs || devs.length === 0) return [];
   const header = ['CIS', 'FOUND', 'EXPECTED', 'PATH'];
   const rows = devs.map((d) => [d.item, d.found, d.expected, d.path]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (cells: string[]) => `  ${cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')}`;
+  const row = columns([header, ...rows]);
+  const fmt = (cells: string[]) => `  ${row(cells)}`;
   return [paint('bold', '  File permissions (CIS)'), paint('dim', fmt(header)), ...rows.map((r) => paint('yellow', fmt(r)))];
 }
 

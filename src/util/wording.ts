@@ -25,3 +25,13 @@ export function groupByMessage(items: ReadonlyArray<{ node?: string; message: st
   }
   return [...byMessage].map(([message, nodes]) => (nodes.length > 0 ? `${nodeList(nodes)}: ${message}` : message));
 }
+
+/**
+ * Left-aligned columns two spaces apart, each as wide as its widest cell among `rows` (the header
+ * included); the last column is not padded. Returns the function that formats one row.
+ */
+export function columns(rows: ReadonlyArray<readonly string[]>): (cells: readonly string[]) => string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return (cells) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ');
+}
