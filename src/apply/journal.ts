@@ -97,6 +97,12 @@ export class Journal {
     }
   }
 
+  /** Refuses, as lock() does, while another run holds the lock; takes nothing. Before anything is read, so a second run stops at once. */
+  refuseIfLocked(): void {
+    this.lock('pre-check');
+    this.unlock();
+  }
+
   unlock(): void {
     if (this.locked && existsSync(this.lockFile)) unlinkSync(this.lockFile);
     this.locked = false;

@@ -420,9 +420,7 @@ export async function rotateCommand(flags: RotateFlags, io: CliIo, env: RotateEn
   }
   if (!flags.dryRun) {
     // Refuse a second run before reading anything; execute() takes the lock for real.
-    const probe = new Journal(stateDirOf(flags, io), flags.cluster ?? inventoryFromFlags(flags, io.cwd).cluster);
-    probe.lock('pre-check');
-    probe.unlock();
+    new Journal(stateDirOf(flags, io), flags.cluster ?? inventoryFromFlags(flags, io.cwd).cluster).refuseIfLocked();
   }
   const pool = new PooledConnector(env.connector ?? new SshConnector());
   try {

@@ -230,8 +230,7 @@ async function dueCluster(spec: InventorySpec, pool: PooledConnector, ctx: Conte
   }
   // Refuse a second run before reading anything; execute() takes the lock for real.
   const journal = new Journal(stateDirOf(flags, io), spec.cluster);
-  journal.lock('pre-check');
-  journal.unlock();
+  journal.refuseIfLocked();
   if (unattended) {
     const unfinished = unfinishedRun(journal.entries(), resumeCommand(spec, flags, io));
     if (unfinished) throw new Refusal(unfinished);
