@@ -231,7 +231,7 @@ export function buildProgram(io: CliIo, env: CliEnv, setExit: (code: number) => 
         "never those of a run the journal says did not finish), and as many runs' plan copies and journal entries from the state folder.",
     )
     .option('-i, --inventory <file>', 'inventory YAML')
-    .option('-c, --cluster <name>', 'read ./<name>/rotate-certs.yaml')
+    .option('-c, --cluster <name>', 'read ./<name>/rotate-certs.yaml, or build it from the EKS Anywhere folder ./<name>/')
     .addOption(new Option('-o, --output <format>', 'table or json').default(FlagDefault.output).argParser(choiceFlag('--output', BACKUPS_OUTPUT_FORMATS)))
     .addOption(new Option('--concurrency <n>', 'nodes contacted at once').default(FlagDefault.concurrency).argParser(intFlag('--concurrency', 1, 256)))
     .option('--prune', "remove older runs' backups from the nodes (and their plan copies and journal entries from the state folder)")
