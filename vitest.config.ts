@@ -2,9 +2,6 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    // vitest's default is one worker less than the cores: on these 2-core machines, one. Every
-    // project must share the value (vitest refuses different ones in one group).
-    maxWorkers: 2,
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       {
@@ -12,15 +9,13 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           globalSetup: ['test/lab/global-setup.ts'],
-          // Each file brings up its own emulated cluster, on its own subnet and namespaces, so two files
-          // run side by side: a lab spends most of its time waiting on restarts, not computing.
-          fileParallelism: true,
+          // One file at a time. Two side by side (maxWorkers: 2; vitest's default is one worker less than
+          // the cores, so 1 here) took 16 instead of 26 minutes, but some tests then stalled for minutes
+          // (rotate.e2e's etcdadm fault 223 s and once past 300 s, normally 40 s; a stacked-etcd test idle
+          // after its run finished). Until that is understood, the suite stays serial.
+          fileParallelism: false,
           // A full rotation of a six-node lab takes about a minute, more on a busy machine.
           testTimeout: 300_000,
-          // One more try for a test that failed: with two labs side by side, one test (rotate.e2e's
-          // etcdadm fault, normally 40 s) once ran out its 300 s and could not be made to fail again.
-          // A test that fails twice still fails the run.
-          retry: 1,
           hookTimeout: 120_000,
         },
       },
