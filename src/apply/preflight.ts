@@ -7,7 +7,7 @@ import type { CheckReport } from '../check/run.js';
 import { kubeadmControlPlanes } from '../kube/capi.js';
 import { KubeClient, readKubeconfig } from '../kube/client.js';
 import { runCheck, planCheck } from '../check/run.js';
-import { detectInventoryOs } from '../inventory/detect-os.js';
+import { detectInventoryOs } from '../profiles/detect-os.js';
 import type { Inventory, Role } from '../inventory/types.js';
 import type { Plan, PlanFacts } from '../plan/types.js';
 import type { OsProfile, ProfileSet } from '../profiles/profile.js';

@@ -2,7 +2,7 @@
 import type { StateRetention } from '../apply/journal.js';
 import type { Role } from '../inventory/types.js';
 import { columns, groupByMessage, plural } from '../util/wording.js';
-import { FlagDefault } from '../cli/exit-codes.js';
+import { FlagDefault } from '../util/exit-codes.js';
 import { kib, type BackupEntry } from './listing.js';
 import { newestRuns } from './retention.js';
 

@@ -2,8 +2,6 @@
  * The backup retention: which of a node's backups go. Pure: the node's backups, the runs the
  * journal says did not finish, and N in; what to remove and what stays (and why) out.
  */
-import { progressOf, type JournalEntry } from '../apply/journal.js';
-import type { Plan } from '../plan/types.js';
 import type { BackupEntry } from './listing.js';
 
 /** "the newest run", "the newest 3 runs": what a retention of N keeps. */
@@ -39,21 +37,4 @@ export function decidePrune(entries: readonly BackupEntry[], unfinished: Readonl
     else decision.remove.push(...of);
   }
   return decision;
-}
-
-/**
- * The nodes a run verified: every step of each of its phases on that node ran to the end (the
- * gates included), in this attempt or an earlier one of the same run. Only their backups are
- * pruned after the run.
- */
-export function verifiedNodes(plan: Pick<Plan, 'phases'>, runEntries: readonly JournalEntry[]): string[] {
-  const seen = new Map<string, boolean>();
-  for (const phase of plan.phases) {
-    for (const node of phase.nodes) {
-      const p = progressOf([...runEntries], phase.phase, node.name);
-      const ok = node.steps.every((s) => p.done.has(s.id));
-      seen.set(node.name, (seen.get(node.name) ?? true) && ok);
-    }
-  }
-  return [...seen].filter(([, ok]) => ok).map(([name]) => name);
 }

@@ -1,5 +1,5 @@
 /** `check`'s exit codes, from its reports. Pure; kept apart so the CLI's help path stays light. */
-import type { CheckReport, ClusterNotChecked, MultiCheckReport } from './run.js';
+import type { CheckReport, ClusterNotChecked, MultiCheckReport } from './report.js';
 
 export function isNotChecked(c: CheckReport | ClusterNotChecked): c is ClusterNotChecked {
   return 'error' in c;

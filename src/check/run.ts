@@ -2,17 +2,18 @@
  * The `check` driver: for every node, read its certificates over one SSH session and probe its
  * endpoints, in bounded parallel. A node that fails becomes an entry in `errors`, never a crash.
  */
-import { expiryOf, type CertStatus, type Clock } from '../certs/expiry.js';
+import { expiryOf, type Clock } from '../certs/expiry.js';
 import { inspectCertificate, type CertInfo } from '../certs/inspect.js';
 import { certKind, type CertKind } from '../certs/kind.js';
-import type { Inventory, InventoryNode, Role } from '../inventory/types.js';
+import type { Inventory, InventoryNode } from '../inventory/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import { sourcesFor, type CheckRunbook } from '../runbook/check-sources.js';
 import type { Connector, NodeSession } from '../transport/session.js';
 import { errorMessage, nodeErrorDetail } from '../util/errors.js';
 import { mapLimit, type Limiter } from '../util/limit.js';
 
-export { checkExitCode, isNotChecked, multiCheckExitCode } from './exit-code.js';
+export type { CertificateEntry, CheckError, CheckReport, ClusterNotChecked, MultiCheckReport } from './report.js';
+import type { CertificateEntry, CheckError, CheckReport } from './report.js';
 import { cisProbesFor, compareItems, evaluateCis, type CisDeviation, type CisProbe, type CisRunbook } from './cis.js';
 import { cisScript, parseCisOutput } from './cis-script.js';
 import { servedCertificate } from './probe.js';
@@ -21,56 +22,6 @@ import { checkScript, parseCheckOutput, type ReadItem } from './remote-script.js
 import { parseBackupListing, summarizeBackups, type NodeBackups } from '../backups/listing.js';
 import { listScript } from '../backups/nodes.js';
 
-export interface CertificateEntry {
-  node: string;
-  role: Role;
-  source: 'file' | 'kubeconfig' | 'endpoint';
-  path?: string;
-  endpoint?: string;
-  subject: string;
-  issuer: string;
-  serial: string;
-  isCA: boolean;
-  /** A cluster CA, a leaf, or the kubelet's self-signed serving CA bundled in kubelet.crt (certs/kind.ts). */
-  kind: CertKind;
-  notBefore: string;
-  notAfter: string;
-  daysLeft: number;
-  status: CertStatus;
-}
-
-export interface CheckError {
-  node: string;
-  message: string;
-}
-
-export interface CheckReport {
-  cluster: string;
-  checkedAt: string;
-  warnDays: number;
-  certificates: CertificateEntry[];
-  errors: CheckError[];
-  /** rotate-certs' backups on each node whose listing was read (absent when none was). */
-  backups?: NodeBackups[];
-  /** With --cis only: every file mode or owner that deviates from runbooks/cis.yaml. */
-  cis?: CisDeviation[];
-}
-
-/** A cluster of a multi-cluster check whose inventory could not be loaded: nothing of it was contacted. */
-export interface ClusterNotChecked {
-  cluster: string;
-  /** The inventory file, absolute. */
-  inventory: string;
-  error: string;
-}
-
-/** `check` of several clusters: each cluster's report as a single-cluster check gives it, or why it was not checked. */
-export interface MultiCheckReport {
-  clusters: Array<CheckReport | ClusterNotChecked>;
-}
-
-
-/** What `check` will do on one node; `--dry-run` prints this and connects to nothing. */
 export interface NodeCheckPlan {
   node: InventoryNode;
   rootShell: string;

@@ -7,21 +7,18 @@ import { isAbsolute, join } from 'node:path';
 import { confirm } from '@inquirer/prompts';
 import { defaultStateDir, Journal } from '../apply/journal.js';
 import type { BackupEntry } from '../backups/listing.js';
-import { applyDecision, listNodeBackups } from '../backups/nodes.js';
-import { renderBackups, type BackupsOutputFormat, type BackupsView, type NodeBackupsView } from '../backups/render.js';
-import { decidePrune, newestRuns, type PruneDecision } from '../backups/retention.js';
-import { detectInventoryOs } from '../inventory/detect-os.js';
-import type { InventoryNode } from '../inventory/types.js';
+import { pruneBackups, readBackups } from '../backups/cluster.js';
+import { renderBackups, type BackupsOutputFormat } from '../backups/render.js';
+import { newestRuns } from '../backups/retention.js';
 import { ProfileSet } from '../profiles/profile.js';
 import { PooledConnector } from '../transport/pool.js';
 import type { Connector } from '../transport/session.js';
 import { SshConnector } from '../transport/ssh.js';
 import { UsageError } from '../util/errors.js';
-import { mapLimit } from '../util/limit.js';
 import { plural } from '../util/wording.js';
-import { BackupsExit, FlagDefault } from './exit-codes.js';
+import { BackupsExit, FlagDefault } from '../util/exit-codes.js';
 import type { CliIo } from './io.js';
-import { inventorySpecFor } from './cluster-inventory.js';
+import { inventorySpecFor } from '../eksa/cluster-inventory.js';
 import type { InventoryFlags } from './options.js';
 
 export interface BackupsFlags extends InventoryFlags {
@@ -58,24 +55,10 @@ export async function backupsCommand(flags: BackupsFlags, io: CliIo, env: Backup
     // No run of this machine changes the nodes or the journal while backups are removed.
     if (flags.prune) journal.lock('backups --prune');
     try {
-      const { inventory: inv, errors: undetected } = await detectInventoryOs(spec, connector, flags.concurrency);
-      const listings = await listNodeBackups(inv.nodes, profiles, connector, flags.concurrency);
-      const unfinished = journal.unfinishedRuns();
-      const view: BackupsView = {
-        cluster: inv.cluster,
-        readAt: (env.now?.() ?? new Date()).toISOString(),
-        unfinished,
-        nodes: [
-          ...undetected.map((e) => ({ node: e.node, role: spec.nodes.find((n) => n.name === e.node)?.role ?? 'worker', error: e.message })),
-          ...listings.map((l): NodeBackupsView => ('error' in l ? { node: l.node.name, role: l.node.role, error: l.error } : { node: l.node.name, role: l.node.role, entries: l.entries })),
-        ],
-      };
-      // Inventory order, whichever node answered first.
-      const order = new Map(spec.nodes.map((n, i) => [n.name, i]));
-      view.nodes.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0));
+      const { inv, view } = await readBackups(spec, { connector, profiles, concurrency: flags.concurrency, unfinished: journal.unfinishedRuns(), now: env.now?.() ?? new Date() });
       if (flags.prune) {
         const keep = flags.keep ?? FlagDefault.keepBackups;
-        const prune = await pruneListed(inv.nodes, view, { keep, unfinished, profiles, connector, concurrency: flags.concurrency, ask: flags.yes ? undefined : io });
+        const prune = await pruneBackups(inv.nodes, view, { keep, unfinished: view.unfinished, profiles, connector, concurrency: flags.concurrency }, flags.yes ? undefined : (doomed) => confirmRemoval(doomed, keep, view.cluster, io));
         if (prune === 'declined') {
           io.err('rotate-certs: nothing was removed\n');
           return BackupsExit.done;
@@ -92,39 +75,9 @@ export async function backupsCommand(flags: BackupsFlags, io: CliIo, env: Backup
   }
 }
 
-interface PruneOptions {
-  keep: number;
-  unfinished: ReadonlySet<string>;
-  profiles: ProfileSet;
-  connector: Connector;
-  concurrency: number;
-  /** Ask on this terminal first (no --yes). */
-  ask?: CliIo;
-}
-
-/**
- * Decides per listed node, asks when there is a terminal and no --yes, then removes over the same
- * connections. The view is updated in place: what is left, and per node what could not be removed.
- */
-async function pruneListed(nodes: readonly InventoryNode[], view: BackupsView, opts: PruneOptions): Promise<Array<BackupEntry & { node: string }> | 'declined'> {
-  const decisions = new Map<string, PruneDecision>();
-  for (const n of view.nodes) if (n.entries) decisions.set(n.node, decidePrune(n.entries, opts.unfinished, opts.keep));
-  const doomed = [...decisions].flatMap(([node, d]) => d.remove.map((e) => ({ node, ...e })));
-  if (doomed.length > 0 && opts.ask) {
-    opts.ask.err(`These ${plural(doomed.length, 'backup')} would be removed (on each node the backups of ${newestRuns(opts.keep)}, and of any unfinished run, stay):\n`);
-    for (const e of doomed) opts.ask.err(`  ${e.node}: ${e.path}\n`);
-    if (!(await confirm({ message: `Remove them from the nodes of cluster ${view.cluster}?`, default: false }))) return 'declined';
-  }
-  const byName = new Map(nodes.map((n) => [n.name, n]));
-  const results = await mapLimit([...decisions], opts.concurrency, async ([name, d]) => applyDecision(byName.get(name) as InventoryNode, d, opts.profiles, opts.connector));
-  const removed: Array<BackupEntry & { node: string }> = [];
-  for (const r of results) {
-    const n = view.nodes.find((v) => v.node === r.node);
-    if (!n) continue;
-    const gone = new Set(r.removed.map((e) => e.path));
-    n.entries = (n.entries ?? []).filter((e) => !gone.has(e.path));
-    removed.push(...r.removed.map((e) => ({ node: r.node, ...e })));
-    if (r.error) n.pruneError = r.error;
-  }
-  return removed;
+/** Lists what would go, then asks. */
+async function confirmRemoval(doomed: Array<BackupEntry & { node: string }>, keep: number, cluster: string, io: CliIo): Promise<boolean> {
+  io.err(`These ${plural(doomed.length, 'backup')} would be removed (on each node the backups of ${newestRuns(keep)}, and of any unfinished run, stay):\n`);
+  for (const e of doomed) io.err(`  ${e.node}: ${e.path}\n`);
+  return confirm({ message: `Remove them from the nodes of cluster ${cluster}?`, default: false });
 }

@@ -1,23 +1,21 @@
-/** `rotate-certs check`: wiring only; the work is in check/run.ts. */
+/** `rotate-certs check`: flags, output and exit codes; the work is in check/run.ts and check/clusters.ts. */
 import { sshCommandLine } from '../transport/ssh-command-line.js';
 import { resolve } from 'node:path';
 import { systemClock, type Clock } from '../certs/expiry.js';
-import { loadCisRunbook, type CisRunbook } from '../check/cis.js';
-import { checkExitCode, multiCheckExitCode, planCheck, runCheck, type CheckReport, type ClusterNotChecked, type MultiCheckReport, type NodeCheckPlan } from '../check/run.js';
-import { detectInventoryOs, requireKnownOs } from '../inventory/detect-os.js';
+import { checkExitCode, multiCheckExitCode } from '../check/exit-code.js';
+import type { ClusterNotChecked } from '../check/report.js';
+import { planCheck, type NodeCheckPlan } from '../check/run.js';
+import { requireKnownOs } from '../profiles/detect-os.js';
 import { loadInventory } from '../inventory/load.js';
 import type { Inventory, InventorySpec } from '../inventory/types.js';
-import { ProfileSet } from '../profiles/profile.js';
 import { renderCheck, renderMultiCheck, type OutputFormat } from '../report/check-output.js';
-import { loadCheckRunbook, type CheckRunbook } from '../runbook/check-sources.js';
 import { SshConnector } from '../transport/ssh.js';
 import type { Connector } from '../transport/session.js';
-import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
-import { limiter, type Limiter } from '../util/limit.js';
-import { clusterName, clusterSources, isMultiCluster, loadClusters, type ClusterFlags, type ClusterSource, type LoadedCluster } from './check-clusters.js';
-import { inventorySpecFor } from './cluster-inventory.js';
+import { ExitCode, UsageError } from '../util/errors.js';
+import { checkCluster, checkClusters, checkData, clusterName, clusterSources, isMultiCluster, loadClusters, type ClusterFlags, type ClusterSource, type LoadedCluster } from '../check/clusters.js';
+import { inventorySpecFor } from '../eksa/cluster-inventory.js';
 import type { CliIo } from './io.js';
-import { noPrompter, terminalPrompter, type Prompter } from './prompter.js';
+import { noPrompter, terminalPrompter, type Prompter } from '../util/prompter.js';
 
 export interface CheckFlags extends ClusterFlags {
   /** With --cluster and no rotate-certs.yaml: a workload cluster's management cluster kubeconfig, to list its Machines. */
@@ -40,7 +38,7 @@ export interface CheckEnv {
 export async function checkCommand(flags: CheckFlags, io: CliIo, env: CheckEnv = {}): Promise<number> {
   const sources = clusterSources(flags, io.cwd);
   // Several clusters (a timer feeding node_exporter) ask nothing: a cluster that needs an answer is not checked.
-  if (isMultiCluster(flags)) return checkClusters(await loadClusters(sources, inventoryLoader(flags, io, noPrompter)), flags, io, env);
+  if (isMultiCluster(flags)) return checkSeveral(await loadClusters(sources, inventoryLoader(flags, io, noPrompter)), flags, io, env);
   const spec = await inventoryLoader(flags, io, env.interactive ? await terminalPrompter() : noPrompter)(sources[0]!);
   const data = checkData(flags);
   if (flags.dryRun) {
@@ -68,39 +66,8 @@ function inventoryLoader(flags: CheckFlags, io: CliIo, prompter: Prompter): (sou
   };
 }
 
-/** What every cluster's plan is made from; loaded (and validated) once, before anything is contacted. */
-interface CheckData {
-  profiles: ProfileSet;
-  runbook: CheckRunbook;
-  cis: CisRunbook | undefined;
-}
-
-function checkData(flags: CheckFlags): CheckData {
-  return { profiles: new ProfileSet(), runbook: loadCheckRunbook(), cis: flags.cis ? loadCisRunbook() : undefined };
-}
-
-/** One cluster, read-only; `limit` shares the concurrency budget with the other clusters of the run. */
-async function checkCluster(spec: InventorySpec, flags: CheckFlags, connector: Connector, clock: Clock, data: CheckData, limit?: Limiter): Promise<CheckReport> {
-  // A problem every node would share (key, known_hosts, jump host) is one error before any contact.
-  await connector.prepare?.(spec);
-  // A node whose OS cannot be told is reported like an unreachable one; the rest are checked.
-  const { inventory: inv, errors } = await detectInventoryOs(spec, connector, limit ?? flags.concurrency);
-  const report = await runCheck(inv, planCheck(inv, data.profiles, data.runbook, data.cis), {
-    connector,
-    clock,
-    concurrency: flags.concurrency,
-    warnDays: flags.warnDays,
-    ...(limit ? { limit, keepConnectorOpen: true } : {}),
-  });
-  report.errors.unshift(...errors);
-  return report;
-}
-
-/**
- * Several clusters in one run, read concurrently within one --concurrency budget. A cluster whose
- * inventory cannot be loaded is reported as not checked (exit 3); the others are still checked.
- */
-async function checkClusters(clusters: LoadedCluster[], flags: CheckFlags, io: CliIo, env: CheckEnv): Promise<number> {
+/** Several clusters: a cluster not checked is reported (exit 3), the others are checked and rendered together. */
+async function checkSeveral(clusters: LoadedCluster[], flags: CheckFlags, io: CliIo, env: CheckEnv): Promise<number> {
   const data = checkData(flags);
   const notChecked = (c: LoadedCluster, error: string): ClusterNotChecked => {
     // JSON and Prometheus keep stdout parseable; the table shows it in place.
@@ -124,28 +91,7 @@ async function checkClusters(clusters: LoadedCluster[], flags: CheckFlags, io: C
     }
     return failed ? ExitCode.usage : ExitCode.ok;
   }
-  const connector = env.connector ?? new SshConnector();
-  const limit = limiter(flags.concurrency);
-  const clock = env.clock ?? systemClock;
-  let multi: MultiCheckReport;
-  try {
-    multi = {
-      clusters: await Promise.all(
-        clusters.map((c) =>
-          'spec' in c
-            ? // Settings no node of that cluster could use (its key, known_hosts, jump host) leave the others checked.
-              checkCluster(c.spec, flags, connector, clock, data, limit).catch((err: unknown) => {
-                if (!(err instanceof RotateCertsError)) throw err;
-                return notChecked(c, err.message);
-              })
-            : Promise.resolve(notChecked(c, c.error)),
-        ),
-      ),
-    };
-  } finally {
-    // Also on an unexpected error: open connections (a shared jump host) must not keep the process alive.
-    await connector.close?.();
-  }
+  const multi = await checkClusters(clusters, flags, env.connector ?? new SshConnector(), env.clock ?? systemClock, data, notChecked);
   io.out(renderMultiCheck(multi, flags.output, io.color));
   return multiCheckExitCode(multi);
 }

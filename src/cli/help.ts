@@ -3,7 +3,7 @@
  * return, then examples. Light on purpose: --help loads nothing else.
  */
 import { ExitCode } from '../util/errors.js';
-import { ApplyExit, BackupsExit, CheckExit, PlanExit, RotateExit, TrustExit } from './exit-codes.js';
+import { ApplyExit, BackupsExit, CheckExit, PlanExit, RotateExit, TrustExit } from '../util/exit-codes.js';
 
 export type CommandName = 'check' | 'plan' | 'apply' | 'rotate' | 'restore' | 'backups' | 'inventory' | 'trust' | 'guided';
 

@@ -8,17 +8,19 @@
 import type { CheckReport } from '../check/run.js';
 import type { Inventory } from '../inventory/types.js';
 import { planDigest } from '../plan/compile.js';
-import { renderPlanText } from '../plan/print.js';
+import { renderPlanText } from '../rotation/plan-text.js';
 import type { Scope } from '../plan/types.js';
 import { PooledConnector } from '../transport/pool.js';
 import { SshConnector, type HostKeyQuestion } from '../transport/ssh.js';
 import { ExitCode, RotateCertsError } from '../util/errors.js';
 import { groupByMessage, plural } from '../util/wording.js';
-import { inventorySpecFor } from './cluster-inventory.js';
+import { inventorySpecFor } from '../eksa/cluster-inventory.js';
 import type { CliIo } from './io.js';
-import type { InventoryFlags } from './options.js';
-import { isPromptExit, noPrompter, terminalPrompter, type Prompter } from './prompter.js';
-import { execute, planFrom, readCluster, type ApplyFlags, type ClusterReading, type RotateEnv } from './rotate-commands.js';
+import { isPromptExit, noPrompter, terminalPrompter, type Prompter } from '../util/prompter.js';
+import { planFrom, readCluster, type ClusterReading } from '../rotation/plan.js';
+import { runRotation } from '../rotation/run.js';
+import { printRotation, rotationUi } from '../ui/rotation-ui.js';
+import { rotationOptions, type ApplyFlags, type InventoryFlags, type RotateEnv } from './options.js';
 
 export interface InteractiveFlags extends InventoryFlags, ApplyFlags {}
 
@@ -37,32 +39,38 @@ export async function interactiveCommand(flags: InteractiveFlags, io: CliIo, env
           : {},
       ),
     );
-    // Passphrases, known_hosts and jump hosts before the first node: one answer or one error.
-    await connector.prepare?.(spec);
-    io.err(`Reading the certificates of ${plural(spec.nodes.length, 'node')} of ${spec.cluster} (read-only)...\n`);
-    const reading = await readCluster(spec, connector, flags);
-    io.out(renderSummary(reading.report, reading.inv, flags.warnDays));
-    const unread = reading.report.errors.filter((e) => !isEndpointError(e));
-    if (unread.length > 0) {
-      // Printed here only: the summary marks these nodes and leaves their causes to this line.
-      throw new RotateCertsError(`cannot read every node, nothing was changed; fix these first:\n  - ${groupByMessage(unread).join('\n  - ')}`, ExitCode.unavailable);
-    }
-    const scope = await chooseScope(prompter, reading);
-    const plan = planFrom(reading, scope);
-    if (plan.phases.length === 0) {
-      io.out('\nNothing to do in this scope: nothing was changed.\n');
-      return ExitCode.ok;
-    }
-    io.out(`\n${renderPlanText(plan, { full: false, inventory: reading.inv })}`);
-    if (prompter.interactive) {
-      const nodes = new Set(plan.phases.flatMap((p) => p.nodes.map((n) => n.name))).size;
-      const go = await prompter.confirm({ message: `Rotate now? ${plural(nodes, 'node')}; every node is backed up first and restored if a step fails.`, default: false, answeredBy: '--yes' });
-      if (!go) {
-        io.out('Nothing was changed.\n');
+    try {
+      // Passphrases, known_hosts and jump hosts before the first node: one answer or one error.
+      await connector.prepare?.(spec);
+      io.err(`Reading the certificates of ${plural(spec.nodes.length, 'node')} of ${spec.cluster} (read-only)...\n`);
+      const reading = await readCluster(spec, connector, flags);
+      io.out(renderSummary(reading.report, reading.inv, flags.warnDays));
+      const unread = reading.report.errors.filter((e) => !isEndpointError(e));
+      if (unread.length > 0) {
+        // Printed here only: the summary marks these nodes and leaves their causes to this line.
+        throw new RotateCertsError(`cannot read every node, nothing was changed; fix these first:\n  - ${groupByMessage(unread).join('\n  - ')}`, ExitCode.unavailable);
+      }
+      const scope = await chooseScope(prompter, reading);
+      const plan = planFrom(reading, scope);
+      if (plan.phases.length === 0) {
+        io.out('\nNothing to do in this scope: nothing was changed.\n');
         return ExitCode.ok;
       }
+      io.out(`\n${renderPlanText(plan, { full: false, inventory: reading.inv })}`);
+      if (prompter.interactive) {
+        const nodes = new Set(plan.phases.flatMap((p) => p.nodes.map((n) => n.name))).size;
+        const go = await prompter.confirm({ message: `Rotate now? ${plural(nodes, 'node')}; every node is backed up first and restored if a step fails.`, default: false, answeredBy: '--yes' });
+        if (!go) {
+          io.out('Nothing was changed.\n');
+          return ExitCode.ok;
+        }
+      }
+      const answered = { ...flags, yes: true };
+      const run = await runRotation({ ...plan, digest: planDigest(plan) }, reading.inv, rotationOptions(answered, io, { ...env, connector }), rotationUi({ ...answered, interactive: Boolean(env.interactive) }, io));
+      return printRotation(run, io);
+    } finally {
+      await connector.close();
     }
-    return await execute({ ...plan, digest: planDigest(plan) }, reading.inv, { ...flags, yes: true }, io, { ...env, connector });
   } catch (err) {
     if (isPromptExit(err)) {
       io.err('\nrotate-certs: stopped at a prompt; nothing was changed\n');

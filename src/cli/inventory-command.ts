@@ -9,10 +9,10 @@ import { join, resolve } from 'node:path';
 import { specFileName } from '../eksa/cluster-spec.js';
 import { DNS_LABEL, inventoryPathForCluster } from '../inventory/load.js';
 import { ExitCode, UsageError } from '../util/errors.js';
-import { buildClusterInventory } from './cluster-inventory.js';
-import { ApplyExit } from './exit-codes.js';
+import { buildClusterInventory } from '../eksa/cluster-inventory.js';
+import { ApplyExit } from '../util/exit-codes.js';
 import type { CliIo } from './io.js';
-import { isPromptExit, noPrompter, terminalPrompter } from './prompter.js';
+import { isPromptExit, noPrompter, terminalPrompter } from '../util/prompter.js';
 
 export interface InventoryCommandFlags {
   cluster?: string;

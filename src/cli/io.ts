@@ -1,12 +1,7 @@
-/** Where a command writes; tests pass buffers, the binary passes the process streams. */
-export interface CliIo {
-  out(text: string): void;
-  err(text: string): void;
-  /** Colours and progress only when a person is watching. */
-  color: boolean;
-  env: NodeJS.ProcessEnv;
-  cwd: string;
-}
+import type { Io } from '../util/io.js';
+
+/** Where a command writes: util/io.ts's Io, named for the command line. */
+export type CliIo = Io;
 
 export function processIo(): CliIo {
   return {

@@ -1,8 +1,12 @@
-/** Shared flag parsing: each turns a bad value into a UsageError naming the flag. */
+/** Shared flag parsing (each bad value a UsageError naming the flag), and the flags commands share. */
 import { isAbsolute, join } from 'node:path';
-import { inventoryPathForCluster, DNS_LABEL, loadInventory } from '../inventory/load.js';
-import type { InventorySpec } from '../inventory/types.js';
+import type { GateTimeouts } from '../apply/gates.js';
+import { defaultStateDir } from '../apply/journal.js';
+import type { RotationOptions } from '../rotation/run.js';
+import type { Connector } from '../transport/session.js';
 import { UsageError } from '../util/errors.js';
+import { FlagDefault } from '../util/exit-codes.js';
+import type { CliIo } from './io.js';
 
 export function intFlag(flag: string, min: number, max: number) {
   return (value: string): number => {
@@ -20,24 +24,52 @@ export function choiceFlag<T extends string>(flag: string, choices: readonly T[]
   };
 }
 
-export interface InventoryFlags {
-  inventory?: string;
-  cluster?: string;
-  /** For a workload cluster built from its EKS Anywhere folder: the management cluster's kubeconfig. */
-  managementKubeconfig?: string;
+export { inventoryFromFlags, type InventoryFlags } from '../inventory/select.js';
+
+export interface RotateEnv {
+  connector?: Connector;
+  timeouts?: Partial<GateTimeouts>;
+  /** Ctrl-C: the CLI sets this; apply stops at the next safe point. */
+  stopRequested?: () => boolean;
+  interactive?: boolean;
 }
 
-/**
- * `--inventory FILE` or `--cluster NAME`'s saved ./NAME/rotate-certs.yaml; exactly one. Commands
- * resolve --cluster with cluster-inventory.ts's inventorySpecFor, which also builds the inventory
- * from the EKS Anywhere folder; this is for what needs only a saved file.
- */
-export function inventoryFromFlags(flags: InventoryFlags, cwd: string): InventorySpec {
-  if (flags.inventory && flags.cluster) throw new UsageError('give --inventory or --cluster, not both');
-  if (flags.cluster) {
-    if (!DNS_LABEL.test(flags.cluster)) throw new UsageError(`--cluster ${JSON.stringify(flags.cluster)} is not a cluster name (a DNS label)`);
-    return loadInventory(inventoryPathForCluster(flags.cluster, cwd));
-  }
-  if (!flags.inventory) throw new UsageError('no inventory: give --inventory FILE or --cluster NAME (reads ./NAME/rotate-certs.yaml)');
-  return loadInventory(isAbsolute(flags.inventory) ? flags.inventory : join(cwd, flags.inventory));
+export function fromCwd(io: CliIo, path: string): string {
+  return isAbsolute(path) ? path : join(io.cwd, path);
+}
+
+export function stateDirOf(flags: { stateDir?: string }, io: CliIo): string {
+  return flags.stateDir ? fromCwd(io, flags.stateDir) : defaultStateDir(io.env);
+}
+
+export interface ApplyFlags {
+  yes?: boolean;
+  refreshKubeconfig?: boolean;
+  resume?: boolean;
+  stateDir?: string;
+  warnDays: number;
+  concurrency: number;
+  podTimeout?: number;
+  parallel?: number;
+  /** --keep-backups: after the run, older runs' backups beyond the newest N go (FlagDefault.keepBackups). */
+  keepBackups?: number;
+  /** Not a flag: an unattended due run starts only with etcd healthy, whatever the plan renews. */
+  etcdHealthAlways?: boolean;
+}
+
+/** What a run takes from the flags and the environment. */
+export function rotationOptions(flags: ApplyFlags, io: CliIo, env: RotateEnv): RotationOptions {
+  return {
+    stateDir: stateDirOf(flags, io),
+    warnDays: flags.warnDays,
+    concurrency: flags.concurrency,
+    parallel: flags.parallel ?? FlagDefault.parallel,
+    keepBackups: flags.keepBackups ?? FlagDefault.keepBackups,
+    ...(flags.resume ? { resume: true } : {}),
+    ...(flags.podTimeout ? { podTimeoutSeconds: flags.podTimeout } : {}),
+    ...(env.timeouts ? { timeouts: env.timeouts } : {}),
+    ...(flags.etcdHealthAlways ? { etcdHealthAlways: true } : {}),
+    ...(env.stopRequested ? { stopRequested: env.stopRequested } : {}),
+    ...(env.connector ? { connector: env.connector } : {}),
+  };
 }

@@ -7,7 +7,7 @@ import { ExitCode, UsageError } from '../util/errors.js';
 // --version and usage errors answer at once.
 import type { CheckEnv, CheckFlags } from './check-command.js';
 import type { CliIo } from './io.js';
-import { FlagDefault, PodTimeoutDefault, RotateExit } from './exit-codes.js';
+import { FlagDefault, PodTimeoutDefault, RotateExit } from '../util/exit-codes.js';
 import { helpEnd } from './help.js';
 import { versionLine } from './version.js';
 import { choiceFlag, intFlag } from './options.js';

@@ -7,22 +7,21 @@
  *
  * The keys are read through the SSH transport itself, against an empty known_hosts, so every key
  * reaches its unknown-host-key question, which refuses it: the handshake stops there, before any
- * authentication. They are then judged against the real known_hosts by known-hosts.ts.
+ * authentication (transport/host-key-scan.ts). They are then judged against the real known_hosts by known-hosts.ts.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { InventoryNodeSpec, InventorySpec } from '../inventory/types.js';
 import { describeKey, forgetHostKeyCommand, hostKeyName, KnownHosts, knownHostsLine, trustAction, type HostKeyVerdict, type TrustAction } from '../transport/known-hosts.js';
 import { SshConnector, type PassphraseSource } from '../transport/ssh.js';
-import { ExitCode, NodeError, UsageError, errorMessage } from '../util/errors.js';
-import { mapLimit } from '../util/limit.js';
+import { ExitCode } from '../util/errors.js';
+import { judge, jumpTargets, nodeTargets, scan, withoutJumpHost, type TrustRow, type TrustTarget } from '../transport/host-key-scan.js';
 import { plural } from '../util/wording.js';
-import { inventorySpecFor } from './cluster-inventory.js';
-import { TrustExit } from './exit-codes.js';
+import { inventorySpecFor } from '../eksa/cluster-inventory.js';
+import { TrustExit } from '../util/exit-codes.js';
 import type { CliIo } from './io.js';
 import type { InventoryFlags } from './options.js';
-import { isPromptExit, noPrompter, terminalPrompter, type Prompter } from './prompter.js';
+import { isPromptExit, noPrompter, terminalPrompter, type Prompter } from '../util/prompter.js';
 
 export interface TrustFlags extends InventoryFlags {
   acceptNew?: boolean;
@@ -32,28 +31,6 @@ export interface TrustFlags extends InventoryFlags {
 
 export interface TrustEnv {
   interactive?: boolean;
-}
-
-/** A host whose key is read: a node, or a jump host. */
-export interface TrustTarget {
-  /** The node's name, or "jump host USER@HOST" (USER@[HOST]:PORT off port 22). */
-  label: string;
-  host: string;
-  port: number;
-  knownHostsFile: string;
-  /** What the transport connects to. */
-  node: InventoryNodeSpec;
-  /** A node behind a jump host: that jump host's label. */
-  via?: string;
-}
-
-/** What was found for one target. */
-export interface TrustRow {
-  target: TrustTarget;
-  key?: Buffer;
-  verdict?: HostKeyVerdict;
-  /** Why its key could not be read. */
-  error?: string;
 }
 
 export async function trustCommand(flags: TrustFlags, io: CliIo, env: TrustEnv = {}): Promise<number> {
@@ -112,75 +89,6 @@ async function trust(flags: TrustFlags, io: CliIo, prompter: Prompter): Promise<
     rmSync(scanDir, { recursive: true, force: true });
   }
   return exit;
-}
-
-/** Each node as the transport reaches it. */
-export function nodeTargets(spec: InventorySpec): TrustTarget[] {
-  return spec.nodes.map((n) => ({
-    label: n.name,
-    host: n.host,
-    port: n.ssh.port,
-    knownHostsFile: n.ssh.knownHostsFile,
-    node: n,
-    ...(n.ssh.jumpHost ? { via: jumpLabel(n.ssh.jumpHost) } : {}),
-  }));
-}
-
-/** Each jump host once, reached directly with the settings of the first node behind it. */
-export function jumpTargets(spec: InventorySpec): TrustTarget[] {
-  const out = new Map<string, TrustTarget>();
-  for (const n of spec.nodes) {
-    const jh = n.ssh.jumpHost;
-    if (!jh || out.has(jumpLabel(jh))) continue;
-    const label = jumpLabel(jh);
-    const { jumpHost: _, ...ssh } = n.ssh;
-    out.set(label, { label, host: jh.host, port: jh.port, knownHostsFile: n.ssh.knownHostsFile, node: { ...n, name: label, host: jh.host, ssh: { ...ssh, user: jh.user, port: jh.port } } });
-  }
-  return [...out.values()];
-}
-
-const jumpLabel = (jh: { user: string; host: string; port: number }) => `jump host ${jh.user}@${hostKeyName(jh.host, jh.port)}`;
-
-function withoutJumpHost(n: InventoryNodeSpec): InventoryNodeSpec {
-  const { jumpHost: _, ...ssh } = n.ssh;
-  return { ...n, ssh };
-}
-
-/**
- * Reads each target's host key: against `scanKnownHosts` (empty, or holding only trusted jump
- * hosts) every node key is unknown, so it reaches the question, which keeps it and refuses it.
- */
-async function scan(targets: TrustTarget[], scanKnownHosts: string, concurrency: number, passphrase: PassphraseSource | undefined): Promise<TrustRow[]> {
-  const presented = new Map<string, Buffer>();
-  const reader = new SshConnector({
-    ...(passphrase ? { passphrase } : {}),
-    unknownHostKey: async (k) => {
-      presented.set(k.node, k.key);
-      return false;
-    },
-  });
-  try {
-    return await mapLimit(targets, concurrency, async (target): Promise<TrustRow> => {
-      try {
-        const session = await reader.connect({ ...target.node, ssh: { ...target.node.ssh, knownHostsFile: scanKnownHosts, hostKeyPolicy: 'strict' } });
-        await session.close();
-      } catch (err) {
-        const key = presented.get(target.label);
-        if (key) return { target, key };
-        const message = errorMessage(err);
-        return { target, error: err instanceof NodeError && message.startsWith(`${err.node}: `) ? message.slice(err.node.length + 2) : message };
-      }
-      // No question, so the scan file held its key: a trusted jump host's, at this same address.
-      const key = KnownHosts.load(scanKnownHosts).recorded(target.host, target.port)[0];
-      return key ? { target, key } : { target, error: 'its host key could not be read' };
-    });
-  } finally {
-    await reader.close();
-  }
-}
-
-function judge(rows: TrustRow[], hostsFile: (file: string) => KnownHosts): TrustRow[] {
-  return rows.map((r) => (r.key ? { ...r, verdict: hostsFile(r.target.knownHostsFile).verify(r.target.host, r.target.port, r.key) } : r));
 }
 
 const STATUS: Record<HostKeyVerdict, string> = { match: 'known', unknown: 'new', mismatch: 'CHANGED', revoked: 'REVOKED' };

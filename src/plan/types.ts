@@ -66,21 +66,11 @@ export interface Scope {
   nodes?: string[];
 }
 
-export interface Plan {
-  kind: 'rotate-certs/plan';
-  version: 1;
-  cluster: string;
-  /** Absolute path of the inventory the plan was made from, and its SHA-256. */
-  inventory: string;
-  inventoryDigest: string;
-  /**
-   * The inventory itself, when it was never saved at `inventory` (built from the EKS Anywhere
-   * folder and not saved): apply, --resume and restore read it from here.
-   */
-  inventoryText?: string;
-  runId: string;
-  createdAt: string;
-  scope: Scope;
+/**
+ * What a plan is made for beyond its inventory, found by reading the cluster (absent on --dry-run,
+ * which reads nothing). Declared once: compilePlan takes them, and the plan records them.
+ */
+export interface PlanReadings {
   /** Nodes whose inventory says os: auto, with the OS found on them when the plan was made. */
   detected?: Record<string, OsName>;
   /**
@@ -99,6 +89,33 @@ export interface Plan {
    * as the var kubeNodeName. Absent when all agree or nothing was read.
    */
   nodeNames?: Record<string, string>;
+}
+
+/** The readings alone, whatever else `from` carries (a plan read back, a compile input). */
+export function readingsOf(from: PlanReadings): PlanReadings {
+  return {
+    ...(from.detected ? { detected: from.detected } : {}),
+    ...(from.kubeletDue ? { kubeletDue: from.kubeletDue } : {}),
+    ...(from.etcdExpired ? { etcdExpired: from.etcdExpired } : {}),
+    ...(from.nodeNames ? { nodeNames: from.nodeNames } : {}),
+  };
+}
+
+export interface Plan extends PlanReadings {
+  kind: 'rotate-certs/plan';
+  version: 1;
+  cluster: string;
+  /** Absolute path of the inventory the plan was made from, and its SHA-256. */
+  inventory: string;
+  inventoryDigest: string;
+  /**
+   * The inventory itself, when it was never saved at `inventory` (built from the EKS Anywhere
+   * folder and not saved): apply, --resume and restore read it from here.
+   */
+  inventoryText?: string;
+  runId: string;
+  createdAt: string;
+  scope: Scope;
   phases: PlanPhase[];
   facts?: PlanFacts;
   /** SHA-256 of everything above; a plan edited by hand no longer matches. */

@@ -7,16 +7,21 @@
  */
 import { dirname, isAbsolute, join } from 'node:path';
 import { Journal, LockHeldError } from '../apply/journal.js';
-import { clusterName, clusterSources, loadClusters } from '../cli/check-clusters.js';
-import { inventorySpecFor } from '../cli/cluster-inventory.js';
-import { ApplyExit, RotateExit } from '../cli/exit-codes.js';
-import type { CliIo } from '../cli/io.js';
-import { noPrompter, terminalPrompter } from '../cli/prompter.js';
-import { confirmStart, execute, planFrom, readCluster, scopeCandidates, scopeOf, stateDirOf, type ExecutedRun, type RotateEnv, type RotateFlags } from '../cli/rotate-commands.js';
+import { clusterName, clusterSources, loadClusters } from '../check/clusters.js';
+import { inventorySpecFor } from '../eksa/cluster-inventory.js';
+import { ApplyExit, RotateExit } from '../util/exit-codes.js';
+import type { Io as CliIo } from '../util/io.js';
+import { noPrompter, type Prompter } from '../util/prompter.js';
+import { planFrom, readCluster, scopeCandidates } from '../rotation/plan.js';
+import type { RotationRun } from '../rotation/run.js';
+import { scopeOf, type ScopeFlags } from '../plan/scope.js';
+import type { Plan } from '../plan/types.js';
+import type { Inventory } from '../inventory/types.js';
+import type { Connector } from '../transport/session.js';
 import { loadInventory } from '../inventory/load.js';
 import type { InventorySpec } from '../inventory/types.js';
 import { planDigest } from '../plan/compile.js';
-import { renderRoutineJson, renderRoutinePrometheus, summaryLine, type ClusterRun, type RoutineReport, type RunOutcome } from '../report/run-outcome.js';
+import { renderRoutineJson, renderRoutinePrometheus, summaryLine, type ClusterRun, type RoutineReport, type RunOutcome } from './outcome.js';
 import { PooledConnector } from '../transport/pool.js';
 import { SshConnector } from '../transport/ssh.js';
 import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
@@ -28,7 +33,42 @@ import { durationDays, type Duration } from './duration.js';
 import { managementClusterOf, managementFirst } from './order.js';
 import { apiNotReady, oneLine, recoveryRefused, unfinishedRun, unreadNodes } from './unattended.js';
 
-export type RoutineFlags = Omit<RotateFlags, 'cluster'> & { clusters: string[] };
+/** The flags of `rotate` a due run reads. */
+export interface RoutineFlags extends ScopeFlags {
+  clusters: string[];
+  inventory?: string;
+  managementKubeconfig?: string;
+  clustersDir?: string;
+  dueWithin?: Duration;
+  allowRecovery?: boolean;
+  textfile?: string;
+  reportJson?: string;
+  stateDir?: string;
+  dryRun?: boolean;
+  resume?: boolean;
+  yes?: boolean;
+  warnDays: number;
+  concurrency: number;
+}
+
+/**
+ * What the command line gives a due run: the state folder, the prompts, and the run itself with
+ * its printed report (rotate's own, so a due rotation reads as any other).
+ */
+export interface DueRunEnv {
+  connector?: Connector;
+  /** Ctrl-C: the run stops at the next safe point, and the clusters after it are not tried. */
+  stopRequested?: () => boolean;
+  /** A person at a terminal; otherwise the run is unattended. */
+  interactive: boolean;
+  stateDir: string;
+  /** Answers building an inventory may need (none when unattended). */
+  prompter: Prompter;
+  /** Asks before changing the cluster, or throws: declined (exit 0) or no terminal. */
+  confirmStart(plan: Plan): Promise<void>;
+  /** Runs the plan and prints its report, as rotate does. */
+  execute(plan: Plan, inv: Inventory, more: { warnDays: number; etcdHealthAlways: boolean; connector: Connector }): Promise<{ code: number; run: RotationRun }>;
+}
 
 /** An unattended due run that must not start: nothing was changed. */
 class Refusal extends RotateCertsError {
@@ -49,7 +89,7 @@ interface Context {
   flags: RoutineFlags;
   due: Duration;
   io: CliIo;
-  env: RotateEnv;
+  env: DueRunEnv;
   /** No terminal: nobody is there to judge, so every safety condition must hold (unattended.ts). */
   unattended: boolean;
 }
@@ -61,7 +101,7 @@ interface Known {
   renewed?: number;
 }
 
-export async function dueRotate(flags: RoutineFlags, io: CliIo, env: RotateEnv = {}): Promise<number> {
+export async function dueRotate(flags: RoutineFlags, io: CliIo, env: DueRunEnv): Promise<number> {
   const several = flags.clusters.length > 1 || flags.clustersDir !== undefined;
   const due = flags.dueWithin;
   if (!due) {
@@ -131,7 +171,7 @@ function countsLine(runs: readonly ClusterRun[]): string {
  * Why a cluster is not tried: an earlier rotation failed or was stopped (it may fail the same way
  * here), Ctrl-C, or its management cluster, which holds its secrets, was not renewed or checked.
  */
-export function skipReason(t: Pick<Target, 'label' | 'management'>, before: readonly ClusterRun[], env: Pick<RotateEnv, 'stopRequested'>): string | undefined {
+export function skipReason(t: Pick<Target, 'label' | 'management'>, before: readonly ClusterRun[], env: Pick<DueRunEnv, 'stopRequested'>): string | undefined {
   const broken = before.find((r) => r.outcome === 'failed' && r.runId !== undefined);
   if (broken) return `not tried: the rotation of ${broken.cluster} failed or stopped before it, and a due run stops at the first failure`;
   if (env.stopRequested?.()) return 'not tried: stopped by Ctrl-C';
@@ -142,13 +182,12 @@ export function skipReason(t: Pick<Target, 'label' | 'management'>, before: read
   return undefined;
 }
 
-async function oneTarget(flags: RoutineFlags, io: CliIo, env: RotateEnv): Promise<Target> {
+async function oneTarget(flags: RoutineFlags, io: CliIo, env: DueRunEnv): Promise<Target> {
   const cluster = flags.clusters[0];
   if (!cluster && !flags.inventory) throw new UsageError('no inventory: give --inventory FILE or --cluster NAME (reads ./NAME/rotate-certs.yaml), or --clusters-dir DIR');
   const inventoryFlags = { ...flags, ...(cluster !== undefined ? { cluster } : {}) };
   // Building the inventory from the EKS Anywhere folder may need answers; unattended, none can be given.
-  const prompter = env.interactive && !flags.yes ? await terminalPrompter() : noPrompter;
-  return { label: cluster ?? String(flags.inventory), load: () => inventorySpecFor(inventoryFlags, io, { prompter }) };
+  return { label: cluster ?? String(flags.inventory), load: () => inventorySpecFor(inventoryFlags, io, { prompter: env.prompter }) };
 }
 
 /**
@@ -215,8 +254,8 @@ async function runCluster(t: Target, ctx: Context): Promise<{ run: ClusterRun; e
 }
 
 /** The command that continues the cluster's last run, with the state folder this run used. */
-function resumeCommand(spec: InventorySpec, flags: RoutineFlags, io: CliIo): string {
-  const state = flags.stateDir ? ` --state-dir ${stateDirOf(flags, io)}` : '';
+function resumeCommand(spec: InventorySpec, flags: RoutineFlags, stateDir: string): string {
+  const state = flags.stateDir ? ` --state-dir ${stateDir}` : '';
   // An inventory built from the EKS Anywhere folder and never saved is found by its name, from the folder above it.
   const which = spec.unsaved ? `--cluster ${spec.cluster}` : `-i ${spec.file}`;
   return `rotate-certs rotate ${which}${state} --resume${spec.unsaved ? ` (in ${dirname(dirname(spec.file))})` : ''}`;
@@ -229,10 +268,10 @@ async function dueCluster(spec: InventorySpec, pool: PooledConnector, ctx: Conte
     if (!spec.nodes.some((x) => x.name === n)) throw new UsageError(`--nodes: no node named ${n} in ${spec.file}`);
   }
   // Refuse a second run before reading anything; execute() takes the lock for real.
-  const journal = new Journal(stateDirOf(flags, io), spec.cluster);
+  const journal = new Journal(env.stateDir, spec.cluster);
   journal.refuseIfLocked();
   if (unattended) {
-    const unfinished = unfinishedRun(journal.entries(), resumeCommand(spec, flags, io));
+    const unfinished = unfinishedRun(journal.entries(), resumeCommand(spec, flags, env.stateDir));
     if (unfinished) throw new Refusal(unfinished);
   }
 
@@ -257,17 +296,13 @@ async function dueCluster(spec: InventorySpec, pool: PooledConnector, ctx: Conte
     const api = (plan.etcdExpired ?? []).length === 0 ? apiNotReady(await apiReadiness(reading.inv, pool)) : undefined;
     if (api) throw new Refusal(api);
   }
-  await confirmStart(plan, flags, io, env);
+  await env.confirmStart(plan);
 
-  let run: ExecutedRun | undefined;
-  const code = await execute({ ...plan, digest: planDigest(plan) }, reading.inv, { ...flags, warnDays, etcdHealthAlways: unattended }, io, { ...env, connector: pool }, (r) => {
-    run = r;
-  });
+  const { code, run } = await env.execute({ ...plan, digest: planDigest(plan) }, reading.inv, { warnDays, etcdHealthAlways: unattended, connector: pool });
   known.runId = plan.runId;
-  const ran = run as ExecutedRun | undefined;
-  known.renewed = ran?.before && ran.after ? renewedCount(ran.before, ran.after) : 0;
-  if (ran?.after) known.next = nextExpiry(ran.after, { ...opts, now: new Date() });
-  const resume = resumeCommand(spec, flags, io);
+  known.renewed = run.before && run.after ? renewedCount(run.before, run.after) : 0;
+  if (run.after) known.next = nextExpiry(run.after, { ...opts, now: new Date() });
+  const resume = resumeCommand(spec, flags, env.stateDir);
   if (code === ApplyExit.done) {
     const next = known.next ? `; the next falls due ${when(known.next.dueAt)}: ${describe(known.next)}` : '';
     return { outcome: 'rotated', exitCode: code, reason: `${plural(known.renewed, 'certificate')} renewed in run ${plan.runId}${next}` };

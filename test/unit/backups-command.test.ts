@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Journal, type JournalEntry } from '../../src/apply/journal.js';
-import { renderRetention, retainAfterRun } from '../../src/backups/after-run.js';
+import { renderRetention, retainAfterRun } from '../../src/rotation/retention.js';
 import { backupsCommand, type BackupsFlags } from '../../src/cli/backups-command.js';
 import type { CliIo } from '../../src/cli/io.js';
 import type { Plan } from '../../src/plan/types.js';

@@ -18,7 +18,7 @@ import { parse, stringify } from 'yaml';
 import { runCli } from '../../src/cli/program.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { parseInventory } from '../../src/inventory/load.js';
-import { requireKnownOs } from '../../src/inventory/detect-os.js';
+import { requireKnownOs } from '../../src/profiles/detect-os.js';
 import { compilePlan, planDigest, sha256 } from '../../src/plan/compile.js';
 import { writePlan } from '../../src/plan/file.js';
 import type { Plan } from '../../src/plan/types.js';

@@ -7,7 +7,7 @@ import { commonName, distinguishedName, inspectCertificate, opensslTime, pemCert
 import { certKind } from '../../src/certs/kind.js';
 import { planCheck, runCheck, type CheckReport } from '../../src/check/run.js';
 import { renderSummary } from '../../src/cli/interactive.js';
-import { requireKnownOs } from '../../src/inventory/detect-os.js';
+import { requireKnownOs } from '../../src/profiles/detect-os.js';
 import { parseInventory } from '../../src/inventory/load.js';
 import { kubeletDueFrom } from '../../src/plan/kubelet-due.js';
 import { ProfileSet } from '../../src/profiles/profile.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkExitCode, multiCheckExitCode, type CertificateEntry, type CheckReport, type ClusterNotChecked, type MultiCheckReport } from '../../src/check/run.js';
+import { checkExitCode, multiCheckExitCode } from '../../src/check/exit-code.js';
+import type { CertificateEntry, CheckReport, ClusterNotChecked, MultiCheckReport } from '../../src/check/report.js';
 import { ansiPaint, renderJson, renderMultiCheck, renderMultiTable, renderPrometheus, renderTable } from '../../src/report/check-output.js';
 import { parsePrometheus } from '../prometheus.js';
 import { certEntry } from './cert-entry.js';

@@ -109,7 +109,7 @@ describe('rotate-certs CLI', () => {
 
 describe('the guided run without a terminal', () => {
   it('asks nothing: a question becomes an error naming the flag or field that answers it', async () => {
-    const { noPrompter } = await import('../../src/cli/prompter.js');
+    const { noPrompter } = await import('../../src/util/prompter.js');
     await expect(noPrompter.confirm({ message: 'Rotate now?', answeredBy: '--yes' })).rejects.toThrow('no terminal to ask "Rotate now?": give --yes');
     await expect(noPrompter.input({ message: 'Address of lab-cp-1 (control-plane):', answeredBy: 'the host of lab-cp-1 in ./lab/rotate-certs.yaml' })).rejects.toThrow(
       /give the host of lab-cp-1 in \.\/lab\/rotate-certs\.yaml/,

@@ -10,7 +10,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { clusterInventorySource } from '../../src/cli/cluster-inventory.js';
+import { clusterInventorySource } from '../../src/eksa/cluster-inventory.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/program.js';
 import { loadInventory } from '../../src/inventory/load.js';

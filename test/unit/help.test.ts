@@ -10,7 +10,7 @@ import { DEFAULT_TIMEOUTS } from '../../src/apply/gates.js';
 import { defaultStateDir, LockHeldError } from '../../src/apply/journal.js';
 import { checkExitCode } from '../../src/check/exit-code.js';
 import type { CheckReport } from '../../src/check/run.js';
-import { ApplyExit, BackupsExit, CheckExit, FlagDefault, PlanExit, RotateExit, TrustExit } from '../../src/cli/exit-codes.js';
+import { ApplyExit, BackupsExit, CheckExit, FlagDefault, PlanExit, RotateExit, TrustExit } from '../../src/util/exit-codes.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/program.js';
 import { ExitCode, InputFileError } from '../../src/util/errors.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadInventory, parseInventory } from '../../src/inventory/load.js';
-import { parseOsProbe, requireKnownOs, withDetected } from '../../src/inventory/detect-os.js';
+import { parseOsProbe, requireKnownOs, withDetected } from '../../src/profiles/detect-os.js';
 import { LoadError, UsageError } from '../../src/util/errors.js';
 
 const FILE = '/inv/lab.yaml';

@@ -3,10 +3,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseInventory as parseSpec } from '../../src/inventory/load.js';
-import { requireKnownOs } from '../../src/inventory/detect-os.js';
+import { requireKnownOs } from '../../src/profiles/detect-os.js';
 import { compilePlan, newRunId, planDigest } from '../../src/plan/compile.js';
 import { readPlan, serializePlan, writePlan } from '../../src/plan/file.js';
-import { renderPlanText } from '../../src/plan/print.js';
+import { renderPlanText } from '../../src/rotation/plan-text.js';
 import { PROFILES_DIR, ProfileSet } from '../../src/profiles/profile.js';
 import { loadRotationRunbooks, parsePhaseRunbook, RUNBOOKS_DIR } from '../../src/runbook/runbook.js';
 import { renderDisplay, renderScript, templateNames } from '../../src/runbook/template.js';

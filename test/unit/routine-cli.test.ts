@@ -14,7 +14,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CliIo } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/program.js';
-import type { RoutineReport } from '../../src/report/run-outcome.js';
+import type { RoutineReport } from '../../src/routine/outcome.js';
 import type { Connector } from '../../src/transport/session.js';
 import { parsePrometheus } from '../prometheus.js';
 

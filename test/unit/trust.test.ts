@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import { FlagDefault, TrustExit } from '../../src/cli/exit-codes.js';
+import { FlagDefault, TrustExit } from '../../src/util/exit-codes.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/program.js';
 import { describeKey, fingerprint, forgetHostKeyCommand, KnownHosts, knownHostsLine, trustAction, trustCommandFor } from '../../src/transport/known-hosts.js';

@@ -3,7 +3,7 @@ import type { CheckReport } from '../../src/check/run.js';
 import { PreflightError } from '../../src/apply/preflight.js';
 import { renderSummary } from '../../src/cli/interactive.js';
 import { parseInventory } from '../../src/inventory/load.js';
-import { requireKnownOs } from '../../src/inventory/detect-os.js';
+import { requireKnownOs } from '../../src/profiles/detect-os.js';
 import { renderTable } from '../../src/report/check-output.js';
 import { groupByMessage, nodeList, plural } from '../../src/util/wording.js';
 import { certEntry } from './cert-entry.js';

@@ -8,17 +8,17 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { specFileName, kubeconfigFileName, readClusterFolder } from '../eksa/cluster-spec.js';
-import { buildInventory, type NodeInput } from '../eksa/build-inventory.js';
-import { listMachineNodes } from '../eksa/machines.js';
+import { specFileName, kubeconfigFileName, readClusterFolder } from './cluster-spec.js';
+import { buildInventory, type NodeInput } from './build-inventory.js';
+import { listMachineNodes } from './machines.js';
 import { DNS_LABEL, inventoryPathForCluster, loadInventory, parseInventory } from '../inventory/load.js';
 import type { InventorySpec, Role } from '../inventory/types.js';
 import { KubeClient, readKubeconfig } from '../kube/client.js';
 import { errorMessage, UsageError } from '../util/errors.js';
 import { plural } from '../util/wording.js';
-import type { CliIo } from './io.js';
-import { inventoryFromFlags, type InventoryFlags } from './options.js';
-import { noPrompter, type Prompter } from './prompter.js';
+import type { Io as CliIo } from '../util/io.js';
+import { inventoryFromFlags, type InventoryFlags } from '../inventory/select.js';
+import { noPrompter, type Prompter } from '../util/prompter.js';
 
 export interface ClusterInventoryEnv {
   prompter?: Prompter;

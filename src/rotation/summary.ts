@@ -5,9 +5,9 @@
  */
 import { etcdadmClusterName, etcdClientSecretName, PAUSED, SECRET_NAMESPACE } from '../apply/manual-commands.js';
 // Flag defaults live with the CLI's help (a module of constants only), so the summary cannot drift from them.
-import { FlagDefault, PodTimeoutDefault } from '../cli/exit-codes.js';
+import { FlagDefault, PodTimeoutDefault } from '../util/exit-codes.js';
 import type { Inventory } from '../inventory/types.js';
-import type { Plan, PlanNode, PlanPhase, PlanStep } from './types.js';
+import type { Plan, PlanNode, PlanPhase, PlanStep } from '../plan/types.js';
 
 /**
  * A kube-apiserver's restart as observed on ordinary control planes: the old containers stop in

@@ -1,5 +1,5 @@
 /**
- * Which clusters one `check` covers: several `--inventory` files, `--cluster` names and the cluster
+ * Which clusters one `check` covers, and checking them: several `--inventory` files, `--cluster` names and the cluster
  * folders of `--clusters-dir`. A cluster named by its folder resolves as `--cluster NAME` does
  * everywhere (cluster-inventory.ts): its saved inventory, else one built from the EKS Anywhere
  * folder. Finding the sources reads local files only; loading them may ask the management API.
@@ -10,6 +10,15 @@ import { specFileName } from '../eksa/cluster-spec.js';
 import { DNS_LABEL, inventoryPathForCluster } from '../inventory/load.js';
 import type { InventorySpec } from '../inventory/types.js';
 import { errorMessage, RotateCertsError, UsageError } from '../util/errors.js';
+import type { Clock } from '../certs/expiry.js';
+import { loadCisRunbook, type CisRunbook } from './cis.js';
+import { detectInventoryOs } from '../profiles/detect-os.js';
+import { ProfileSet } from '../profiles/profile.js';
+import { loadCheckRunbook, type CheckRunbook } from '../runbook/check-sources.js';
+import type { Connector } from '../transport/session.js';
+import { limiter, type Limiter } from '../util/limit.js';
+import { planCheck, runCheck } from './run.js';
+import type { CheckReport, ClusterNotChecked, MultiCheckReport } from './report.js';
 
 export interface ClusterFlags {
   inventory?: string[];
@@ -110,4 +119,71 @@ export async function loadClusters(sources: ClusterSource[], load: (source: Clus
 /** The cluster's name from its inventory; for one that did not load, the name the user gave it. */
 export function clusterName(c: LoadedCluster): string {
   return 'spec' in c ? c.spec.cluster : c.source.label;
+}
+
+/** How much of the machine a check may use, and when a certificate counts as expiring. */
+export interface CheckOptions {
+  warnDays: number;
+  concurrency: number;
+}
+
+/** What every cluster's plan is made from; loaded (and validated) once, before anything is contacted. */
+export interface CheckData {
+  profiles: ProfileSet;
+  runbook: CheckRunbook;
+  cis: CisRunbook | undefined;
+}
+
+export function checkData(flags: { cis?: boolean }): CheckData {
+  return { profiles: new ProfileSet(), runbook: loadCheckRunbook(), cis: flags.cis ? loadCisRunbook() : undefined };
+}
+
+/** One cluster, read-only; `limit` shares the concurrency budget with the other clusters of the run. */
+export async function checkCluster(spec: InventorySpec, flags: CheckOptions, connector: Connector, clock: Clock, data: CheckData, limit?: Limiter): Promise<CheckReport> {
+  // A problem every node would share (key, known_hosts, jump host) is one error before any contact.
+  await connector.prepare?.(spec);
+  // A node whose OS cannot be told is reported like an unreachable one; the rest are checked.
+  const { inventory: inv, errors } = await detectInventoryOs(spec, connector, limit ?? flags.concurrency);
+  const report = await runCheck(inv, planCheck(inv, data.profiles, data.runbook, data.cis), {
+    connector,
+    clock,
+    concurrency: flags.concurrency,
+    warnDays: flags.warnDays,
+    ...(limit ? { limit, keepConnectorOpen: true } : {}),
+  });
+  report.errors.unshift(...errors);
+  return report;
+}
+
+/**
+ * Several clusters in one run, read concurrently within one --concurrency budget. A cluster whose
+ * inventory cannot be loaded, or whose settings no node could use (its key, known_hosts, jump
+ * host), is reported through `notChecked`; the others are still checked.
+ */
+export async function checkClusters(
+  clusters: LoadedCluster[],
+  opts: CheckOptions,
+  connector: Connector,
+  clock: Clock,
+  data: CheckData,
+  notChecked: (c: LoadedCluster, error: string) => ClusterNotChecked,
+): Promise<MultiCheckReport> {
+  const limit = limiter(opts.concurrency);
+  try {
+    return {
+      clusters: await Promise.all(
+        clusters.map((c) =>
+          'spec' in c
+            ? checkCluster(c.spec, opts, connector, clock, data, limit).catch((err: unknown) => {
+                if (!(err instanceof RotateCertsError)) throw err;
+                return notChecked(c, err.message);
+              })
+            : Promise.resolve(notChecked(c, c.error)),
+        ),
+      ),
+    };
+  } finally {
+    // Also on an unexpected error: open connections (a shared jump host) must not keep the process alive.
+    await connector.close?.();
+  }
 }

@@ -3,7 +3,7 @@
  * @inquirer/prompts; without one (or with --yes) every question fails with the flag or inventory
  * field that answers it, so unattended runs never hang on a prompt.
  */
-import { UsageError } from '../util/errors.js';
+import { UsageError } from './errors.js';
 
 export interface Choice<T> {
   name: string;

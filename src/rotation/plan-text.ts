@@ -1,6 +1,6 @@
 /** The plan as text for people: a summary, then per phase, per node, in execution order, every command. */
 import { planSummary, type SummaryInventory } from './summary.js';
-import type { Plan, PlanNode, PlanStep } from './types.js';
+import type { Plan, PlanNode, PlanStep } from '../plan/types.js';
 
 const KUBELET_DUE_FILES = 'kubelet-client-current.pem, kubelet.crt or kubelet-server-current.pem, or the kubelet kubeconfig';
 

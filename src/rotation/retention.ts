@@ -3,15 +3,15 @@
  * older runs beyond the newest N go, never the newest and never one of an unfinished run; then the
  * state folder keeps the same N. Never fails the run: what could not be pruned is a warning.
  */
-import type { Journal, StateRetention } from '../apply/journal.js';
+import { progressOf, type Journal, type JournalEntry, type StateRetention } from '../apply/journal.js';
 import type { Inventory } from '../inventory/types.js';
 import type { Plan } from '../plan/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import type { Connector } from '../transport/session.js';
 import { errorMessage } from '../util/errors.js';
 import { plural } from '../util/wording.js';
-import { pruneNodes, type NodePrune } from './nodes.js';
-import { newestRuns, verifiedNodes } from './retention.js';
+import { pruneNodes, type NodePrune } from '../backups/nodes.js';
+import { newestRuns } from '../backups/retention.js';
 
 export interface RetentionReport {
   keep: number;
@@ -69,4 +69,21 @@ export function renderRetention(r: RetentionReport): string {
   }
   if (r.stateError) out.push('', `State folder: could not apply the retention: ${r.stateError}`);
   return out.length > 0 ? `${out.join('\n')}\n` : '';
+}
+
+/**
+ * The nodes a run verified: every step of each of its phases on that node ran to the end (the
+ * gates included), in this attempt or an earlier one of the same run. Only their backups are
+ * pruned after the run.
+ */
+export function verifiedNodes(plan: Pick<Plan, 'phases'>, runEntries: readonly JournalEntry[]): string[] {
+  const seen = new Map<string, boolean>();
+  for (const phase of plan.phases) {
+    for (const node of phase.nodes) {
+      const p = progressOf([...runEntries], phase.phase, node.name);
+      const ok = node.steps.every((s) => p.done.has(s.id));
+      seen.set(node.name, (seen.get(node.name) ?? true) && ok);
+    }
+  }
+  return [...seen].filter(([, ok]) => ok).map(([name]) => name);
 }

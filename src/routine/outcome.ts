@@ -4,8 +4,8 @@
  * Names follow check's Prometheus output (src/report/check-output.ts): gauges, a `cluster` label on
  * every series, times as Unix seconds.
  */
-import type { DueCertificate } from '../routine/due.js';
-import { exposition, label, type Family } from './prometheus-text.js';
+import type { DueCertificate } from './due.js';
+import { exposition, label, type Family } from '../report/prometheus-text.js';
 
 export const RUN_OUTCOMES = ['rotated', 'nothing_due', 'refused', 'failed', 'skipped'] as const;
 /**

@@ -7,7 +7,7 @@ import type { Connector, NodeSession } from '../transport/session.js';
 import { ExitCode, nodeErrorDetail, RotateCertsError, UsageError } from '../util/errors.js';
 import { limiter, type Limiter } from '../util/limit.js';
 import { groupByMessage } from '../util/wording.js';
-import type { Inventory, InventoryNode, InventoryNodeSpec, InventorySpec, OsName } from './types.js';
+import type { Inventory, InventoryNode, InventoryNodeSpec, InventorySpec, OsName } from '../inventory/types.js';
 
 /** Read-only and root-free: prints key=value lines for parseOsProbe. */
 export const OS_PROBE = [
