@@ -3,22 +3,23 @@
  * go --parallel at once after the others), step by step, journaling each step before and after. A
  * failing step restores the node from its backup and stops the run; among parallel nodes the
  * others finish first. `resume` skips finished nodes and restores, then redoes, a node a previous
- * run left part-way.
+ * run left part-way. A step runs a command of the node's OS profile or a built-in action, looked up
+ * by name in actions.ts: the engine itself knows no action and no certificate.
  */
-import { pemCertificates } from '../certs/inspect.js';
 import type { PlanNode, PlanPhase, PlanStep, Plan } from '../plan/types.js';
 import type { ProfileSet } from '../profiles/profile.js';
 import type { Inventory, InventoryNode } from '../inventory/types.js';
 import { nodeVars } from '../plan/compile.js';
+import type { Action } from '../runbook/actions.js';
 import { renderScript } from '../runbook/template.js';
 import { endpointRoute, type EndpointRoute } from '../transport/endpoints.js';
 import { CommandTimeoutError, type Connector, type NodeSession } from '../transport/session.js';
 import { errorMessage, nodeErrorDetail, outputTail } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
-import { GateError, pairMatches, runGate, type CertRead, type GateContext, type GateTimeouts } from './gates.js';
-import { issueKubeletClient, kubeletRenewed, nodeReady, type KubeletContext } from './kubelet.js';
+import { CAPTURES, RUNNERS, type ActionContext, type ActionRunner } from './actions.js';
+import { GateError, type CertRead, type GateTimeouts } from './gates.js';
 import { pauseEtcdadmHealthCheck } from './etcdadm-pause.js';
-import { MANAGEMENT_ACTIONS, runManagementAction, type ManagementContext } from './management.js';
+import type { ManagementContext } from './management.js';
 import { progressOf, type Journal, type JournalEntry } from './journal.js';
 import type { Reporter } from './reporter.js';
 
@@ -37,6 +38,8 @@ export interface ApplyDeps {
   refreshKubeconfig(): Promise<boolean>;
   /** Nodes of a phase's parallel group renewed at once (--parallel). */
   parallel?: number;
+  /** Runners that replace built-in ones by name (tests: a fake gate). */
+  actions?: Partial<Record<Action, ActionRunner>>;
 }
 
 export interface StepFailure {
@@ -70,12 +73,14 @@ export class Applier {
   /** Endpoint probes and API calls go the way SSH goes (through the jump host when there is one). */
   private readonly route: EndpointRoute;
   private backups: Record<string, string[]> = {};
+  private readonly runners: Record<Action, ActionRunner>;
 
   constructor(
     private readonly plan: Plan,
     private readonly deps: ApplyDeps,
   ) {
     this.route = endpointRoute(deps.inventory.nodes, deps.connector);
+    this.runners = { ...RUNNERS, ...deps.actions };
   }
 
   private session(name: string): Promise<NodeSession> {
@@ -102,33 +107,17 @@ export class Applier {
   }
 
   /** Runs one step; returns a one-line summary or throws StepError with the node's own words. */
-  private async runStep(node: PlanNode, step: PlanStep, gateState: GateContext): Promise<string> {
+  private async runStep(node: PlanNode, step: PlanStep, ctx: ActionContext): Promise<string> {
     // Decided when the plan was made, and shown in it: see recoveryOf in compile.ts.
     if (step.deferred) return `deferred: ${step.deferred}`;
     const session = await this.session(node.name);
-    if (step.action && MANAGEMENT_ACTIONS.has(step.action)) return runManagementAction(step, this.managementContextOf(node, session));
-    if (step.action === 'issue-kubelet-client' || step.action === 'kubelet-renewed' || step.action === 'node-ready') {
-      const ctx: KubeletContext = {
-        inventory: this.deps.inventory,
-        profiles: this.deps.profiles,
-        runId: this.plan.runId,
-        node,
-        session,
-        sessionTo: (name) => this.session(name),
-        secrets: this.secretsOf(node.name),
-        timeouts: this.deps.timeouts,
-        now: this.deps.now,
-        sleep: this.deps.sleep,
-        route: this.route,
-      };
-      if (step.action === 'issue-kubelet-client') return issueKubeletClient(ctx);
-      if (step.action === 'kubelet-renewed') return kubeletRenewed(step, ctx, gateState.snapshot);
-      return nodeReady(ctx);
-    }
     if (step.action) {
       // The same context object across a node's steps: endpoint-down leaves downSince for apiserver-ready.
-      gateState.session = session;
-      return runGate(step, gateState);
+      ctx.session = session;
+      // A plan file names its actions itself: one from another version may name none of ours.
+      const runner = this.runners[step.action] as ActionRunner | undefined;
+      if (!runner) throw new GateError(`unknown action ${String(step.action)}`);
+      return runner(step, ctx);
     }
     const profile = this.deps.profiles.get(node.os);
     const template = profile.commands[step.run as string] as string;
@@ -168,15 +157,15 @@ export class Applier {
       }
       throw new StepError(`command ${step.run} exited ${res.code ?? `on signal ${res.signal}`}: ${stderr}`);
     }
-    if (step.capture === 'etcdClientPair') {
-      // Output holds a private key: parsed here, kept in memory, never returned or logged.
-      const cert = pemCertificates(res.stdout)[0];
-      const key = /-----BEGIN (?:EC |RSA )?PRIVATE KEY-----[\s\S]*?-----END (?:EC |RSA )?PRIVATE KEY-----/.exec(res.stdout)?.[0];
-      if (!cert || !key) throw new StepError('the etcd client pair could not be read (certificate or key missing)');
-      if (!pairMatches(cert, key)) throw new StepError(`the etcd client key on ${node.name} does not belong to its certificate: installing them would keep every kube-apiserver from starting`);
-      this.secrets.etcdClientCert = cert;
-      this.secrets.etcdClientKey = key;
-      return 'pair read into memory';
+    if (step.capture) {
+      let read;
+      try {
+        read = CAPTURES[step.capture](res.stdout, node);
+      } catch (err) {
+        throw new StepError(errorMessage(err));
+      }
+      Object.assign(this.secrets, read.secrets);
+      return read.summary;
     }
     return res.stdout.trim().split('\n').slice(-1)[0] ?? '';
   }
@@ -190,7 +179,8 @@ export class Applier {
     return s;
   }
 
-  private newGateState(node: PlanNode): GateContext {
+  /** One context per node and pass (its steps, or its restore): what a step leaves there, the next one reads. */
+  private newActionContext(node: PlanNode): ActionContext {
     return {
       // The session is filled in per step.
       session: undefined as unknown as NodeSession,
@@ -205,12 +195,19 @@ export class Applier {
         return session.exec(node.rootShell, { stdin: renderScript(template, { ...node.vars, ...vars }, {}) });
       },
       secrets: this.secrets,
+      nodeSecrets: this.secretsOf(node.name),
       route: this.route,
       onDowntime: (ms) => {
         this.downtime[node.name] = (this.downtime[node.name] ?? 0) + ms;
       },
       now: this.deps.now,
       sleep: this.deps.sleep,
+      inventory: this.deps.inventory,
+      profiles: this.deps.profiles,
+      runId: this.plan.runId,
+      reporter: this.deps.reporter,
+      sessionTo: (name) => this.session(name),
+      refreshKubeconfig: this.deps.refreshKubeconfig,
     };
   }
 
@@ -218,23 +215,30 @@ export class Applier {
    * Runs a node's restore steps; true when they all passed. After a failed step only the steps
    * marked `always` run: the static pods are started again (and watched) whatever failed before,
    * so a failed restore never leaves a manifest (or a static-pod setting) out, while a restart is
-   * not begun on files that could not be put back. The first failure is what the journal and the
-   * report keep.
+   * not begun on files that could not be put back. A step that puts back from a backup none of the
+   * `done` steps made is skipped: the run stopped between two backups, and what that backup would
+   * keep was never changed (a restore from it could only fail). The first failure is what the
+   * journal and the report keep.
    */
-  private async restore(phase: PlanPhase, node: PlanNode): Promise<boolean> {
+  private async restore(phase: PlanPhase, node: PlanNode, done: ReadonlySet<string>): Promise<boolean> {
     if (!node.restore) return false;
     const { reporter } = this.deps;
     this.journal({ event: 'restore-start', phase: phase.phase, node: node.name, backups: node.backups });
-    const gate = this.newGateState(node);
+    const ctx = this.newActionContext(node);
+    const made = new Set(node.steps.filter((s) => done.has(s.id)).map((s) => s.with.backup));
     let failed: { step: string; message: string } | undefined;
     for (const step of node.restore.steps) {
       if (failed && !step.always) {
         reporter.info(`${node.name}: ${step.id} skipped (the restore already failed at ${failed.step})`);
         continue;
       }
+      if (typeof step.with.backup === 'string' && !made.has(step.with.backup)) {
+        reporter.info(`${node.name}: ${step.id} skipped (${step.with.backup} was not made yet, so nothing it keeps was changed)`);
+        continue;
+      }
       reporter.stepStart(node.name, step.id, step.title);
       try {
-        reporter.stepDone(node.name, step.id, await this.runStep(node, step, gate));
+        reporter.stepDone(node.name, step.id, await this.runStep(node, step, ctx));
       } catch (err) {
         const message = errorMessage(err);
         reporter.stepFailed(node.name, step.id, message);
@@ -263,9 +267,10 @@ export class Applier {
     const out: Array<{ phase: string; ok: boolean }> = [];
     for (const phase of [...this.plan.phases].reverse()) {
       const node = phase.nodes.find((n) => n.name === name);
-      if (!node?.restore || !progressOf(entries, phase.phase, name).done.has(node.restore.after)) continue;
+      const { done } = progressOf(entries, phase.phase, name);
+      if (!node?.restore || !done.has(node.restore.after)) continue;
       this.deps.reporter.phase(`Restore ${name}: ${phase.title}`);
-      out.push({ phase: phase.phase, ok: await this.restore(phase, node) });
+      out.push({ phase: phase.phase, ok: await this.restore(phase, node, done) });
     }
     return out;
   }
@@ -377,7 +382,7 @@ export class Applier {
       // Captures live in memory only: read them again, changing nothing.
       for (const step of node.steps.filter((s) => s.capture)) {
         try {
-          await this.runStep(node, step, this.newGateState(node));
+          await this.runStep(node, step, this.newActionContext(node));
         } catch (err) {
           const message = errorMessage(err);
           reporter.stepFailed(node.name, step.id, message);
@@ -395,7 +400,7 @@ export class Applier {
       const needsRestore = node.restore && progress.done.has(node.restore.after) && !progress.restored;
       if (needsRestore) {
         reporter.info(`${node.name}: the last run left it part-way (${progress.cutOff ? `cut off in ${progress.cutOff}` : progress.failed ? `failed in ${progress.failed}` : 'stopped'}); restoring it before redoing ${phase.phase}`);
-        if (!(await this.restore(phase, node))) {
+        if (!(await this.restore(phase, node, progress.done))) {
           reporter.nodeEnd?.(phase.phase, node.name, 'failed', 'restore before resuming failed');
           return { kind: 'failed', failure: { phase: phase.phase, node: node.name, step: 'restore', message: 'restore before resuming failed', restored: false } };
         }
@@ -413,7 +418,7 @@ export class Applier {
 
   private async runNode(phase: PlanPhase, node: PlanNode): Promise<StepFailure | undefined> {
     const { reporter } = this.deps;
-    const gate = this.newGateState(node);
+    const ctx = this.newActionContext(node);
     const done = new Set<string>();
     for (const step of node.steps) {
       if (this.deps.stopRequested() && done.size > 0) {
@@ -421,7 +426,7 @@ export class Applier {
         // member with an emptied PKI folder is down). --resume then redoes the node.
         if (node.restore && done.has(node.restore.after)) {
           reporter.warn(`${node.name}: stopping; restoring it from its backup first so it is not left half-done`);
-          await this.restore(phase, node);
+          await this.restore(phase, node, done);
         }
         this.journal({ event: 'run-stopped', phase: phase.phase, node: node.name, step: step.id, backups: node.backups });
         throw new StopRequested(node.name, step.id);
@@ -429,7 +434,7 @@ export class Applier {
       reporter.stepStart(node.name, step.id, step.title);
       this.journal({ event: 'step-start', phase: phase.phase, node: node.name, step: step.id, ...(typeof step.with.backup === 'string' ? { backups: [step.with.backup] } : {}) });
       try {
-        const summary = await this.runStep(node, step, gate);
+        const summary = await this.runStep(node, step, ctx);
         done.add(step.id);
         if (typeof step.with.backup === 'string') this.backups[node.name] = [...new Set([...(this.backups[node.name] ?? []), step.with.backup])];
         this.journal({ event: 'step-done', phase: phase.phase, node: node.name, step: step.id });
@@ -441,7 +446,7 @@ export class Applier {
         let restored = false;
         if (node.restore && done.has(node.restore.after)) {
           reporter.warn(`${node.name}: ${step.id} failed; restoring the node from its backup`);
-          restored = await this.restore(phase, node);
+          restored = await this.restore(phase, node, done);
         } else if (step.effect === 'mutate' && node.restore) {
           reporter.info(`${node.name}: nothing changed before ${step.id}; no restore needed`);
           restored = true;

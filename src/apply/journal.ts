@@ -3,7 +3,7 @@
  * and after every step, with backup paths. `apply --resume` and `restore` read it. Also the
  * cluster's run lock. Never holds secrets: step output is not journaled.
  */
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join } from 'node:path';
 import { RotateCertsError, ExitCode, UsageError } from '../util/errors.js';
@@ -110,7 +110,9 @@ export class Journal {
 
   append(entry: Omit<JournalEntry, 't'>): void {
     this.makeDir();
-    appendFileSync(this.file, `${JSON.stringify({ t: new Date().toISOString(), ...entry })}\n`, { mode: 0o600 });
+    // After a line a crash cut off, a new line: joined to it, this entry would be lost with it.
+    const after = endsMidLine(this.file) ? '\n' : '';
+    appendFileSync(this.file, `${after}${JSON.stringify({ t: new Date().toISOString(), ...entry })}\n`, { mode: 0o600 });
   }
 
   entries(runId?: string): JournalEntry[] {
@@ -211,6 +213,25 @@ export function stateRetention(entries: readonly JournalEntry[], planRuns: reado
     .sort((a, b) => (lastSeen.get(b) ?? -1) - (lastSeen.get(a) ?? -1) || b.localeCompare(a));
   const recent = new Set(closed.slice(0, Math.max(1, keep)));
   return new Set(closed.filter((r) => !recent.has(r) && !needed.has(r)));
+}
+
+/** Whether the file's last byte is not a newline (a torn last line); false for no file or an empty one. */
+function endsMidLine(file: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return false;
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    return last[0] !== 0x0a;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function alive(pid: number): boolean {

@@ -29,7 +29,7 @@ export interface KubeletContext {
   /** A session to another node (the signer). */
   sessionTo(name: string): Promise<NodeSession>;
   /** This node's secrets: written by issue-kubelet-client, read by its later steps. */
-  secrets: Record<string, string>;
+  nodeSecrets: Record<string, string>;
   timeouts: GateTimeouts;
   now(): number;
   sleep(ms: number): Promise<void>;
@@ -105,11 +105,11 @@ export async function issueKubeletClient(ctx: KubeletContext): Promise<string> {
     const read = await ctx.session.exec(node.rootShell, { stdin: `set -euo pipefail\nif [ -f ${shq(conf)} ]; then cat ${shq(conf)}; fi\n` });
     if (read.code === 0 && read.stdout.trim()) current = read.stdout;
   }
-  ctx.secrets.kubeletClientCert = pair.cert.trim();
-  ctx.secrets.kubeletClientKey = pair.key.trim();
-  ctx.secrets.kubeletKubeconfig = kubeletKubeconfig(current, res.stdout, pair).trim();
-  ctx.secrets.kubeletClientFingerprint = info.fingerprint;
-  ctx.secrets.kubeletClientName = clientName;
+  ctx.nodeSecrets.kubeletClientCert = pair.cert.trim();
+  ctx.nodeSecrets.kubeletClientKey = pair.key.trim();
+  ctx.nodeSecrets.kubeletKubeconfig = kubeletKubeconfig(current, res.stdout, pair).trim();
+  ctx.nodeSecrets.kubeletClientFingerprint = info.fingerprint;
+  ctx.nodeSecrets.kubeletClientName = clientName;
   return `issued CN=${clientName} on ${signer.name}, serial ${info.serial}, expires ${info.notAfter.toISOString().slice(0, 10)} (kept in memory)`;
 }
 
@@ -139,7 +139,7 @@ export async function kubeletRenewed(step: PlanStep, ctx: KubeletContext, snapsh
   const dir = String(step.with.dir);
   const client = `${dir}/kubelet-client-current.pem`;
   const serving = `${dir}/kubelet.crt`;
-  const clientName = ctx.secrets.kubeletClientName;
+  const clientName = ctx.nodeSecrets.kubeletClientName;
   if (!clientName) throw new GateError('no kubelet client certificate was issued for this node in this run');
   const signer = signerFor(ctx.inventory, ctx.node);
   const caPath = `${ctx.profiles.get(signer.os).vars.kubePki}/ca.crt`;
@@ -163,7 +163,7 @@ export async function kubeletRenewed(step: PlanStep, ctx: KubeletContext, snapsh
     }
     return c;
   });
-  const rotated = found.fingerprint !== ctx.secrets.kubeletClientFingerprint ? ' (the kubelet already rotated the issued one through a CSR)' : '';
+  const rotated = found.fingerprint !== ctx.nodeSecrets.kubeletClientFingerprint ? ' (the kubelet already rotated the issued one through a CSR)' : '';
   return `client certificate serial ${found.serial} in use${rotated}, expires ${found.notAfter.toISOString().slice(0, 10)}${hadServing ? '; serving certificate made anew' : ''}`;
 }
 

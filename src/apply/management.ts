@@ -6,9 +6,7 @@
 import { kubeadmControlPlanes } from '../kube/capi.js';
 import { KubeApiError } from '../kube/client.js';
 import type { PlanStep } from '../plan/types.js';
-import type { Action } from '../runbook/runbook.js';
 import { errorMessage } from '../util/errors.js';
-import { restartEtcdadmController } from './etcdadm-controller.js';
 import { plural } from '../util/wording.js';
 import { shq } from '../util/shell.js';
 import { GateError } from './gates.js';
@@ -16,15 +14,6 @@ import { connectApi, maybeRefreshKubeconfig, type ManagementApi, type Management
 import { etcdClientSecretName, secretByHand, SECRET_NAMESPACE as NS } from './manual-commands.js';
 
 export type { ManagementContext } from './management-api.js';
-
-/** The built-in actions this module runs. */
-export const MANAGEMENT_ACTIONS: ReadonlySet<Action> = new Set<Action>(['update-etcd-client-secret', 'restart-etcdadm-controller', 'kcp-not-paused']);
-
-export function runManagementAction(step: PlanStep, ctx: ManagementContext): Promise<string> {
-  if (step.action === 'update-etcd-client-secret') return updateEtcdClientSecret(step, ctx);
-  if (step.action === 'restart-etcdadm-controller') return restartEtcdadmController(step, ctx);
-  return kcpNotPaused(step, ctx);
-}
 
 function byHand(ctx: ManagementContext): string {
   return [...secretByHand(ctx.inventory), `or, once the API answers, rerun with: rotate-certs apply PLAN --resume`].join('\n    ');

@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import type { Inventory, InventoryNode, OsName } from '../inventory/types.js';
 import type { OsProfile, ProfileSet } from '../profiles/profile.js';
-import { ACTION_COMMANDS, ACTION_VARS, type DeferUntil, type PhaseRunbook, type RunbookStep, type Topology, type WithValue } from '../runbook/runbook.js';
+import { actionDeclaration } from '../runbook/actions.js';
+import { type DeferUntil, type PhaseRunbook, type RunbookStep, type Topology, type WithValue } from '../runbook/runbook.js';
 import { renderDisplay, templateNames } from '../runbook/template.js';
 import { UsageError } from '../util/errors.js';
 import type { Plan, PlanNode, PlanPhase, PlanStep, Scope } from './types.js';
@@ -67,8 +68,8 @@ function compileStep(step: RunbookStep, node: InventoryNode, profile: OsProfile,
     return renderDisplay(template, { ...all, ...extra });
   };
   if (step.action) {
-    const keys = ACTION_COMMANDS[step.action] ?? [];
-    return { ...out, action: step.action, ...(keys.length > 0 ? { commands: Object.fromEntries(keys.map((k) => [k, display(k, ACTION_VARS)])) } : {}) };
+    const { commands: keys = [], vars: own = {} } = actionDeclaration(step.action);
+    return { ...out, action: step.action, ...(keys.length > 0 ? { commands: Object.fromEntries(keys.map((k) => [k, display(k, own)])) } : {}) };
   }
   const key = step.run as string;
   return { ...out, run: key, command: display(key) };

@@ -10,49 +10,12 @@ import { InputFileError } from '../util/errors.js';
 import { readPackageFile } from '../util/package-files.js';
 import { PACKAGE_ROOT } from '../util/package-root.js';
 import { arr, bool, fail, lineOf, obj, oneOf, opt, parseYaml, record, req, str, type Validator } from '../util/yaml-schema.js';
+import { ACTIONS, actionDeclaration, type Action } from './actions.js';
 
 export const RUNBOOKS_DIR = join(PACKAGE_ROOT, 'runbooks');
 
-/**
- * Built-in actions, run from the admin machine: gates that observe (certificates read on the
- * node, endpoints probed) and the management cluster's API calls.
- */
-export const ACTIONS = [
-  'snapshot-certs',
-  'certs-renewed',
-  'endpoint-down',
-  'endpoint-serves',
-  'apiserver-ready',
-  'update-etcd-client-secret',
-  'restart-etcdadm-controller',
-  'kcp-not-paused',
-  'issue-kubelet-client',
-  'kubelet-renewed',
-  'node-ready',
-  'static-pods-labelled',
-  'static-pods-stopped',
-  'static-pods-running',
-  'remove-duplicate-containers',
-  'etcd-client-installed',
-  'stacked-etcd-healthy',
-] as const;
-export type Action = (typeof ACTIONS)[number];
-const MUTATING_ACTIONS = new Set<Action>(['update-etcd-client-secret', 'remove-duplicate-containers', 'restart-etcdadm-controller']);
-
-/**
- * OS profile commands a built-in action runs on the node (besides reading certificates): every
- * profile of a node the action runs on must spell them, and plans show them.
- */
-export const ACTION_COMMANDS: Partial<Record<Action, string[]>> = {
-  'static-pods-labelled': ['staticPods'],
-  'static-pods-stopped': ['staticPods'],
-  'static-pods-running': ['staticPods'],
-  'remove-duplicate-containers': ['staticPods', 'removeContainer'],
-  'etcd-client-installed': ['etcdClientPairFiles'],
-  'stacked-etcd-healthy': ['stackedEtcdHealth'],
-};
-/** Variables those commands get from the action itself, not from the plan. */
-export const ACTION_VARS: Record<string, string> = { containerId: '<container id>' };
+// Declared in actions.ts, once each; re-exported for the modules that import them from here.
+export { ACTIONS, type Action } from './actions.js';
 
 /** What a step's captured output becomes: named secrets kept in memory only. */
 export const CAPTURES = ['etcdClientPair'] as const;
@@ -181,7 +144,7 @@ export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
       const field = `${where}[${i}]`;
       if ((s.run === undefined) === (s.action === undefined)) fail(ctx, node, field, 'a step needs exactly one of run (a command key) or action (a built-in)');
       if (s.capture && !s.run) fail(ctx, node, `${field}.capture`, 'only a run step can capture output');
-      if (s.deferWhileEtcdExpired && s.effect !== 'read' && !(s.action && !MUTATING_ACTIONS.has(s.action))) {
+      if (s.deferWhileEtcdExpired && s.effect !== 'read' && !(s.action && actionDeclaration(s.action).effect === 'read')) {
         fail(ctx, node, `${field}.deferWhileEtcdExpired`, 'only a read-only step (a gate) can be deferred; add effect: read if it changes nothing');
       }
       if (s.always !== undefined && !where.startsWith('restore')) fail(ctx, node, `${field}.always`, 'only a restore step can be always: a failing step ends the forward steps and starts the restore');
@@ -198,7 +161,7 @@ export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
         ...(s.when ? { when: s.when } : {}),
         ...(s.capture ? { capture: s.capture } : {}),
         // Built-in actions only look unless declared otherwise; commands change the node unless the runbook says they only read.
-        effect: s.effect ?? (s.action ? (MUTATING_ACTIONS.has(s.action) ? 'mutate' : 'read') : 'mutate'),
+        effect: s.effect ?? (s.action ? actionDeclaration(s.action).effect : 'mutate'),
         ...(s.deferWhileEtcdExpired ? { deferWhileEtcdExpired: s.deferWhileEtcdExpired } : {}),
         ...(s.always ? { always: true as const } : {}),
         file,

@@ -5,6 +5,8 @@ import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
 import { inspectCertificate } from '../../src/certs/inspect.js';
 import { pairMatches, subjectAltNames, type CertRead } from '../../src/apply/gates.js';
+import { installedPairProblems, parsePairFiles, renewalProblems, type CertReads, type RenewalExpectation } from '../../src/apply/gate-judgements.js';
+import { createHash } from 'node:crypto';
 import { clientCertProblem } from '../../src/apply/kubelet.js';
 import { notRunning, parseStaticPods, staleContainers, stillRunning, StaticPodsOutputError, unlabelledStaticPods } from '../../src/apply/static-pods.js';
 
@@ -154,5 +156,84 @@ describe('static pods as the runtime shows them', () => {
     expect(() => parseStaticPods(listing('kube-apiserver maybe', []))).toThrow(/unexpected static pod line/);
     expect(() => parseStaticPods('@@pods\n@@containers\n{"containers":[{"id":"../x"}]}')).toThrow(/unexpected container id/);
     expect(() => parseStaticPods(listing('', [c('ee', 'x', 'CONTAINER_RUNNING', 'yesterday')]))).toThrow(/creation time/);
+  });
+});
+
+describe('certs-renewed: a renewal judged from the snapshot and what is read now', () => {
+  const DIR = '/etc/etcd/pki';
+  const expectOf = (over: Partial<RenewalExpectation> = {}): RenewalExpectation => ({ renewed: [`${DIR}/server.crt`], unchanged: [`${DIR}/ca.crt`], kubeconfigs: [], sansKept: [`${DIR}/server.crt`], node: 'etcd-1', ...over });
+  const reads = (entries: Array<[string, CertRead | undefined]>): CertReads => new Map(entries);
+  const sans = [{ type: 'dns', value: 'etcd-1' }, { type: 'ip', value: '10.0.0.11' }] as x509.JsonGeneralName[];
+  let etcdCa: Awaited<ReturnType<typeof ca>>;
+  let caRead: CertRead;
+  let old: CertRead;
+  let renewed: CertRead;
+  beforeAll(async () => {
+    etcdCa = await ca('CN=etcd-ca');
+    caRead = { ...inspectCertificate(etcdCa.cert.toString('pem')), pem: etcdCa.cert.toString('pem') };
+    old = (await leaf(etcdCa, 'CN=etcd-1', now - 400 * 24 * HOUR, now - HOUR, sans)).read;
+    renewed = (await leaf(etcdCa, 'CN=etcd-1', now - HOUR, now + 8760 * HOUR, sans)).read;
+  });
+  const before = () => reads([[`${DIR}/server.crt`, old], [`${DIR}/ca.crt`, caRead]]);
+
+  it('passes a new serial with a later expiry from the same CA, every SAN kept, the CA unchanged', () => {
+    expect(renewalProblems(before(), reads([[`${DIR}/server.crt`, renewed], [`${DIR}/ca.crt`, caRead]]), expectOf(), now)).toEqual([]);
+  });
+
+  it('names each way a leaf is not renewed', async () => {
+    const after = (server: CertRead | undefined) => reads([[`${DIR}/server.crt`, server], [`${DIR}/ca.crt`, caRead]]);
+    expect(renewalProblems(before(), after(undefined), expectOf(), now)).toEqual([`${DIR}/server.crt is missing`]);
+    expect(renewalProblems(before(), after(old), expectOf(), now)).toEqual([`${DIR}/server.crt was not renewed (same serial ${old.serial})`]);
+    const shorter = (await leaf(etcdCa, 'CN=etcd-1', now - HOUR, now - 2 * HOUR, sans)).read;
+    expect(renewalProblems(before(), after(shorter), expectOf(), now)[0]).toMatch(/expires .*, no later than before$/);
+    // Nothing to compare with: judged on its own, and an expired one is refused.
+    const expired = (await leaf(etcdCa, 'CN=etcd-1', now - 2 * HOUR, now - HOUR, sans)).read;
+    expect(renewalProblems(reads([[`${DIR}/ca.crt`, caRead]]), after(expired), expectOf(), now)).toEqual([`${DIR}/server.crt is already expired`]);
+    const foreign = (await leaf(await ca('CN=someone-else'), 'CN=etcd-1', now - HOUR, now + 8760 * HOUR, sans)).read;
+    expect(renewalProblems(before(), after(foreign), expectOf(), now)).toEqual([`${DIR}/server.crt is now issued by CN=someone-else, was CN=etcd-ca`]);
+  });
+
+  it('refuses a lost SAN, naming the node, and a CA that changed or went', async () => {
+    const fewer = (await leaf(etcdCa, 'CN=etcd-1', now - HOUR, now + 8760 * HOUR, [{ type: 'dns', value: 'etcd-1' }])).read;
+    const [lost] = renewalProblems(before(), reads([[`${DIR}/server.crt`, fewer], [`${DIR}/ca.crt`, caRead]]), expectOf(), now);
+    expect(lost).toBe(`${DIR}/server.crt lost IP:10.0.0.11 (now DNS:etcd-1): etcdadm takes the host's current name and default-route address; did etcd-1's hostname or address change since the certificate was made?`);
+    const otherCa = await ca('CN=etcd-ca');
+    const changedCa = { ...inspectCertificate(otherCa.cert.toString('pem')), pem: otherCa.cert.toString('pem') };
+    expect(renewalProblems(before(), reads([[`${DIR}/server.crt`, renewed], [`${DIR}/ca.crt`, changedCa]]), expectOf(), now)).toEqual([`${DIR}/ca.crt CHANGED: a CA must never change here`]);
+    expect(renewalProblems(before(), reads([[`${DIR}/server.crt`, renewed]]), expectOf(), now)).toEqual([`${DIR}/ca.crt is missing`]);
+  });
+
+  it('judges a kubeconfig only when it was there before or is now (super-admin.conf)', () => {
+    const conf = '/etc/kubernetes/super-admin.conf';
+    const e = expectOf({ renewed: [], unchanged: [], sansKept: [], kubeconfigs: [conf] });
+    expect(renewalProblems(reads([[conf, undefined]]), reads([[conf, undefined]]), e, now)).toEqual([]);
+    expect(renewalProblems(reads([[conf, old]]), reads([[conf, undefined]]), e, now)).toEqual([`${conf} is missing`]);
+    expect(renewalProblems(reads([[conf, old]]), reads([[conf, renewed]]), e, now)).toEqual([]);
+  });
+});
+
+describe('etcd-client-installed: the files the kube-apiserver reads, judged against the pair read in this run', () => {
+  const pair = { cert: '-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----', key: '-----BEGIN PRIVATE KEY-----\nMIG\n-----END PRIVATE KEY-----' };
+  // What installEtcdClientPair's heredocs write: the text and a newline.
+  const hash = (text: string) => createHash('sha256').update(`${text}\n`).digest('hex');
+  const lines = (certHash: string, keyHash: string, keyMode = '600') => `/etc/kubernetes/pki/apiserver-etcd-client.crt ${certHash} 644\n/etc/kubernetes/pki/apiserver-etcd-client.key ${keyHash} ${keyMode}\n`;
+
+  it('reads the two lines, and refuses output that is not two', () => {
+    expect(parsePairFiles(lines('a', 'b'))).toEqual({
+      cert: { path: '/etc/kubernetes/pki/apiserver-etcd-client.crt', hash: 'a', mode: '644' },
+      key: { path: '/etc/kubernetes/pki/apiserver-etcd-client.key', hash: 'b', mode: '600' },
+    });
+    expect(parsePairFiles('/etc/kubernetes/pki/apiserver-etcd-client.crt a 644\n')).toBeUndefined();
+    expect(parsePairFiles('')).toBeUndefined();
+  });
+
+  it('passes the pair with its key 0600; names a wrong certificate, a wrong key, a key others can read', () => {
+    const judge = (text: string) => installedPairProblems(parsePairFiles(text)!, pair);
+    expect(judge(lines(hash(pair.cert), hash(pair.key)))).toEqual([]);
+    expect(judge(lines(hash('old'), hash(pair.key)))).toEqual(['/etc/kubernetes/pki/apiserver-etcd-client.crt does not hold the renewed etcd client certificate']);
+    expect(judge(lines(hash(pair.cert), hash('old'), '644'))).toEqual(['/etc/kubernetes/pki/apiserver-etcd-client.key does not hold the renewed etcd client key']);
+    expect(judge(lines(hash(pair.cert), hash(pair.key), '644'))).toEqual(['/etc/kubernetes/pki/apiserver-etcd-client.key has mode 644, not 600']);
+    // A file that is not there: etcdClientPairFiles prints "PATH missing -".
+    expect(judge(`/etc/kubernetes/pki/apiserver-etcd-client.crt missing -\n/etc/kubernetes/pki/apiserver-etcd-client.key missing -\n`)).toHaveLength(2);
   });
 });
