@@ -20,7 +20,7 @@ import { CAPTURES, RUNNERS, type ActionContext, type ActionRunner } from './acti
 import { GateError, type CertRead, type GateTimeouts } from './gates.js';
 import { pauseEtcdadmHealthCheck } from './etcdadm-pause.js';
 import type { ManagementContext } from './management.js';
-import { progressOf, type Journal, type JournalEntry } from './journal.js';
+import { progressOf, type Journal, type JournalEntry } from '../state/journal.js';
 import type { Reporter } from './reporter.js';
 
 export interface ApplyDeps {

@@ -1,5 +1,5 @@
 /** `rotate-certs backups` output: a table per node, or one JSON document. Pure. */
-import type { StateRetention } from '../apply/journal.js';
+import type { StateRetention } from '../state/journal.js';
 import type { Role } from '../inventory/types.js';
 import { columns, groupByMessage, plural } from '../util/wording.js';
 import { FlagDefault } from '../util/exit-codes.js';

@@ -5,7 +5,7 @@
  */
 import { isAbsolute, join } from 'node:path';
 import { confirm } from '@inquirer/prompts';
-import { defaultStateDir, Journal } from '../apply/journal.js';
+import { defaultStateDir, Journal } from '../state/journal.js';
 import type { BackupEntry } from '../backups/listing.js';
 import { pruneBackups, readBackups } from '../backups/cluster.js';
 import { renderBackups, type BackupsOutputFormat } from '../backups/render.js';

@@ -1,7 +1,7 @@
 /** Shared flag parsing (each bad value a UsageError naming the flag), and the flags commands share. */
 import { isAbsolute, join } from 'node:path';
 import type { GateTimeouts } from '../apply/gates.js';
-import { defaultStateDir } from '../apply/journal.js';
+import { defaultStateDir } from '../state/journal.js';
 import type { RotationOptions } from '../rotation/run.js';
 import type { Connector } from '../transport/session.js';
 import { UsageError } from '../util/errors.js';

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { confirm } from '@inquirer/prompts';
-import { Journal } from '../apply/journal.js';
+import { Journal } from '../state/journal.js';
 import { plainReporter } from '../apply/reporter.js';
 import type { CheckReport } from '../check/run.js';
 import { inventorySpecFor } from '../eksa/cluster-inventory.js';

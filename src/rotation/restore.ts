@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { Applier } from '../apply/engine.js';
 import type { GateTimeouts } from '../apply/gates.js';
-import { Journal } from '../apply/journal.js';
+import { Journal } from '../state/journal.js';
 import type { Reporter } from '../apply/reporter.js';
 import { withDetected } from '../profiles/detect-os.js';
 import type { Inventory, InventorySpec } from '../inventory/types.js';

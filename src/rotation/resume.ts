@@ -1,6 +1,6 @@
 /** `rotate --resume`: the cluster's last run, when it did not finish. */
 import { join } from 'node:path';
-import { Journal } from '../apply/journal.js';
+import { Journal } from '../state/journal.js';
 import { UsageError } from '../util/errors.js';
 
 /** The plan copy of the cluster's last run, refused when there is none or it finished: there is nothing to continue. */

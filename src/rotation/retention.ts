@@ -3,7 +3,7 @@
  * older runs beyond the newest N go, never the newest and never one of an unfinished run; then the
  * state folder keeps the same N. Never fails the run: what could not be pruned is a warning.
  */
-import { progressOf, type Journal, type JournalEntry, type StateRetention } from '../apply/journal.js';
+import { progressOf, type Journal, type JournalEntry, type StateRetention } from '../state/journal.js';
 import type { Inventory } from '../inventory/types.js';
 import type { Plan } from '../plan/types.js';
 import type { ProfileSet } from '../profiles/profile.js';

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Applier, type ApplyResult } from '../apply/engine.js';
 import { DEFAULT_TIMEOUTS, type GateTimeouts } from '../apply/gates.js';
-import { Journal } from '../apply/journal.js';
+import { Journal } from '../state/journal.js';
 import { gatherReport, preflight } from '../apply/preflight.js';
 import type { Reporter } from '../apply/reporter.js';
 import { retainAfterRun, type RetentionReport } from './retention.js';

@@ -6,7 +6,7 @@
  * (unattended.ts). Then one line per cluster, and the same as Prometheus text and JSON on request.
  */
 import { dirname, isAbsolute, join } from 'node:path';
-import { Journal, LockHeldError } from '../apply/journal.js';
+import { Journal, LockHeldError } from '../state/journal.js';
 import { clusterName, clusterSources, loadClusters } from '../check/clusters.js';
 import { inventorySpecFor } from '../eksa/cluster-inventory.js';
 import { ApplyExit, RotateExit } from '../util/exit-codes.js';

@@ -4,7 +4,7 @@
  * rotation's own pre-flight asks it), the API is ready, no earlier run of the cluster is unfinished,
  * and it is no etcd recovery unless --allow-recovery asks for one.
  */
-import type { JournalEntry } from '../apply/journal.js';
+import type { JournalEntry } from '../state/journal.js';
 import type { CheckError } from '../check/run.js';
 import { groupByMessage, nodeList, plural } from '../util/wording.js';
 

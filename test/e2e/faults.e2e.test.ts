@@ -7,14 +7,14 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import type { CheckReport } from '../../src/check/run.js';
 import { inspectCertificate } from '../../src/certs/inspect.js';
 import { servedCertificate } from '../../src/check/probe.js';
 import { startLab, type Lab } from '../lab/lab.js';
-import { cli, clusterState, duplicateStarts, etcdHealthy, expectRotated, fileState, journal, serials } from './rotation-state.js';
+import { cli, clusterState, duplicateStarts, etcdHealthy, fileState, journal, serials } from './rotation-state.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -280,30 +280,5 @@ describe('faults (issue 7)', { timeout: 240_000 }, () => {
     expect(etcdPkiLines(await fileState(etcd3))).toBe(etcdPkiLines(stateBefore));
     expect(await etcdHealthy(lab)).toBe(true);
     expect(await checkSerials(lab)).toEqual(serialsBefore);
-  });
-
-  it('a second run while one holds the lock is refused (exit 75, naming the holder); the first finishes', async () => {
-    const lock = join(stateDir, 'lab', 'lock');
-    const beforeSecond = await serials(lab);
-    const beforeSecondState = await clusterState(lab);
-    expect(existsSync(lock)).toBe(false);
-    const first = cli(['rotate', '-i', lab.inventoryPath, '--yes', '--state-dir', stateDir]);
-    await waitFor('the first run to take the lock', () => {
-      try {
-        return (JSON.parse(readFileSync(lock, 'utf8')) as { runId: string }).runId !== 'pre-check';
-      } catch {
-        return false;
-      }
-    });
-    const holder = JSON.parse(readFileSync(lock, 'utf8')) as { pid: number; runId: string };
-    const second = await cli(['rotate', '-i', lab.inventoryPath, '--yes', '--state-dir', stateDir]);
-    expect(second.code).toBe(75);
-    expect(second.err).toContain(`another rotate-certs run holds the lock for cluster lab (pid ${holder.pid} on `);
-    expect(second.err).toContain(`run ${holder.runId}`);
-    const r = await first;
-    expect(r.err).not.toMatch(/FAILED/);
-    expect(r.code).toBe(0);
-    expect(existsSync(lock)).toBe(false);
-    await expectRotated(lab, beforeSecond, beforeSecondState);
   });
 });

@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import ssh2 from 'ssh2';
 import { startLab, type Lab, type LabNode } from '../lab/lab.js';
-import type { JournalEntry } from '../../src/apply/journal.js';
+import type { JournalEntry } from '../../src/state/journal.js';
 import { filesUnder } from '../files.js';
 import { cli, clusterState, MIXED_NODES, pathsOf } from './rotation-state.js';
 

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Journal, type JournalEntry } from '../../src/apply/journal.js';
+import { Journal, type JournalEntry } from '../../src/state/journal.js';
 import { renderRetention, retainAfterRun } from '../../src/rotation/retention.js';
 import { backupsCommand, type BackupsFlags } from '../../src/cli/backups-command.js';
 import type { CliIo } from '../../src/cli/io.js';

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { JournalEntry } from '../../src/apply/journal.js';
+import type { JournalEntry } from '../../src/state/journal.js';
 import { parseBackupListing, runIdTime, summarizeBackups, type BackupEntry } from '../../src/backups/listing.js';
 import { listScript } from '../../src/backups/nodes.js';
 import { decidePrune } from '../../src/backups/retention.js';

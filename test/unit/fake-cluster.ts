@@ -24,7 +24,7 @@ import { dirname, join } from 'node:path';
 import { RUNNERS, type ActionRunner } from '../../src/apply/actions.js';
 import { Applier, type ApplyDeps } from '../../src/apply/engine.js';
 import { DEFAULT_TIMEOUTS, GateError } from '../../src/apply/gates.js';
-import { Journal } from '../../src/apply/journal.js';
+import { Journal } from '../../src/state/journal.js';
 import type { Reporter } from '../../src/apply/reporter.js';
 import type { Inventory, InventoryNode, OsName, Role } from '../../src/inventory/types.js';
 import { compilePlan } from '../../src/plan/compile.js';

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_TIMEOUTS } from '../../src/apply/gates.js';
-import { defaultStateDir, LockHeldError } from '../../src/apply/journal.js';
+import { defaultStateDir, LockHeldError } from '../../src/state/journal.js';
 import { checkExitCode } from '../../src/check/exit-code.js';
 import type { CheckReport } from '../../src/check/run.js';
 import { ApplyExit, BackupsExit, CheckExit, FlagDefault, PlanExit, RotateExit, TrustExit } from '../../src/util/exit-codes.js';

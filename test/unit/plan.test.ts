@@ -11,7 +11,7 @@ import { PROFILES_DIR, ProfileSet } from '../../src/profiles/profile.js';
 import { loadRotationRunbooks, parsePhaseRunbook, RUNBOOKS_DIR } from '../../src/runbook/runbook.js';
 import { renderDisplay, renderScript, templateNames } from '../../src/runbook/template.js';
 import { LoadError, UsageError } from '../../src/util/errors.js';
-import { Journal, progressOf } from '../../src/apply/journal.js';
+import { Journal, progressOf } from '../../src/state/journal.js';
 import { kubeletKubeconfig } from '../../src/apply/kubelet.js';
 import { kubeletDueFrom } from '../../src/plan/kubelet-due.js';
 import { nodeNamesFrom } from '../../src/plan/node-names.js';

@@ -7,7 +7,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Journal, type JournalEntry } from '../../src/apply/journal.js';
+import { Journal, type JournalEntry } from '../../src/state/journal.js';
 import type { PlanNode, PlanStep } from '../../src/plan/types.js';
 import { FakeCluster, ProcessDied, type FaultKind } from './fake-cluster.js';
 

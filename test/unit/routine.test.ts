@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { JournalEntry } from '../../src/apply/journal.js';
+import type { JournalEntry } from '../../src/state/journal.js';
 import type { CertificateEntry } from '../../src/check/run.js';
 import { scopeCandidates } from '../../src/rotation/plan.js';
 import { requireKnownOs } from '../../src/profiles/detect-os.js';

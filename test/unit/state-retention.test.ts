@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Journal, stateRetention, type JournalEntry } from '../../src/apply/journal.js';
+import { Journal, stateRetention, type JournalEntry } from '../../src/state/journal.js';
 
 let stateDir: string;
 let journal: Journal;
