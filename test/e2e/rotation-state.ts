@@ -6,19 +6,45 @@
 import 'reflect-metadata';
 import { expect } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { runCli, type CliEnv } from '../../src/cli/program.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { inspectCertificate } from '../../src/certs/inspect.js';
 import { servedCertificate } from '../../src/check/probe.js';
 import type { Lab, LabNode, LabNodeSpec } from '../lab/lab.js';
 
+/**
+ * With ROTATE_CERTS_E2E_LOG=DIR, every CLI run's output is also appended to DIR/<test file>.log as it
+ * comes, with the time: a test that runs out its timeout shows where the run was.
+ */
+function liveLog(args: string[]): (stream: string, text: string) => void {
+  const dir = process.env.ROTATE_CERTS_E2E_LOG;
+  if (!dir) return () => undefined;
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${basename(expect.getState().testPath ?? 'unknown')}.log`);
+  appendFileSync(file, `\n${new Date().toISOString()} ## ${expect.getState().currentTestName ?? ''}\n${new Date().toISOString()} $ rotate-certs ${args.join(' ')}\n`);
+  return (stream, text) => appendFileSync(file, text.replace(/^(?=.)/gm, `${new Date().toISOString()} ${stream} `));
+}
+
 /** The CLI in-process, output captured; `env` is what the binary would pass (Ctrl-C, gate timeouts). */
 export async function cli(args: string[], env: CliEnv = {}) {
   let out = '';
   let err = '';
-  const io: CliIo = { out: (t) => void (out += t), err: (t) => void (err += t), color: false, env: process.env, cwd: process.cwd() };
+  const log = liveLog(args);
+  const io: CliIo = {
+    out: (t) => {
+      out += t;
+      log('out', t);
+    },
+    err: (t) => {
+      err += t;
+      log('err', t);
+    },
+    color: false,
+    env: process.env,
+    cwd: process.cwd(),
+  };
   const code = await runCli(args, io, env);
   return { code, out, err };
 }
