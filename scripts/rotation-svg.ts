@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { actionDeclaration } from '../src/runbook/actions.js';
 import { loadRotationRunbooks, type PhaseRunbook, type RunbookStep } from '../src/runbook/runbook.js';
 import { PACKAGE_ROOT } from '../src/util/package-root.js';
 
@@ -37,9 +38,6 @@ const COLOR = {
   restoreBand: '#fff5f5',
   flow: '#57606a',
 };
-
-/** Built-in actions that call the management cluster's API rather than a node. */
-const API_ACTIONS = new Set(['update-etcd-client-secret', 'restart-etcdadm-controller', 'kcp-not-paused']);
 
 const ROLE_NODES: Record<string, string> = { etcd: 'external etcd nodes', 'control-plane': 'control-plane nodes', worker: 'worker nodes' };
 const TOPOLOGY: Record<string, string> = { 'external-etcd': 'external etcd', 'stacked-etcd': 'stacked etcd' };
@@ -73,7 +71,8 @@ function text(x: number, y: number, s: string, style: TextStyle = {}): string {
 }
 
 type Kind = 'mutate' | 'gate' | 'api';
-const kindOf = (s: RunbookStep): Kind => (s.action && API_ACTIONS.has(s.action) ? 'api' : s.effect === 'read' ? 'gate' : 'mutate');
+// An action declared runsOn: management calls the management cluster's API rather than a node.
+const kindOf = (s: RunbookStep): Kind => (s.action && actionDeclaration(s.action).runsOn === 'management' ? 'api' : s.effect === 'read' ? 'gate' : 'mutate');
 
 /** A step's marker: a filled dot changes the node, a diamond only looks, a square calls the API. */
 function marker(kind: Kind, x: number, y: number): string {

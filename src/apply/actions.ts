@@ -78,7 +78,7 @@ export const RUNNERS: Record<Action, ActionRunner> = {
 /** What a run step's captured output becomes: secrets for later steps, and the step's summary. Never the output itself. */
 export type CaptureReader = (stdout: string, node: PlanNode) => { secrets: Record<string, string>; summary: string };
 
-export const CAPTURES: Record<Capture, CaptureReader> = {
+export const CAPTURE_READERS: Record<Capture, CaptureReader> = {
   etcdClientPair: (stdout, node) => {
     // Output holds a private key: parsed here, kept in memory, never returned or logged.
     const cert = pemCertificates(stdout)[0];

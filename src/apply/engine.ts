@@ -16,7 +16,7 @@ import { endpointRoute, type EndpointRoute } from '../transport/endpoints.js';
 import { CommandTimeoutError, type Connector, type NodeSession } from '../transport/session.js';
 import { errorMessage, nodeErrorDetail, outputTail } from '../util/errors.js';
 import { mapLimit } from '../util/limit.js';
-import { CAPTURES, RUNNERS, type ActionContext, type ActionRunner } from './actions.js';
+import { CAPTURE_READERS, RUNNERS, type ActionContext, type ActionRunner } from './actions.js';
 import { GateError, type CertRead, type GateTimeouts } from './gates.js';
 import { pauseEtcdadmHealthCheck } from './etcdadm-pause.js';
 import type { ManagementContext } from './management.js';
@@ -80,7 +80,9 @@ export class Applier {
     private readonly deps: ApplyDeps,
   ) {
     this.route = endpointRoute(deps.inventory.nodes, deps.connector);
-    this.runners = { ...RUNNERS, ...deps.actions };
+    // A test's replacement set to undefined keeps the built-in one rather than erasing it.
+    const replaced = Object.entries(deps.actions ?? {}).filter((e): e is [Action, ActionRunner] => e[1] !== undefined);
+    this.runners = { ...RUNNERS, ...Object.fromEntries(replaced) };
   }
 
   private session(name: string): Promise<NodeSession> {
@@ -95,11 +97,14 @@ export class Applier {
     return s;
   }
 
+  /**
+   * Closes the sessions this Applier opened, not the connector it was given: its owner closes that
+   * (a pooled one is still needed after the run, to read the certificates again).
+   */
   async close(): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.all(all.map((p) => p.then((s) => s.close(), () => undefined)));
-    await this.deps.connector.close?.();
   }
 
   private journal(entry: Omit<JournalEntry, 't' | 'runId'>): void {
@@ -115,9 +120,9 @@ export class Applier {
       // The same context object across a node's steps: endpoint-down leaves downSince for apiserver-ready.
       ctx.session = session;
       // A plan file names its actions itself: one from another version may name none of ours.
-      const runner = this.runners[step.action] as ActionRunner | undefined;
-      if (!runner) throw new GateError(`unknown action ${String(step.action)}`);
-      return runner(step, ctx);
+      // Own names only: an inherited one (toString) is no action either.
+      if (!Object.hasOwn(this.runners, step.action)) throw new GateError(`unknown action ${String(step.action)}`);
+      return this.runners[step.action](step, ctx);
     }
     const profile = this.deps.profiles.get(node.os);
     const template = profile.commands[step.run as string] as string;
@@ -140,6 +145,8 @@ export class Applier {
   }
 
   private async execStep(node: PlanNode, step: PlanStep, session: NodeSession, script: string): Promise<string> {
+    // As with actions: a plan file may name a capture this version does not read (toString is none either).
+    if (step.capture !== undefined && !Object.hasOwn(CAPTURE_READERS, step.capture)) throw new StepError(`unknown capture ${String(step.capture)}`);
     let res;
     try {
       res = await session.exec(node.rootShell, { stdin: script });
@@ -160,7 +167,7 @@ export class Applier {
     if (step.capture) {
       let read;
       try {
-        read = CAPTURES[step.capture](res.stdout, node);
+        read = CAPTURE_READERS[step.capture](res.stdout, node);
       } catch (err) {
         throw new StepError(errorMessage(err));
       }
@@ -212,28 +219,22 @@ export class Applier {
   }
 
   /**
-   * Runs a node's restore steps; true when they all passed. After a failed step only the steps
-   * marked `always` run: the static pods are started again (and watched) whatever failed before,
-   * so a failed restore never leaves a manifest (or a static-pod setting) out, while a restart is
-   * not begun on files that could not be put back. A step that puts back from a backup none of the
-   * `done` steps made is skipped: the run stopped between two backups, and what that backup would
-   * keep was never changed (a restore from it could only fail). The first failure is what the
-   * journal and the report keep.
+   * Runs a node's restore steps; true when they all passed. Called only once `restore.after`, the
+   * runbook's last backup step, finished: every backup a restore step reads exists (the loader
+   * checks each runbook for that). After a failed step only the steps marked `always` run: the
+   * static pods are started again (and watched) whatever failed before, so a failed restore never
+   * leaves a manifest (or a static-pod setting) out, while a restart is not begun on files that
+   * could not be put back. The first failure is what the journal and the report keep.
    */
-  private async restore(phase: PlanPhase, node: PlanNode, done: ReadonlySet<string>): Promise<boolean> {
+  private async restore(phase: PlanPhase, node: PlanNode): Promise<boolean> {
     if (!node.restore) return false;
     const { reporter } = this.deps;
     this.journal({ event: 'restore-start', phase: phase.phase, node: node.name, backups: node.backups });
     const ctx = this.newActionContext(node);
-    const made = new Set(node.steps.filter((s) => done.has(s.id)).map((s) => s.with.backup));
     let failed: { step: string; message: string } | undefined;
     for (const step of node.restore.steps) {
       if (failed && !step.always) {
         reporter.info(`${node.name}: ${step.id} skipped (the restore already failed at ${failed.step})`);
-        continue;
-      }
-      if (typeof step.with.backup === 'string' && !made.has(step.with.backup)) {
-        reporter.info(`${node.name}: ${step.id} skipped (${step.with.backup} was not made yet, so nothing it keeps was changed)`);
         continue;
       }
       reporter.stepStart(node.name, step.id, step.title);
@@ -255,7 +256,8 @@ export class Applier {
 
   /**
    * `rotate-certs restore`: puts one node back from the backups this run made, latest phase
-   * first. Only phases whose backup step finished are restored.
+   * first. Only phases whose last backup step (`restore.after`) finished are restored: before it,
+   * nothing on the node was changed.
    */
   async restoreNode(name: string): Promise<Array<{ phase: string; ok: boolean }>> {
     // A restore restarts members and kube-apiservers too; it also ends a pause a killed run left.
@@ -270,7 +272,7 @@ export class Applier {
       const { done } = progressOf(entries, phase.phase, name);
       if (!node?.restore || !done.has(node.restore.after)) continue;
       this.deps.reporter.phase(`Restore ${name}: ${phase.title}`);
-      out.push({ phase: phase.phase, ok: await this.restore(phase, node, done) });
+      out.push({ phase: phase.phase, ok: await this.restore(phase, node) });
     }
     return out;
   }
@@ -400,7 +402,7 @@ export class Applier {
       const needsRestore = node.restore && progress.done.has(node.restore.after) && !progress.restored;
       if (needsRestore) {
         reporter.info(`${node.name}: the last run left it part-way (${progress.cutOff ? `cut off in ${progress.cutOff}` : progress.failed ? `failed in ${progress.failed}` : 'stopped'}); restoring it before redoing ${phase.phase}`);
-        if (!(await this.restore(phase, node, progress.done))) {
+        if (!(await this.restore(phase, node))) {
           reporter.nodeEnd?.(phase.phase, node.name, 'failed', 'restore before resuming failed');
           return { kind: 'failed', failure: { phase: phase.phase, node: node.name, step: 'restore', message: 'restore before resuming failed', restored: false } };
         }
@@ -426,7 +428,10 @@ export class Applier {
         // member with an emptied PKI folder is down). --resume then redoes the node.
         if (node.restore && done.has(node.restore.after)) {
           reporter.warn(`${node.name}: stopping; restoring it from its backup first so it is not left half-done`);
-          await this.restore(phase, node, done);
+          await this.restore(phase, node);
+        } else if (node.restore) {
+          // The loader holds every step up to restore.after to reading or backing up.
+          reporter.info(`${node.name}: stopping before ${node.restore.after}; nothing was changed yet, so there is nothing to restore`);
         }
         this.journal({ event: 'run-stopped', phase: phase.phase, node: node.name, step: step.id, backups: node.backups });
         throw new StopRequested(node.name, step.id);
@@ -446,9 +451,11 @@ export class Applier {
         let restored = false;
         if (node.restore && done.has(node.restore.after)) {
           reporter.warn(`${node.name}: ${step.id} failed; restoring the node from its backup`);
-          restored = await this.restore(phase, node, done);
+          restored = await this.restore(phase, node);
         } else if (step.effect === 'mutate' && node.restore) {
-          reporter.info(`${node.name}: nothing changed before ${step.id}; no restore needed`);
+          // Up to restore.after the steps only read or make backups (the loader checks it), and a
+          // backup copies aside before it renames: a failed one changed nothing either.
+          reporter.info(`${node.name}: ${step.id} failed before anything was changed (the steps up to ${node.restore.after} only read or make backups); no restore needed`);
           restored = true;
         } else {
           restored = true;

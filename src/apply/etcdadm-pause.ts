@@ -20,6 +20,7 @@
  */
 import { KubeApiError } from '../kube/client.js';
 import { errorMessage } from '../util/errors.js';
+import { oneLine } from '../util/wording.js';
 import { connectApi, type ManagementContext } from './management-api.js';
 import { etcdadmClusterName, PAUSED, PAUSED_BY, SECRET_NAMESPACE as NS, unpauseByHand } from './manual-commands.js';
 
@@ -81,7 +82,7 @@ export async function pauseEtcdadmHealthCheck(ctx: ManagementContext): Promise<H
       return undefined;
     }
     ctx.reporter.warn(
-      `etcdadm-controller: could not pause its etcd health checks (${errorMessage(err).split('\n')[0]}). If it runs, it may replace an etcd member that stays unhealthy for 5 checks in a row (2.5 min).`,
+      `etcdadm-controller: could not pause its etcd health checks (${oneLine(errorMessage(err))}). If it runs, it may replace an etcd member that stays unhealthy for 5 checks in a row (2.5 min).`,
     );
     return undefined;
   }

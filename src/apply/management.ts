@@ -8,7 +8,6 @@ import { KubeApiError } from '../kube/client.js';
 import type { PlanStep } from '../plan/types.js';
 import { errorMessage } from '../util/errors.js';
 import { plural } from '../util/wording.js';
-import { shq } from '../util/shell.js';
 import { GateError } from './gates.js';
 import { connectApi, maybeRefreshKubeconfig, type ManagementApi, type ManagementContext } from './management-api.js';
 import { etcdClientSecretName, secretByHand, SECRET_NAMESPACE as NS } from './manual-commands.js';

@@ -226,9 +226,11 @@ export async function restoreCommand(flags: RestoreFlags, io: CliIo, env: Rotate
     const ok = await confirm({ message: `Put ${flags.node} back from the backups of run ${source.runId}?`, default: false });
     if (!ok) return 0;
   }
-  const done = await restoreNode(source, flags.node, { connector: env.connector ?? new SshConnector(), reporter: plainReporter((l) => io.err(l)), ...(env.timeouts ? { timeouts: env.timeouts } : {}) });
+  const connector = env.connector ?? new SshConnector();
+  // Ours to close (restoreNode closes only its sessions): an open jump-host connection would keep the process alive.
+  const done = await restoreNode(source, flags.node, { connector, reporter: plainReporter((l) => io.err(l)), ...(env.timeouts ? { timeouts: env.timeouts } : {}) }).finally(() => connector.close?.());
   if (done.length === 0) {
-    io.out(`${flags.node}: run ${source.runId} made no backup of it that finished; nothing restored\n`);
+    io.out(`${flags.node}: run ${source.runId} stopped before its backups of it were all made, so it changed nothing there; nothing restored\n`);
     return 0;
   }
   for (const d of done) io.out(`${flags.node}: ${d.phase} ${d.ok ? 'restored' : 'restore FAILED'}\n`);

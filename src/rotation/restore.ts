@@ -37,7 +37,10 @@ export function restoreSource(stateDir: string, cluster: string, node: string, s
   return { journal, runId, plan, inv };
 }
 
-/** Runs the node's restore steps, latest phase first, under the run's lock; one entry per phase whose backup finished. */
+/**
+ * Runs the node's restore steps, latest phase first, under the run's lock; one entry per phase
+ * whose last backup step finished. Closes the sessions it opened; the caller closes `connector`.
+ */
 export async function restoreNode(source: RestoreSource, node: string, opts: { connector: Connector; reporter: Reporter; timeouts?: Partial<GateTimeouts> }): Promise<Array<{ phase: string; ok: boolean }>> {
   const { journal, runId, plan, inv } = source;
   await opts.connector.prepare?.(inv);

@@ -24,7 +24,9 @@ import { FlagDefault } from '../util/exit-codes.js';
 
 /** How a run shows its progress and asks its one question; the command line gives it. */
 export interface RotationUi {
-  /** The reporter for this plan's progress; `finish` ends it and returns warnings to print. */
+  /** Lines before the run (pre-flight). */
+  reporter: Reporter;
+  /** The reporter for the run's progress, made once pre-flight passed; `finish` ends it and returns warnings to print. */
   progress(plan: Plan): { reporter: Reporter; finish(): Promise<string[]> };
   /** Whether to replace the refused local kubeconfig with the renewed admin.conf. */
   refreshKubeconfig(kubeconfig: string | undefined): Promise<boolean>;
@@ -103,18 +105,18 @@ async function runWith(connector: PooledConnector, plan: Plan, inv: Inventory, o
     if (!opts.resume && journal.entries(plan.runId).some((e) => e.event === 'run-start')) {
       throw new UsageError(`plan ${plan.runId} was already applied (see ${journal.file}); use --resume to continue it, or make a new plan`);
     }
-    const progress = ui.progress(plan);
     before = await preflight({
       plan,
       inventory: inv,
       profiles,
       connector,
-      reporter: progress.reporter,
+      reporter: ui.reporter,
       warnDays: opts.warnDays,
       concurrency: opts.concurrency,
       compareFacts: !opts.resume,
       etcdHealthAlways: opts.etcdHealthAlways ?? false,
     });
+    const progress = ui.progress(plan);
     const applier = new Applier(plan, {
       inventory: inv,
       connector,

@@ -25,13 +25,13 @@ import { renderRoutineJson, renderRoutinePrometheus, summaryLine, type ClusterRu
 import { PooledConnector } from '../transport/pool.js';
 import { SshConnector } from '../transport/ssh.js';
 import { ExitCode, RotateCertsError, UsageError } from '../util/errors.js';
-import { groupByMessage, plural } from '../util/wording.js';
+import { groupByMessage, oneLine, plural } from '../util/wording.js';
 import { apiReadiness } from './api-ready.js';
 import { requireFolderOf, writeAtomic } from './atomic-write.js';
 import { caWarnings, decideDue, describe, nextExpiry, nothingDueReason, renewedCount, when, type DueCertificate, type DueOptions } from './due.js';
 import { durationDays, type Duration } from './duration.js';
 import { managementClusterOf, managementFirst } from './order.js';
-import { apiNotReady, oneLine, recoveryRefused, unfinishedRun, unreadNodes } from './unattended.js';
+import { apiNotReady, recoveryRefused, unfinishedRun, unreadNodes } from './unattended.js';
 
 /** The flags of `rotate` a due run reads. */
 export interface RoutineFlags extends ScopeFlags {

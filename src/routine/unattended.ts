@@ -45,10 +45,3 @@ export function apiNotReady(results: ReadonlyArray<{ node: string; problem?: str
   return `the API is not ready: ${groupByMessage(bad).join('; ')}`;
 }
 
-/** A refusal of several lines (pre-flight's: a heading, then one problem per line) as one line. */
-export function oneLine(message: string): string {
-  const [head = '', ...rest] = message.split('\n');
-  const items = rest.map((l) => l.trim().replace(/^- /, '')).filter(Boolean);
-  if (items.length === 0) return head.trim();
-  return `${head.trim().replace(/, nothing was changed:$|:$/, '')}: ${items.join('; ')}`;
-}

@@ -14,6 +14,12 @@ export interface ActionDeclaration {
   /** read: only looks (a gate); mutate: changes a node or the management cluster. The step's default effect. */
   effect: 'read' | 'mutate';
   /**
+   * node: about the node (its files, containers, endpoints, its Node object); management: the
+   * management cluster's objects, through its API. The rotation picture (scripts/rotation-svg.ts)
+   * draws the two apart.
+   */
+  runsOn: 'node' | 'management';
+  /**
    * OS profile commands the action runs on the node (besides reading certificates): every profile
    * of a node it runs on must spell them, and plans show them.
    */
@@ -24,26 +30,26 @@ export interface ActionDeclaration {
 
 export const ACTION_DECLARATIONS = {
   // Gates: certificates read on the node, endpoints probed from the admin machine.
-  'snapshot-certs': { effect: 'read' },
-  'certs-renewed': { effect: 'read' },
-  'endpoint-down': { effect: 'read' },
-  'endpoint-serves': { effect: 'read' },
-  'apiserver-ready': { effect: 'read' },
+  'snapshot-certs': { runsOn: 'node', effect: 'read' },
+  'certs-renewed': { runsOn: 'node', effect: 'read' },
+  'endpoint-down': { runsOn: 'node', effect: 'read' },
+  'endpoint-serves': { runsOn: 'node', effect: 'read' },
+  'apiserver-ready': { runsOn: 'node', effect: 'read' },
   // The management cluster's API.
-  'update-etcd-client-secret': { effect: 'mutate' },
-  'restart-etcdadm-controller': { effect: 'mutate' },
-  'kcp-not-paused': { effect: 'read' },
+  'update-etcd-client-secret': { runsOn: 'management', effect: 'mutate' },
+  'restart-etcdadm-controller': { runsOn: 'management', effect: 'mutate' },
+  'kcp-not-paused': { runsOn: 'management', effect: 'read' },
   // Kubelets: a client certificate issued on a control-plane node, then watched in use.
-  'issue-kubelet-client': { effect: 'read' },
-  'kubelet-renewed': { effect: 'read' },
-  'node-ready': { effect: 'read' },
+  'issue-kubelet-client': { runsOn: 'node', effect: 'read' },
+  'kubelet-renewed': { runsOn: 'node', effect: 'read' },
+  'node-ready': { runsOn: 'node', effect: 'read' },
   // Static pods as the node's container runtime shows them.
-  'static-pods-labelled': { effect: 'read', commands: ['staticPods'] },
-  'static-pods-stopped': { effect: 'read', commands: ['staticPods'] },
-  'static-pods-running': { effect: 'read', commands: ['staticPods'] },
-  'remove-duplicate-containers': { effect: 'mutate', commands: ['staticPods', 'removeContainer'], vars: { containerId: '<container id>' } },
-  'etcd-client-installed': { effect: 'read', commands: ['etcdClientPairFiles'] },
-  'stacked-etcd-healthy': { effect: 'read', commands: ['stackedEtcdHealth'] },
+  'static-pods-labelled': { runsOn: 'node', effect: 'read', commands: ['staticPods'] },
+  'static-pods-stopped': { runsOn: 'node', effect: 'read', commands: ['staticPods'] },
+  'static-pods-running': { runsOn: 'node', effect: 'read', commands: ['staticPods'] },
+  'remove-duplicate-containers': { runsOn: 'node', effect: 'mutate', commands: ['staticPods', 'removeContainer'], vars: { containerId: '<container id>' } },
+  'etcd-client-installed': { runsOn: 'node', effect: 'read', commands: ['etcdClientPairFiles'] },
+  'stacked-etcd-healthy': { runsOn: 'node', effect: 'read', commands: ['stackedEtcdHealth'] },
 } as const satisfies Record<string, ActionDeclaration>;
 
 export type Action = keyof typeof ACTION_DECLARATIONS;

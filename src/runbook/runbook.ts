@@ -9,7 +9,7 @@ import { ROLES, type Role } from '../inventory/types.js';
 import { InputFileError } from '../util/errors.js';
 import { readPackageFile } from '../util/package-files.js';
 import { PACKAGE_ROOT } from '../util/package-root.js';
-import { arr, bool, fail, lineOf, obj, oneOf, opt, parseYaml, record, req, str, type Validator } from '../util/yaml-schema.js';
+import { arr, bool, fail, lineOf, obj, oneOf, opt, parseYaml, record, req, str, type Ctx, type Validator } from '../util/yaml-schema.js';
 import { ACTIONS, actionDeclaration, type Action } from './actions.js';
 
 export const RUNBOOKS_DIR = join(PACKAGE_ROOT, 'runbooks');
@@ -177,6 +177,7 @@ export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
       fail(ctx, isMap(root) ? (root.getIn(['restore', 'after'], true) as YamlNode) : undefined, 'restore.after', `no step with id ${after}`, `step ids: ${steps.map((s) => s.id).join(', ')}`);
     }
     restore = { after, steps: toSteps(value.restore.steps, stepsAt(root, ['restore', 'steps']), 'restore.steps') };
+    checkRestoreAfter(steps, restore, ctx, root);
   }
   return {
     phase: value.phase,
@@ -192,6 +193,46 @@ export function parsePhaseRunbook(text: string, file: string): PhaseRunbook {
     steps,
     ...(restore ? { restore } : {}),
   };
+}
+
+const backupsOf = (s: RunbookStep): string[] => (s.with.backup === undefined ? [] : typeof s.with.backup === 'string' ? [s.with.backup] : s.with.backup);
+
+/**
+ * `restore.after` is the step after which a failure or a stop restores the node, and before which
+ * it restores nothing. So it must be the last step that makes a backup: every backup a restore step
+ * puts back is made by it or a step before it (a stop between two backups would otherwise restore
+ * from one not made yet), and the steps up to it only read or make backups (a backup is copied
+ * aside, then renamed: a cut-off one changed nothing). A step "makes" a backup when it is the first
+ * to name it in `with.backup`; later steps that name it only check that it exists.
+ */
+function checkRestoreAfter(steps: RunbookStep[], restore: NonNullable<PhaseRunbook['restore']>, ctx: Ctx, root: YamlNode): void {
+  const afterIdx = steps.findIndex((s) => s.id === restore.after);
+  const afterNode = isMap(root) ? (root.getIn(['restore', 'after'], true) as YamlNode) : undefined;
+  const maker = new Map<string, number>();
+  steps.forEach((s, i) => backupsOf(s).forEach((b) => maker.has(b) || maker.set(b, i)));
+  const makers = [...maker.values()];
+  const lastBackup = makers.length > 0 ? steps[Math.max(...makers)] : undefined;
+  const setAfter = lastBackup ? `set after: ${lastBackup.id}, the last step that makes a backup` : 'add a backup step and set after: to it';
+  const withBackup = (path: string[], i: number) => (isMap(root) ? ((root.getIn([...path, i, 'with', 'backup'], true) ?? root.getIn([...path, i], true)) as YamlNode) : undefined);
+  restore.steps.forEach((r, j) => {
+    for (const b of backupsOf(r)) {
+      const m = maker.get(b);
+      if (m === undefined) fail(ctx, withBackup(['restore', 'steps'], j), `restore.steps[${j}].with.backup`, `no step makes the backup ${b} that ${r.id} puts back`, `name it in the with.backup of a backup step up to ${restore.after}`);
+      if (m > afterIdx) {
+        fail(ctx, afterNode, 'restore.after', `${restore.after} comes before ${steps[m]?.id}, which makes the backup ${b} that ${r.id} puts back: a stop between them would restore from a backup not made yet`, setAfter);
+      }
+    }
+  });
+  steps.forEach((s, i) => {
+    if (i > afterIdx && backupsOf(s).some((b) => maker.get(b) === i)) {
+      fail(ctx, afterNode, 'restore.after', `${restore.after} comes before ${s.id}, which makes a backup: a failure between them would restore the node without it`, setAfter);
+    }
+    if (i <= afterIdx && s.effect === 'mutate' && !backupsOf(s).some((b) => maker.get(b) === i)) {
+      fail(ctx, stepsAt(root, ['steps'])[i], `steps[${i}]`, `${s.id} changes the node before restore.after (${restore.after}), where a failure or a stop restores nothing`, `move it after ${restore.after}, or add effect: read if it only looks`);
+    }
+  });
+  const when = steps[afterIdx]?.when;
+  if (when) fail(ctx, afterNode, 'restore.after', `${restore.after} runs only with ${when}: in other clusters the node would never be restored`, 'name a step that runs in every cluster');
 }
 
 function readRunbookFile(file: string): string {

@@ -11,8 +11,10 @@ import { listrReporter } from './listr-reporter.js';
  * kubeconfig is replaced with --refresh-kubeconfig, else asked about only when a person is there.
  */
 export function rotationUi(answers: { refreshKubeconfig?: boolean; yes?: boolean; interactive?: boolean }, io: Io): RotationUi {
+  const plain = plainReporter((l) => io.err(l));
   return {
-    progress: (plan) => (io.color ? listrReporter(plan) : { reporter: plainReporter((l) => io.err(l)), finish: async () => [] }),
+    reporter: plain,
+    progress: (plan) => (io.color ? listrReporter(plan) : { reporter: plain, finish: async () => [] }),
     refreshKubeconfig: async (kubeconfig) => {
       if (answers.refreshKubeconfig) return true;
       if (!answers.interactive || answers.yes) return false;

@@ -35,3 +35,14 @@ export function columns(rows: ReadonlyArray<readonly string[]>): (cells: readonl
   for (const r of rows) r.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   return (cells) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ');
 }
+
+/**
+ * A message of several lines (a heading, then one item per line, as pre-flight's refusal and the
+ * management API's "cannot be used:" give them) as one line: the heading, then the items.
+ */
+export function oneLine(message: string): string {
+  const [head = '', ...rest] = message.split('\n');
+  const items = rest.map((l) => l.trim().replace(/^- /, '')).filter(Boolean);
+  if (items.length === 0) return head.trim();
+  return `${head.trim().replace(/, nothing was changed:$|:$/, '')}: ${items.join('; ')}`;
+}

@@ -660,8 +660,9 @@ const rows: Row[] = [
     setup: () => {
       mkdirSync(path('state/lab'), { recursive: true });
       unsavedPlanFor(path('state/lab/plan-20261126T050000Z.yaml'), '20261126T050000Z');
-      const done = { t: '2026-11-26T05:00:00.000Z', runId: '20261126T050000Z', event: 'step-done', phase: 'control-plane', node: 'lab-cp-1', step: 'backup-pki', backups: ['/etc/kubernetes/pki.rotate-certs-20261126T050000Z'] };
-      writeFileSync(path('state/lab/journal.jsonl'), `${JSON.stringify(done)}\n`);
+      // Both backups made (the last one is restore.after): a restore is due.
+      const done = (step: string, backup: string) => JSON.stringify({ t: '2026-11-26T05:00:00.000Z', runId: '20261126T050000Z', event: 'step-done', phase: 'control-plane', node: 'lab-cp-1', step, backups: [backup] });
+      writeFileSync(path('state/lab/journal.jsonl'), `${done('backup-pki', '/etc/kubernetes/pki.rotate-certs-20261126T050000Z')}\n${done('backup-kubeconfigs', '/etc/kubernetes/kubeconfigs.rotate-certs-20261126T050000Z')}\n`);
     },
     args: ['restore', '--cluster', 'lab', '--node', 'lab-cp-1', '--yes', '--state-dir', 'state'],
     // The fake node closes the connection: the restore is tried there and fails.

@@ -5,12 +5,16 @@ import { join } from 'node:path';
 import { OS_NAMES } from '../../src/inventory/types.js';
 import { expandIncludes, loadProfile, parseProfile } from '../../src/profiles/profile.js';
 import { loadCheckRunbook, parseCheckRunbook, sourcesFor } from '../../src/runbook/check-sources.js';
+import { loadRotationRunbooks, parsePhaseRunbook } from '../../src/runbook/runbook.js';
 import { LoadError } from '../../src/util/errors.js';
 import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { loadErr } from './load-error.js';
 
 const ubuntuText = readFileSync(join(PACKAGE_ROOT, 'os-profiles', 'ubuntu.yaml'), 'utf8');
 const checkText = readFileSync(join(PACKAGE_ROOT, 'runbooks', 'check.yaml'), 'utf8');
+const runbookText = (name: string) => readFileSync(join(PACKAGE_ROOT, 'runbooks', `${name}.yaml`), 'utf8');
+/** The 1-based line of the first line holding `s`. */
+const lineOf = (text: string, s: string) => text.split('\n').findIndex((l) => l.includes(s)) + 1;
 
 
 describe('shipped OS profiles and runbooks load', () => {
@@ -99,5 +103,47 @@ describe('bad profiles and runbooks fail at load with file and line', () => {
     expect(loadErr(() => parseCheckRunbook(checkText.replace('roles: [etcd]', 'roles: [etdc]'), 'c.yaml')).message).toMatch(/groups\[0\]\.roles\[0\]: expected one of etcd, control-plane, worker/);
     expect(loadErr(() => parseCheckRunbook(checkText.replace('    endpoints: [2379]', '    endpoint: [2379]'), 'c.yaml')).message).toMatch(/groups\[0\]\.endpoint: unknown field/);
     expect(loadErr(() => parseCheckRunbook(checkText.replace('.crt", when: external-etcd', '.crt", when: sometimes'), 'c.yaml')).message).toMatch(/when: expected one of external-etcd, stacked-etcd/);
+  });
+});
+
+describe('restore.after is the last backup step: a failure or stop before it changed nothing, after it every backup exists', () => {
+  it('the shipped runbooks: after the last backup of each', () => {
+    const after = Object.fromEntries(loadRotationRunbooks().flatMap((rb) => (rb.restore ? [[rb.phase, rb.restore.after]] : [])));
+    expect(after).toEqual({ etcd: 'backup', 'control-plane': 'backup-kubeconfigs', kubelet: 'backup-conf' });
+  });
+
+  it('an after before a backup that a restore step puts back is refused where after is written, naming the step to set', () => {
+    const text = runbookText('control-plane').replace('  after: backup-kubeconfigs', '  after: backup-pki');
+    const e = loadErr(() => parsePhaseRunbook(text, 'control-plane.yaml'));
+    expect(e.message).toBe(
+      `control-plane.yaml:${lineOf(text, '  after: backup-pki')}: restore.after: backup-pki comes before backup-kubeconfigs, which makes the backup {{confBackup}} that restore-kubeconfigs puts back: a stop between them would restore from a backup not made yet (set after: backup-kubeconfigs, the last step that makes a backup)`,
+    );
+    const kubelet = runbookText('kubelet').replace('  after: backup-conf', '  after: backup');
+    expect(loadErr(() => parsePhaseRunbook(kubelet, 'kubelet.yaml')).message).toMatch(/^kubelet\.yaml:\d+: restore\.after: backup comes before backup-conf, .* \(set after: backup-conf, the last step that makes a backup\)$/);
+  });
+
+  it('a restore step that puts back a backup no step makes', () => {
+    const text = runbookText('kubelet').replace('      with: { file: "{{kubeletConf}}", backup: "{{confBackup}}" }\n    - id: restore-restart', '      with: { file: "{{kubeletConf}}", backup: /var/tmp/elsewhere }\n    - id: restore-restart');
+    const e = loadErr(() => parsePhaseRunbook(text, 'kubelet.yaml'));
+    expect(e.message).toBe(`kubelet.yaml:${lineOf(text, '/var/tmp/elsewhere')}: restore.steps[1].with.backup: no step makes the backup /var/tmp/elsewhere that restore-conf puts back (name it in the with.backup of a backup step up to backup-conf)`);
+  });
+
+  it('a backup made after restore.after, even one no restore step reads', () => {
+    const text = runbookText('etcd').replace('  - id: renew\n', '  - id: backup-more\n    title: Another backup\n    run: backupFile\n    with: { file: /etc/etcd/etcd.env, backup: /etc/etcd/etcd.env.bak }\n  - id: renew\n');
+    expect(loadErr(() => parsePhaseRunbook(text, 'etcd.yaml')).message).toBe(
+      `etcd.yaml:${lineOf(text, '  after: backup')}: restore.after: backup comes before backup-more, which makes a backup: a failure between them would restore the node without it (set after: backup-more, the last step that makes a backup)`,
+    );
+  });
+
+  it('a step that changes the node before restore.after', () => {
+    const text = runbookText('kubelet').replace('  - id: backup-conf\n', '  - id: restart-early\n    title: Restart the kubelet too soon\n    run: kubeletRestart\n  - id: backup-conf\n');
+    expect(loadErr(() => parsePhaseRunbook(text, 'kubelet.yaml')).message).toBe(
+      `kubelet.yaml:${lineOf(text, '- id: restart-early')}: steps[2]: restart-early changes the node before restore.after (backup-conf), where a failure or a stop restores nothing (move it after backup-conf, or add effect: read if it only looks)`,
+    );
+  });
+
+  it('an after that runs with one etcd topology only', () => {
+    const text = runbookText('control-plane').replace('    title: Back up the kubeconfigs\n', '    title: Back up the kubeconfigs\n    when: stacked-etcd\n');
+    expect(loadErr(() => parsePhaseRunbook(text, 'control-plane.yaml')).message).toMatch(/^control-plane\.yaml:\d+: restore\.after: backup-kubeconfigs runs only with stacked-etcd: in other clusters the node would never be restored/);
   });
 });

@@ -12,8 +12,8 @@
  * real over the fake sessions (static pods, the installed etcd client pair).
  *
  * Faults strike while a node is in a given step, as the reporter says: the step fails, its
- * connection breaks, its command never returns (the process died there), or the process dies just
- * before the step starts.
+ * connection breaks, its command never returns (the process died there), the process dies just
+ * before the step starts, or just after it took effect but before the journal heard.
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -60,7 +60,7 @@ export interface NodeView {
   history: string[];
 }
 
-export type FaultKind = 'fail' | 'drop' | 'hang' | 'die';
+export type FaultKind = 'fail' | 'drop' | 'hang' | 'die' | 'die-after';
 export interface Fault {
   node: string;
   step: string;
@@ -69,7 +69,8 @@ export interface Fault {
   /**
    * fail: the step fails (its command exits 1, its gate refuses). drop: the SSH connection breaks
    * while its command runs. hang: its command never returns, as when the process dies while it
-   * runs. die: the process dies just before the step starts.
+   * runs. die: the process dies just before the step starts. die-after: the step's command or
+   * action runs to its end (what it changes is changed), then the process dies before step-done.
    */
   kind: FaultKind;
 }
@@ -417,6 +418,10 @@ export class FakeCluster {
             const cmd = this.recognise(node.inv.os, opts?.stdin ?? '');
             node.history.push(cmd?.key ?? '?');
             if (fault === 'fail') return refuse(`injected fault in ${cmd?.key ?? 'a script'}`);
+            if (fault === 'die-after') {
+              if (cmd) this.run(node, cmd);
+              return this.hang();
+            }
             return cmd ? this.run(node, cmd) : refuse('the fake node does not know this script');
           },
           close: async () => undefined,
@@ -626,14 +631,19 @@ export class FakeCluster {
           if (fault === 'hang') return this.hang();
           if (fault === 'fail') throw new GateError(`injected fault in ${a}`);
           if (fault === 'drop') throw new Error(`${ctx.node.name}: connection reset by peer`);
-          return (this.fakes[a] ?? RUNNERS[a])(step, ctx);
+          const runner = this.fakes[a] ?? RUNNERS[a];
+          if (fault === 'die-after') {
+            await runner(step, ctx).catch(() => undefined);
+            return this.hang();
+          }
+          return runner(step, ctx);
         },
       ]),
     );
   }
 
   /** A new process: a Journal read from disk, a fresh connector, and an Applier over them. */
-  applier(opts: { stopRequested?: () => boolean; parallel?: number } = {}): { applier: Applier; journal: Journal } {
+  applier(opts: { stopRequested?: () => boolean; parallel?: number; actions?: ApplyDeps['actions'] } = {}): { applier: Applier; journal: Journal } {
     const process: Process = { dead: false };
     this.process = process;
     this.resetDied();
@@ -654,7 +664,7 @@ export class FakeCluster {
       stopRequested: opts.stopRequested ?? (() => false),
       refreshKubeconfig: async () => false,
       ...(opts.parallel ? { parallel: opts.parallel } : {}),
-      actions: this.actions(process),
+      actions: { ...this.actions(process), ...opts.actions },
     };
     return { applier: new Applier(this.plan, deps), journal };
   }

@@ -71,10 +71,17 @@ describe('a whole rotation', () => {
     for (const name of c.nodes.keys()) {
       const h = c.view(name).history;
       const firstChange = h.findIndex((k) => CHANGING.has(k));
-      if (firstChange >= 0) expect(h.findIndex((k) => k.startsWith('backup')), name).toBeLessThan(firstChange);
+      if (firstChange < 0) continue;
+      const firstBackup = h.findIndex((k) => k.startsWith('backup'));
+      expect(firstBackup, `${name}: a backup`).toBeGreaterThanOrEqual(0);
+      expect(firstBackup, name).toBeLessThan(firstChange);
     }
     expect(result.downtimeMs).toEqual({ 'cp-1': 60_000, 'cp-2': 60_000 });
     expect(Object.keys(result.backups).sort()).toEqual(['cp-1', 'cp-2', 'etcd-1', 'etcd-2', 'etcd-3', 'w-1', 'w-2']);
+    // The fake has no management API: the pause is refused once, saying why, and the run goes on.
+    expect(c.lines.filter((l) => l.startsWith('WARNING'))).toEqual([
+      "WARNING etcdadm-controller: could not pause its etcd health checks (the management cluster's API cannot be used: the inventory names no kubeconfig (field kubeconfig) and no admin.conf could be read). If it runs, it may replace an etcd member that stays unhealthy for 5 checks in a row (2.5 min).",
+    ]);
   });
 
   it('stops at the first failing gate: etcd-2 renewed nothing, so it is restored and no later node is touched', async () => {
@@ -132,6 +139,63 @@ describe('a whole rotation', () => {
     expect(changed(c, 'cp-1')).toEqual([]);
   });
 
+  it.each([
+    { phase: 'control-plane', node: 'cp-1', first: 'backup-pki', last: 'backup-kubeconfigs' },
+    { phase: 'kubelet', node: 'w-1', first: 'backup', last: 'backup-conf' },
+  ])('$node stopped between $first and $last: nothing changed, so no restore; a resume redoes it from its first step', async ({ phase, node, first, last }) => {
+    const c = await FakeCluster.create();
+    const plan = c.planNode(phase, node);
+    expect(plan.restore?.after).toBe(last);
+    const stopping = c.applier({ stopRequested: () => c.finished.get(`${phase}/${node}`)?.at(-1) === first });
+    expect((await stopping.applier.run(false)).outcome).toBe('stopped');
+    const before = entriesOf(c);
+    expect(before.filter((e) => e.event.startsWith('restore'))).toEqual([]);
+    expect(before.filter(of(phase, node)).at(-1)).toMatchObject({ event: 'run-stopped', step: last });
+    expect(c.lines).toContain(`${node}: stopping before ${last}; nothing was changed yet, so there is nothing to restore`);
+    // No restore ran: not a restart of static pods or of the kubelet, nothing put back.
+    expect(changed(c, node)).toEqual([]);
+    expect(c.asBefore(node)).toBe(true);
+
+    const { applier } = c.applier();
+    expect((await applier.run(true)).outcome).toBe('done');
+    expect(c.renewedEverywhere()).toBe(true);
+    const resumed = entriesOf(c).slice(before.length);
+    expect(resumed.filter((e) => e.event.startsWith('restore'))).toEqual([]);
+    expect(doneSteps(resumed, phase, node)).toEqual(plan.steps.map((s) => s.id));
+    for (const state of Object.values(c.view(node).backups)) expect(state).toBe('old');
+  });
+
+  it('a failure in the last backup step: nothing changed, so no restore', async () => {
+    const c = await FakeCluster.create();
+    c.faults = [{ node: 'cp-1', phase: 'control-plane', step: 'backup-kubeconfigs', kind: 'fail' }];
+    const { applier } = c.applier();
+    const result = await applier.run(false);
+
+    expect(result).toMatchObject({ outcome: 'failed', failure: { node: 'cp-1', step: 'backup-kubeconfigs', restored: true } });
+    expect(entriesOf(c).filter((e) => e.event.startsWith('restore'))).toEqual([]);
+    expect(c.lines).toContain('cp-1: backup-kubeconfigs failed before anything was changed (the steps up to backup-kubeconfigs only read or make backups); no restore needed');
+    expect(changed(c, 'cp-1')).toEqual([]);
+    expect(c.asBefore('cp-1')).toBe(true);
+  });
+
+  it('looks actions and captures up by their own names: toString is unknown; a replacement left undefined keeps the built-in runner', async () => {
+    const named = async (mutate: (c: FakeCluster) => void) => {
+      const c = await FakeCluster.create();
+      mutate(c);
+      return c.applier().applier.run(false);
+    };
+    // A plan file from another version may name anything; an inherited property is no action.
+    const action = await named((c) => Object.assign(c.planNode('etcd', 'etcd-1').steps[0] as PlanStep, { action: 'toString' }));
+    expect(action).toMatchObject({ outcome: 'failed', failure: { node: 'etcd-1', message: 'unknown action toString' } });
+    const capture = await named((c) => Object.assign(c.planNode('etcd-client-pair', 'etcd-1').steps[0] as PlanStep, { capture: 'constructor' }));
+    expect(capture).toMatchObject({ outcome: 'failed', failure: { node: 'etcd-1', step: 'read-pair', message: 'unknown capture constructor' } });
+
+    const c = await FakeCluster.create();
+    // static-pods-labelled's real runner reads the fake's containers.
+    const { applier } = c.applier({ actions: { 'static-pods-labelled': undefined } });
+    expect((await applier.run(false)).outcome).toBe('done');
+  });
+
   it('parallel workers: a failing one is restored, the other finishes', async () => {
     const c = await FakeCluster.create();
     c.faults = [{ node: 'w-1', phase: 'kubelet', step: 'wait', kind: 'fail' }];
@@ -155,9 +219,12 @@ describe('a whole rotation', () => {
 /**
  * Cut one node at each of its steps, then resume in a new process (a fresh Applier and a Journal
  * read from disk): the run ends done with every node renewed, the cut node put back from its
- * backup before it is redone, and the nodes finished before it not run again.
+ * backup before it is redone (once its last backup step, restore.after, finished), and the nodes
+ * finished before it not run again.
  *   stop: Ctrl-C between two steps (stopRequested)   fail: the step fails
  *   hang: the process dies while the step's command runs   die: the process dies just before the step
+ *   die-after: the step took effect, then the process died before the journal heard (a backup made
+ *     but never journaled: the resume finds it and must accept it, the files being unchanged)
  */
 const probe = await FakeCluster.create();
 const SUBJECTS = [
@@ -165,7 +232,7 @@ const SUBJECTS = [
   { phase: 'control-plane', node: 'cp-1' },
   { phase: 'kubelet', node: 'w-1' },
 ];
-const MODES: Array<FaultKind | 'stop'> = ['stop', 'fail', 'hang', 'die'];
+const MODES: Array<FaultKind | 'stop'> = ['stop', 'fail', 'hang', 'die', 'die-after'];
 const cases = SUBJECTS.flatMap(({ phase, node }) =>
   probe
     .planNode(phase, node)
@@ -183,7 +250,13 @@ describe('resume after a cut at each step', () => {
     if (mode === 'fail') expect(await run).toMatchObject({ outcome: 'failed', failure: { node, step } });
     if (mode === 'die') await expect(run).rejects.toThrow(ProcessDied);
     // The process is gone mid-command: its run never ends, and nothing more is journaled.
-    if (mode === 'hang') expect(await Promise.race([c.died.then(() => 'died'), run.then(() => 'ended', () => 'ended')])).toBe('died');
+    if (mode === 'hang' || mode === 'die-after') expect(await Promise.race([c.died.then(() => 'died'), run.then(() => 'ended', () => 'ended')])).toBe('died');
+    const cut = plan.steps[i] as PlanStep;
+    if (mode === 'die-after' && cut.run?.startsWith('backup')) {
+      // The backup is on the node, and the journal does not know it.
+      expect(Object.keys(c.view(node).backups)).toContain(cut.with.backup);
+      expect(doneSteps(entriesOf(c), phase, node)).not.toContain(step);
+    }
     // Dropped without close(), as a killed process would. A node stopped or failed is put back at
     // once, not left half-done for a resume that may never come.
     if (mode === 'stop' || mode === 'fail') expect(c.asBefore(node), JSON.stringify(c.view(node))).toBe(true);
@@ -217,6 +290,42 @@ describe('resume after a cut at each step', () => {
     expect(entries.filter((e) => e.event === 'restore-failed')).toEqual([]);
     // The backup was never overwritten: it still holds the old certificates.
     for (const state of Object.values(c.view(node).backups)) expect(state).toBe('old');
+  });
+});
+
+describe('rotate-certs restore (Applier.restoreNode)', () => {
+  it('after a finished run: every phase of the node put back from its backups, the latest first', async () => {
+    const c = await FakeCluster.create({ kubeletDue: ['cp-1', 'w-1', 'w-2'] });
+    expect((await c.applier().applier.run(false)).outcome).toBe('done');
+    expect(c.view('cp-1')).toMatchObject({ pki: 'renewed', kubelet: 'renewed' });
+    const ran = entriesOf(c).length;
+
+    const { applier } = c.applier();
+    expect(await applier.restoreNode('cp-1')).toEqual([
+      { phase: 'kubelet', ok: true },
+      { phase: 'control-plane', ok: true },
+    ]);
+    await applier.close();
+    expect(c.view('cp-1')).toMatchObject({ pki: 'old', kubeconfigs: 'old', etcdClient: 'old', pods: 'running', kubelet: 'old', kubeletConf: 'old' });
+    expect(entriesOf(c).slice(ran).map((e) => `${e.event} ${e.phase}`)).toEqual(['restore-start kubelet', 'restore-done kubelet', 'restore-start control-plane', 'restore-done control-plane']);
+    // The other nodes keep what the run gave them.
+    expect(c.view('cp-2')).toMatchObject({ pki: 'renewed', kubeconfigs: 'renewed' });
+  });
+
+  it('after a stop before the last backup: nothing was changed, so nothing is restored and nothing runs on the node', async () => {
+    const c = await FakeCluster.create();
+    const stopping = c.applier({ stopRequested: () => c.finished.get('control-plane/cp-1')?.at(-1) === 'backup-pki' });
+    expect((await stopping.applier.run(false)).outcome).toBe('stopped');
+    const ran = entriesOf(c).length;
+    const history = c.view('cp-1').history.length;
+
+    const { applier } = c.applier();
+    expect(await applier.restoreNode('cp-1')).toEqual([]);
+    await applier.close();
+    expect(entriesOf(c).slice(ran)).toEqual([]);
+    // Only the management API's fallback was looked for (admin.conf, for the etcdadm-controller pause).
+    expect(c.view('cp-1').history.slice(history).filter((k) => k !== '?')).toEqual([]);
+    expect(c.asBefore('cp-1')).toBe(true);
   });
 });
 

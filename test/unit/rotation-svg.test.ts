@@ -28,7 +28,7 @@ describe('docs/rotation-order.svg', () => {
     expect(svg).toContain('control-plane nodes one at a time,');
     expect(svg).toContain('then worker nodes up to --parallel');
     expect(svg).toContain('>next node<');
-    expect(svg).toContain('a step after backup-pki fails: restore');
+    expect(svg).toContain('a step after backup-kubeconfigs fails:');
     expect(svg).toContain('Any failure stops here (exit 69).');
   });
 
