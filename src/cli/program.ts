@@ -7,7 +7,8 @@ import { ExitCode, UsageError } from '../util/errors.js';
 // --version and usage errors answer at once.
 import type { CheckEnv, CheckFlags } from './check-command.js';
 import type { CliIo } from './io.js';
-import { FlagDefault, PodTimeoutDefault, RotateExit } from '../util/exit-codes.js';
+import { ApplyExit, FlagDefault, PodTimeoutDefault, RotateExit } from '../util/exit-codes.js';
+import { isPromptExit } from '../util/prompter.js';
 import { helpEnd } from './help.js';
 import { versionLine } from './version.js';
 import { choiceFlag, intFlag } from './options.js';
@@ -325,6 +326,11 @@ export async function runCli(argv: string[], io: CliIo, env: CliEnv = {}): Promi
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
       // commander already printed its message; an argParser's UsageError arrives wrapped.
       return ExitCode.usage;
+    }
+    // Ctrl-C (or a closed terminal) at a question: every question out here comes before a change.
+    if (isPromptExit(err)) {
+      io.err('\nrotate-certs: stopped at a prompt; nothing was changed\n');
+      return ApplyExit.stopped;
     }
     if (err instanceof UsageError || (err as { exitCode?: unknown }).exitCode !== undefined) {
       const e = err as Error & { exitCode: number };
