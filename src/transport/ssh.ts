@@ -163,7 +163,7 @@ export class SshConnector implements Connector {
   async close(): Promise<void> {
     const jumps = [...this.jumps.values()];
     this.jumps.clear();
-    await Promise.all(jumps.map((j) => j.then((c) => c.end(), () => undefined)));
+    await Promise.all(jumps.map((j) => j.then((c) => endClient(c), () => undefined)));
   }
 
   private hostsFile(settings: SshSettings): KnownHosts {
@@ -354,6 +354,9 @@ function forward(jump: Client, host: string, port: number, timeoutMs: number): P
   });
 }
 
+/** How long a closing connection may take to be closed by the node before it is cut. */
+export const CLOSE_GRACE_MS = 3000;
+
 class SshSession implements NodeSession {
   private closed = false;
 
@@ -370,23 +373,34 @@ class SshSession implements NodeSession {
     if (this.closed) return Promise.reject(new NodeError(this.node.name, 'the SSH connection was closed'));
     const timeoutMs = opts.timeoutMs ?? this.node.ssh.commandTimeoutMs;
     return new Promise((resolve, reject) => {
-      this.client.exec(command, (err, stream) => {
-        if (err) return reject(new NodeError(this.node.name, `cannot start a command: ${err.message}`));
+      let stream: ClientChannel | undefined;
+      let timedOut = false;
+      // From the request on, not from the channel's opening: a node that stopped answering never
+      // opens the channel, and the command would wait for it without end.
+      const timer = setTimeout(() => {
+        timedOut = true;
+        // OpenSSH honours signal requests; closing the channel ends it otherwise. A process that
+        // keeps the channel's output open (a child of sudo) can hold the close back, so the
+        // timeout is reported now rather than when the channel finally closes.
+        stream?.signal('KILL');
+        stream?.close();
+        reject(new CommandTimeoutError(command, timeoutMs));
+      }, timeoutMs);
+      this.client.exec(command, (err, opened) => {
+        if (timedOut) {
+          opened?.close();
+          return;
+        }
+        if (err) {
+          clearTimeout(timer);
+          return reject(new NodeError(this.node.name, `cannot start a command: ${err.message}`));
+        }
+        stream = opened;
         const out: Buffer[] = [];
         const errOut: Buffer[] = [];
-        let timedOut = false;
-        const timer = setTimeout(() => {
-          timedOut = true;
-          // OpenSSH honours signal requests; closing the channel ends it otherwise. A process that
-          // keeps the channel's output open (a child of sudo) can hold the close back, so the
-          // timeout is reported now rather than when the channel finally closes.
-          stream.signal('KILL');
-          stream.close();
-          reject(new CommandTimeoutError(command, timeoutMs));
-        }, timeoutMs);
-        stream.on('data', (d: Buffer) => out.push(d));
-        stream.stderr.on('data', (d: Buffer) => errOut.push(d));
-        stream.on('close', (code: number | null, signal?: string) => {
+        opened.on('data', (d: Buffer) => out.push(d));
+        opened.stderr.on('data', (d: Buffer) => errOut.push(d));
+        opened.on('close', (code: number | null, signal?: string) => {
           clearTimeout(timer);
           if (timedOut) return;
           resolve({
@@ -396,18 +410,33 @@ class SshSession implements NodeSession {
             stderr: Buffer.concat(errOut).toString('utf8'),
           });
         });
-        if (opts.stdin !== undefined) stream.end(opts.stdin);
-        else stream.end();
+        if (opts.stdin !== undefined) opened.end(opts.stdin);
+        else opened.end();
       });
     });
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.closed) return resolve();
-      this.client.once('close', () => resolve());
-      this.client.end();
-    });
+    return this.closed ? Promise.resolve() : endClient(this.client);
   }
 }
 
+/**
+ * Ends a connection. A host that stopped answering never closes its side, so after CLOSE_GRACE_MS
+ * the socket is cut: the command line must not wait on it after its run, nor stay alive for it.
+ */
+function endClient(client: SshClient): Promise<void> {
+  return new Promise((resolve) => {
+    // ssh2's destroy() does nothing once end() made its socket unwritable: the socket is cut itself.
+    // Resolved then whatever happens: a connection that had closed already emits no 'close' again.
+    const timer = setTimeout(() => {
+      (client as unknown as { _sock?: { destroy(): void } })._sock?.destroy();
+      resolve();
+    }, CLOSE_GRACE_MS);
+    client.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    client.end();
+  });
+}
