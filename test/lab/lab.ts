@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -450,19 +450,51 @@ function addresses(specs: LabNodeSpec[], subnet: number): string[] {
 
 const subnetsInUse = new Set<number>();
 
+/**
+ * A subnet is claimed by creating REGISTRY_DIR/subnet-N with O_EXCL, holding the claiming pid:
+ * two test files starting labs side by side (two vitest workers, two processes) would otherwise
+ * both find N free before either registered it, and two bridges with the same address would send
+ * one lab's traffic into the other. A claim whose process is gone is stale and taken over.
+ */
+function claimSubnet(n: number): boolean {
+  const file = join(REGISTRY_DIR, `subnet-${n}`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const owner = Number(readFileSync(file, 'utf8').trim());
+      if (owner > 0 && pidAlive(owner)) return false;
+      rmSync(file, { force: true });
+    }
+  }
+  return false;
+}
+
+function releaseSubnet(n: number): void {
+  const file = join(REGISTRY_DIR, `subnet-${n}`);
+  try {
+    if (Number(readFileSync(file, 'utf8').trim()) === process.pid) rmSync(file, { force: true });
+  } catch {
+    // Not claimed by this process (a lab brought up by `cli up` and taken down by another).
+  }
+}
+
 async function pickSubnet(requested?: number): Promise<number> {
+  mkdirSync(REGISTRY_DIR, { recursive: true });
   const addrs = (await run('ip', ['-4', '-o', 'addr', 'show'])).stdout.toString();
   const taken = (n: number) => subnetsInUse.has(n) || addrs.includes(` 10.201.${n}.`) || readRegistry().some((s) => s.subnet === n);
   if (requested !== undefined) {
     if (!Number.isInteger(requested) || requested < 1 || requested > 250) throw new Error(`subnet must be 1..250, got ${requested}`);
-    if (taken(requested)) throw new Error(`subnet 10.201.${requested}.0/24 is already used by another lab`);
+    if (taken(requested) || !claimSubnet(requested)) throw new Error(`subnet 10.201.${requested}.0/24 is already used by another lab`);
     subnetsInUse.add(requested);
     return requested;
   }
   const start = (process.pid + randomBytes(1)[0]!) % 250;
   for (let k = 0; k < 250; k++) {
     const n = ((start + k) % 250) + 1;
-    if (!taken(n)) {
+    if (!taken(n) && claimSubnet(n)) {
       subnetsInUse.add(n);
       return n;
     }
@@ -549,6 +581,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     downed = true;
     await destroy(id, { dir, pids: state().nodes.flatMap((n) => [n.holderPid, ...n.pids]).filter((p) => p > 0), subnet });
     subnetsInUse.delete(subnet);
+    releaseSubnet(subnet);
   };
 
   const began = t0();
