@@ -67,7 +67,7 @@ async function trust(flags: TrustFlags, io: CliIo, prompter: Prompter): Promise<
     const trustedJumps = new Set<string>();
     const seen: TrustRow[] = [];
     if (jumps.length > 0) {
-      const rows = judge(await scan(jumps, join(scanDir, 'none'), flags.concurrency, passphrase), hostsFile);
+      const rows = judge(await scan(jumps, join(scanDir, 'none'), flags.concurrency, passphrase, hostsFile), hostsFile);
       seen.push(...rows);
       exit = Math.max(exit, await settle(rows, all, flags, io, prompter, hostsFile));
       const lines: string[] = [];
@@ -80,7 +80,7 @@ async function trust(flags: TrustFlags, io: CliIo, prompter: Prompter): Promise<
       writeFileSync(join(scanDir, 'jump-hosts'), lines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
     }
     const reachable = nodes.filter((t) => !t.via || trustedJumps.has(t.via));
-    const scanned = judge(await scan(reachable, join(scanDir, 'jump-hosts'), flags.concurrency, passphrase), hostsFile);
+    const scanned = judge(await scan(reachable, join(scanDir, 'jump-hosts'), flags.concurrency, passphrase, hostsFile), hostsFile);
     const rows = nodes.map((t) => scanned.find((r) => r.target === t) ?? { target: t, error: `not read: the host key of ${t.via} is not trusted` });
     seen.push(...rows);
     exit = Math.max(exit, await settle(rows, all, flags, io, prompter, hostsFile));
@@ -98,7 +98,7 @@ const STATUS: Record<HostKeyVerdict, string> = { match: 'known', unknown: 'new',
  * says. `all` are every target of the run, so jump hosts and nodes, printed apart, line up.
  */
 export function renderRows(rows: TrustRow[], all: TrustTarget[] = rows.map((r) => r.target)): string {
-  const cells = rows.map((r) => [r.target.label, hostKeyName(r.target.host, r.target.port), r.key ? describeKey(r.key) : '-', r.verdict ? STATUS[r.verdict] : 'not read (the cause is below)']);
+  const cells = rows.map((r) => [r.target.label, hostKeyName(r.target.host, r.target.port), r.key ? describeKey(r.key) : '-', r.otherTypes ? `new type (${r.otherTypes.join(', ')} recorded)` : r.verdict ? STATUS[r.verdict] : 'not read (the cause is below)']);
   const widths = [
     Math.max(...all.map((t) => t.label.length)),
     Math.max(...all.map((t) => hostKeyName(t.host, t.port).length)),
@@ -134,16 +134,24 @@ async function settle(rows: TrustRow[], all: TrustTarget[], flags: TrustFlags, i
       exit = TrustExit.refused;
     }
   }
-  const withAction = (action: TrustAction) => rows.filter((r) => r.verdict && trustAction(r.verdict, Boolean(flags.acceptNew)) === action);
+  for (const r of rows.filter((x) => x.otherTypes)) {
+    io.err(
+      `rotate-certs: ${r.target.label}: presents a ${describeKey(r.key!).split(' ')[0]} host key, while ${r.target.knownHostsFile} holds only ${r.otherTypes!.join(', ')} for ${hostKeyName(r.target.host, r.target.port)}: ` +
+        `a rebuilt node, or something else answering in its place; --accept-new does not record it, compare it on the node's console first\n`,
+    );
+  }
+  // A key of a new type for a host already known is no new host: like a changed key, it is checked by a person.
+  const withAction = (action: TrustAction) => rows.filter((r) => r.verdict && trustAction(r.verdict, Boolean(flags.acceptNew) && !r.otherTypes) === action);
   const record = withAction('record');
   const unconfirmed = withAction('confirm');
   if (unconfirmed.length > 0) {
     const keys = plural(unconfirmed.length, 'new host key');
     if (flags.yes) record.push(...unconfirmed);
     else if (!prompter.interactive) {
+      const why = flags.acceptNew ? 'a host known_hosts already holds another type for is not new to --accept-new' : `no terminal to confirm ${unconfirmed.length === 1 ? 'it' : 'them'}`;
       io.err(
-        `rotate-certs: ${keys} not recorded: no terminal to confirm ${unconfirmed.length === 1 ? 'it' : 'them'}; compare the fingerprints above with each node's own ` +
-          `(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on its console), then run again with --yes (or --accept-new to record new keys unchecked)\n`,
+        `rotate-certs: ${keys} not recorded: ${why}; compare the fingerprints above with each node's own ` +
+          `(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on its console), then run again with --yes${flags.acceptNew ? '' : ' (or --accept-new to record new keys unchecked)'}\n`,
       );
       exit = Math.max(exit, ExitCode.usage);
     } else {

@@ -26,6 +26,11 @@ export interface TrustRow {
   target: TrustTarget;
   key?: Buffer;
   verdict?: HostKeyVerdict;
+  /**
+   * A key of a type known_hosts does not hold for this host, while it holds these other types: the
+   * host no longer offers the recorded type (a rebuilt node), or something else answers in its place.
+   */
+  otherTypes?: string[];
   /** Why its key could not be read. */
   error?: string;
 }
@@ -66,10 +71,22 @@ export function withoutJumpHost(n: InventoryNodeSpec): InventoryNodeSpec {
  * Reads each target's host key, logging in nowhere: against `scanKnownHosts` (empty, or holding only trusted jump
  * hosts) every node key is unknown, so it reaches the question, which keeps it and refuses it.
  */
-export async function scan(targets: TrustTarget[], scanKnownHosts: string, concurrency: number, passphrase: PassphraseSource | undefined): Promise<TrustRow[]> {
+export async function scan(
+  targets: TrustTarget[],
+  scanKnownHosts: string,
+  concurrency: number,
+  passphrase: PassphraseSource | undefined,
+  hostsFile: (file: string) => KnownHosts,
+): Promise<TrustRow[]> {
   const presented = new Map<string, Buffer>();
+  const fileOf = new Map(targets.map((t) => [hostKeyName(t.host, t.port), t.knownHostsFile]));
   const reader = new SshConnector({
     ...(passphrase ? { passphrase } : {}),
+    // The type the real connection asks for first: the one known_hosts holds.
+    preferKeyTypes: (host, port) => {
+      const file = fileOf.get(hostKeyName(host, port));
+      return file ? hostsFile(file).knownTypes(host, port) : [];
+    },
     unknownHostKey: async (k) => {
       presented.set(k.node, k.key);
       return false;
@@ -95,5 +112,11 @@ export async function scan(targets: TrustTarget[], scanKnownHosts: string, concu
 }
 
 export function judge(rows: TrustRow[], hostsFile: (file: string) => KnownHosts): TrustRow[] {
-  return rows.map((r) => (r.key ? { ...r, verdict: hostsFile(r.target.knownHostsFile).verify(r.target.host, r.target.port, r.key) } : r));
+  return rows.map((r) => {
+    if (!r.key) return r;
+    const kh = hostsFile(r.target.knownHostsFile);
+    const verdict = kh.verify(r.target.host, r.target.port, r.key);
+    const otherTypes = verdict === 'unknown' ? kh.knownTypes(r.target.host, r.target.port) : [];
+    return { ...r, verdict, ...(otherTypes.length > 0 ? { otherTypes } : {}) };
+  });
 }

@@ -49,6 +49,11 @@ export interface SshConnectorOptions {
   unknownHostKey?: HostKeyQuestion;
   /** Defaults to SSH_AUTH_SOCK. */
   agentSocket?: string;
+  /**
+   * Host key types to ask a host for first, before those its known_hosts file holds: `trust` reads
+   * keys against an empty file, yet must get the key a real connection would (the recorded type).
+   */
+  preferKeyTypes?: (host: string, port: number) => string[];
 }
 
 interface Credentials {
@@ -230,7 +235,7 @@ export class SshConnector implements Connector {
     sock?: ClientChannel,
   ): Promise<Client> {
     const kh = this.hostsFile(settings);
-    const known = kh.knownTypes(host, port).flatMap((t) => ALGOS_BY_KEY_TYPE[t] ?? []);
+    const known = [...(this.opts.preferKeyTypes?.(host, port) ?? []), ...kh.knownTypes(host, port)].flatMap((t) => ALGOS_BY_KEY_TYPE[t] ?? []);
     let refusal: Error | undefined;
     const config: ConnectConfig = {
       host,

@@ -259,3 +259,73 @@ describe('rotate-certs trust against SSH servers', () => {
     }
   });
 });
+
+describe('rotate-certs trust and a host whose key type known_hosts does not hold', () => {
+  let dir: string;
+  let both: { host: string; port: number; ecdsa: Buffer; ed25519: Buffer; server: ssh2.Server };
+  let edOnly: Host;
+  const savedEnv = { ...process.env };
+  const kh = () => join(dir, 'known_hosts');
+  const blobOf = (pub: string) => Buffer.from(pub.split(' ')[1]!, 'base64');
+
+  async function run(args: string[]) {
+    let out = '';
+    let err = '';
+    const io: CliIo = { out: (t) => void (out += t), err: (t) => void (err += t), color: false, env: process.env, cwd: dir };
+    const code = await runCli(args, io, {});
+    return { code, out, err };
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rc-trust-types-'));
+    const base = `127.${2 + Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`;
+    // A host with two host keys, as OpenSSH servers have: it presents whichever type the client asks for first.
+    const ecdsa = ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256 });
+    const ed = ssh2.utils.generateKeyPairSync('ed25519');
+    const server = new ssh2.Server({ hostKeys: [ecdsa.private, ed.private] }, (client) => {
+      client.on('authentication', (ctx) => ctx.reject());
+      client.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, `${base}.21`, () => resolve()));
+    both = { host: `${base}.21`, port: (server.address() as AddressInfo).port, ecdsa: blobOf(ecdsa.public), ed25519: blobOf(ed.public), server };
+    edOnly = await sshServer(`${base}.31`);
+    const key = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    writeFileSync(join(dir, 'id_rsa'), key.privateKey, { mode: 0o600 });
+    writeFileSync(
+      join(dir, 'inv.yaml'),
+      [
+        'cluster: lab',
+        'ssh: { user: capv, identityFile: id_rsa, knownHostsFile: known_hosts, connectTimeoutSeconds: 5 }',
+        'os: ubuntu',
+        `controlPlane: [{ name: lab-cp-1, host: ${both.host}, ssh: { port: ${both.port} } }]`,
+        `workers: [{ name: lab-md-1, host: ${edOnly.host}, ssh: { port: ${edOnly.port} } }]`,
+        '',
+      ].join('\n'),
+    );
+    // Both hosts recorded with an ECDSA key: lab-cp-1's own, and for lab-md-1 one it does not even have.
+    const otherEcdsa = blobOf(ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256 }).public);
+    writeFileSync(kh(), `${knownHostsLine(both.host, both.port, both.ecdsa)}\n${knownHostsLine(edOnly.host, edOnly.port, otherEcdsa)}\n`, { mode: 0o600 });
+    process.env = { ...savedEnv, SSH_AUTH_SOCK: '', ROTATE_CERTS_SSH_PASSPHRASE: '' };
+  });
+  afterAll(async () => {
+    process.env = { ...savedEnv };
+    await new Promise<void>((resolve) => both.server.close(() => resolve()));
+    await closeServer(edOnly);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('asks for the recorded type first (known, not a new ed25519 key); a host offering only another type is not recorded by --accept-new (64)', async () => {
+    const before = readFileSync(kh(), 'utf8');
+    const r = await run(['trust', '-i', 'inv.yaml', '--accept-new']);
+    expect(r.out).toMatch(new RegExp(`^  lab-cp-1 +\\[${both.host.replace(/\./g, '\\.')}\\]:${both.port} +${describeKey(both.ecdsa).replace(/[+/]/g, '\\$&')} +known$`, 'm'));
+    expect(r.out).toMatch(new RegExp(`^  lab-md-1 +\\S+ +${describeKey(edOnly.blob).replace(/[+/]/g, '\\$&')} +new type \\(ecdsa-sha2-nistp256 recorded\\)$`, 'm'));
+    expect(r.err).toContain(`rotate-certs: lab-md-1: presents a ssh-ed25519 host key, while ${kh()} holds only ecdsa-sha2-nistp256 for [${edOnly.host}]:${edOnly.port}: a rebuilt node, or something else answering in its place;`);
+    expect(r.err).toContain('rotate-certs: 1 new host key not recorded: a host known_hosts already holds another type for is not new to --accept-new;');
+    expect(r.code).toBe(64);
+    expect(readFileSync(kh(), 'utf8')).toBe(before);
+    // A person who compared it records it with --yes.
+    const yes = await run(['trust', '-i', 'inv.yaml', '--yes']);
+    expect(yes.code, yes.err).toBe(0);
+    expect(readFileSync(kh(), 'utf8')).toBe(`${before}${knownHostsLine(edOnly.host, edOnly.port, edOnly.blob)}\n`);
+  });
+});
