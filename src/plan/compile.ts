@@ -3,13 +3,13 @@
  * plan, which is how apply detects a plan edited by hand or made by another version.
  */
 import { createHash } from 'node:crypto';
-import type { Inventory, InventoryNode, OsName } from '../inventory/types.js';
+import type { Inventory, InventoryNode } from '../inventory/types.js';
 import type { OsProfile, ProfileSet } from '../profiles/profile.js';
 import { actionDeclaration } from '../runbook/actions.js';
 import { type DeferUntil, type PhaseRunbook, type RunbookStep, type Topology, type WithValue } from '../runbook/runbook.js';
 import { renderDisplay, templateNames } from '../runbook/template.js';
 import { UsageError } from '../util/errors.js';
-import type { Plan, PlanNode, PlanPhase, PlanStep, Scope } from './types.js';
+import type { Plan, PlanNode, PlanPhase, PlanReadings, PlanStep, Scope } from './types.js';
 
 /** A runbook or profile that does not fit together: names the file and line to fix. */
 export class CompileError extends UsageError {}
@@ -87,7 +87,8 @@ const PHASES_BY_ONLY: Record<NonNullable<Scope['only']>, string[]> = {
   workers: ['kubelet'],
 };
 
-export interface CompileInput {
+/** What a plan is compiled from: the inventory, the runbooks and profiles, and what was read of the cluster (PlanReadings, absent on --dry-run). */
+export interface CompileInput extends PlanReadings {
   inventory: Inventory;
   inventoryDigest: string;
   runbooks: PhaseRunbook[];
@@ -95,14 +96,6 @@ export interface CompileInput {
   runId: string;
   createdAt: string;
   scope: Scope;
-  /** OS found on the inventory's os: auto nodes; recorded in the plan. */
-  detected?: Record<string, OsName>;
-  /** Nodes whose kubelet certificates are due (from the certificates read); absent on --dry-run, where every candidate is listed with onlyIf. */
-  kubeletDue?: string[];
-  /** External etcd members whose server or peer certificate expired (from the certificates read). */
-  etcdExpired?: string[];
-  /** Inventory name -> Node name where the kubelet's client certificate names another Node (node-names.ts). */
-  nodeNames?: Record<string, string>;
 }
 
 /** How an etcd recovery changes a node's deferWhileEtcdExpired gates, by what each waits for. */
