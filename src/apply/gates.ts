@@ -297,8 +297,10 @@ async function served(ctx: GateContext, port: number, timeoutMs: number): Promis
  */
 export const stackedEtcdHealthy: GateRunner = async (_step, ctx) => {
   const started = ctx.now();
+  // The etcd container is its static pod's, which the kubelet names after the Node: not the inventory's name.
+  const vars = { kubeNodeName: kubeNodeName(ctx.node) };
   const view = await poll(ctx, ctx.timeouts.podStartMs, `etcd to have its quorum with every member healthy (etcdctl in ${ctx.node.name}'s etcd container)`, async () => {
-    const res = await ctx.run('stackedEtcdHealth');
+    const res = await ctx.run('stackedEtcdHealth', vars);
     const v = parseEtcdHealth(res.stdout, res.stderr);
     const problem = etcdHealthProblem(v) ?? (res.code !== 0 ? `etcdctl exited ${res.code ?? res.signal}` : undefined);
     if (problem) throw new Error(`${problem}${res.code !== 0 ? `: ${outputTail(res.stderr, 2, '')}` : ''}`);

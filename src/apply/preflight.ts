@@ -15,6 +15,7 @@ import { loadCheckRunbook } from '../runbook/check-sources.js';
 import { renderScript } from '../runbook/template.js';
 import { nodeVars } from '../plan/compile.js';
 import { etcdExpiredFrom, unexplainedEtcdTrouble } from '../plan/etcd-recovery.js';
+import { nodeNamesFrom } from '../plan/node-names.js';
 import { endpointRoute, unreachable, type EndpointRoute } from '../transport/endpoints.js';
 import type { Connector } from '../transport/session.js';
 import { RotateCertsError, ExitCode, errorMessage, nodeErrorDetail, outputTail } from '../util/errors.js';
@@ -166,7 +167,9 @@ export async function preflight(input: PreflightInput): Promise<CheckReport> {
       try {
         const session = await input.connector.connect(etcdNode);
         try {
-          const res = await session.exec(profile.rootShell, { stdin: renderScript(template, nodeVars(etcdNode, profile, plan.runId), {}) });
+          // Stacked etcd: its container is found by its static pod's name, which carries the Node name.
+          const kubeNodeName = nodeNamesFrom(report)[etcdNode.name] ?? plan.nodeNames?.[etcdNode.name] ?? etcdNode.name;
+          const res = await session.exec(profile.rootShell, { stdin: renderScript(template, { ...nodeVars(etcdNode, profile, plan.runId), kubeNodeName }, {}) });
           const why = outputTail(res.stderr, 3, '');
           const from = `checked from ${etcdNode.name}`;
           if (res.code === 0 && recovering && input.compareFacts) {

@@ -49,7 +49,7 @@ export const ACTION_DECLARATIONS = {
   'static-pods-running': { runsOn: 'node', effect: 'read', commands: ['staticPods'] },
   'remove-duplicate-containers': { runsOn: 'node', effect: 'mutate', commands: ['staticPods', 'removeContainer'], vars: { containerId: '<container id>' } },
   'etcd-client-installed': { runsOn: 'node', effect: 'read', commands: ['etcdClientPairFiles'] },
-  'stacked-etcd-healthy': { runsOn: 'node', effect: 'read', commands: ['stackedEtcdHealth'] },
+  'stacked-etcd-healthy': { runsOn: 'node', effect: 'read', commands: ['stackedEtcdHealth'], vars: { kubeNodeName: '<Node name>' } },
 } as const satisfies Record<string, ActionDeclaration>;
 
 export type Action = keyof typeof ACTION_DECLARATIONS;

@@ -36,11 +36,38 @@ async function etcdPod(node: LabNode, on: boolean) {
 }
 
 /**
+ * A running container named etcd of another pod on each of these nodes (a workload's, on control
+ * planes that run them), created an hour from now: newer than every container the kubelet starts
+ * during the run, as one scheduled meanwhile would be, so every stacked-etcd-healthy gate (and
+ * pre-flight) meets it as the newest etcd container of its node. It has neither the host's network
+ * nor its PKI: etcdctl in it fails. The gates must ask the static pod's container instead.
+ */
+async function plantWorkloadEtcd(lab: Lab, names: string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const n of names) out[n] = await lab.leakContainer(n, 'etcd', -3600, { pod: 'etcd-0', namespace: 'default' });
+  return out;
+}
+
+/** Each planted container still runs, the same one, untouched by the run; then it goes (the end-state checks count containers by name). */
+async function expectPlantedUntouchedThenRemove(lab: Lab, planted: Record<string, string>) {
+  for (const [name, id] of Object.entries(planted)) {
+    const node = lab.node(name);
+    const rec = await node.exec(`jq -c '{state, labels}' /var/lib/rotate-certs-lab/containers/${id}.json`);
+    expect(rec.code, `${name}: the workload's etcd container ${id} is still there`).toBe(0);
+    expect(JSON.parse(rec.stdout), name).toMatchObject({ state: 'CONTAINER_RUNNING', labels: { 'io.kubernetes.pod.name': 'etcd-0', 'io.kubernetes.pod.namespace': 'default' } });
+    if (node.os === 'bottlerocket') expect((await node.exec(`cat /var/log/ctr.log 2>/dev/null | grep -c ${id} || true`)).stdout.trim(), `${name}: ctr removed or killed nothing of it`).toBe('0');
+    await node.exec(`rm /var/lib/rotate-certs-lab/containers/${id}.json`);
+  }
+}
+
+/**
  * A routine rotation whose kubeadm fails on the second control plane: that node is restored with
  * every member healthy, --resume finishes, and etcd's quorum, sampled from the admin side, holds
- * throughout with one member and one kube-apiserver down at a time.
+ * throughout with one member and one kube-apiserver down at a time. A newer workload container
+ * named etcd runs on every control plane throughout: every etcd health check asks the static pod's.
  */
 async function failOnSecondThenResume(lab: Lab, stateDir: string) {
+  const planted = await plantWorkloadEtcd(lab, ['lab-cp-1', 'lab-cp-2', 'lab-cp-3']);
   const before = await stackedLeaves(lab);
   const beforeState = await clusterState(lab);
   const since = Date.now();
@@ -76,6 +103,7 @@ async function failOnSecondThenResume(lab: Lab, stateDir: string) {
   expect(resumed.err).toMatch(/lab-cp-1: control-plane already done in this run, skipped/);
   expect(resumed.code, resumed.err).toBe(0);
   for (const n of ['lab-cp-2', 'lab-cp-3']) expect(resumed.err).toMatch(new RegExp(`${n} etcd-health: ok \\(3 members started and healthy`));
+  await expectPlantedUntouchedThenRemove(lab, planted);
   await expectStackedRotated(lab, before, beforeState);
   // Measured from etcd while it ran: never without quorum, and the sampler did see members restart.
   expect(samples.withoutQuorum).toEqual([]);
@@ -224,7 +252,8 @@ describe('stacked etcd on a mixed cluster (Bottlerocket and Ubuntu control plane
     expect(report.certificates.filter((c) => c.status !== 'ok')).toEqual([]);
   }, 900_000);
 
-  it('a routine rotation of the recovered cluster keeps the quorum throughout, measured from etcd', async () => {
+  it('a routine rotation of the recovered cluster keeps the quorum throughout, measured from etcd; a newer workload container named etcd is never asked', async () => {
+    const planted = await plantWorkloadEtcd(lab, ['lab-cp-1', 'lab-cp-2', 'lab-cp-3']);
     const before = await stackedLeaves(lab);
     const beforeState = await clusterState(lab);
     const since = Date.now();
@@ -235,6 +264,7 @@ describe('stacked etcd on a mixed cluster (Bottlerocket and Ubuntu control plane
     expect(r.code, r.err).toBe(0);
     expect(r.err).toMatch(/etcd healthy \(checked from lab-cp-1\)/);
     for (const n of ['lab-cp-1', 'lab-cp-2', 'lab-cp-3']) expect(r.err).toMatch(new RegExp(`${n} etcd-health: ok \\(3 members started and healthy`));
+    await expectPlantedUntouchedThenRemove(lab, planted);
     await expectStackedRotated(lab, before, beforeState);
     expect(samples.withoutQuorum).toEqual([]);
     expect(samples.degraded).toBeGreaterThan(0);

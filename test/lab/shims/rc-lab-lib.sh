@@ -40,6 +40,37 @@ rc_container_set() {
   jq -c "$2" "$f" >"$f.$$" && mv "$f.$$" "$f"
 }
 
+# rc_container_host_view ID: does the container see the node's network and files? The lab's
+# kubelet runs the node's static pods, kube-system/<name>-<node>, whose manifests ask for the host's
+# network and mount its folders (kubeadm's etcd.yaml: hostNetwork, hostPath /etc/kubernetes/pki/etcd;
+# Bottlerocket's the same under /var/lib/kubeadm); so does a stale container of one. A container of
+# any other pod (a workload's: lab.leakContainer(node, name, age, { pod })) has its own network
+# namespace and only its image's files.
+rc_container_host_view() {
+  jq -e --arg node "${NODE_NAME:-}" '.labels["io.kubernetes.pod.namespace"] == "kube-system" and .labels["io.kubernetes.pod.name"] == (.metadata.name + "-" + $node)' \
+    "$RC_CONTAINERS/$1.json" >/dev/null 2>&1
+}
+# rc_workload_etcdctl ARG...: etcdctl (3.5) in a workload's etcd container, which holds none of the
+# node's files: etcdctl/ctlv3/command/global.go newClientCfg builds its TLS config before dialling
+# (client/pkg/transport listener.go ClientConfig: the cert and key pair first, tlsutil.NewCert reading
+# the certificate, then the key; then the CA), and exits with cobrautl.ExitBadArgs (128) and
+# "Error: <err>" on standard error. Without TLS flags it would dial its own pod's network: not emulated.
+rc_workload_etcdctl() {
+  local cert='' key='' cacert=''
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --cert=*) cert=${1#*=} ;; --key=*) key=${1#*=} ;; --cacert=*) cacert=${1#*=} ;;
+      --cert) cert=${2:-}; shift ;; --key) key=${2:-}; shift ;; --cacert) cacert=${2:-}; shift ;;
+    esac
+    shift
+  done
+  if [ -n "$cert" ] && [ -n "$key" ]; then echo "Error: open $cert: no such file or directory" >&2; return 128; fi
+  if [ -n "$cert$key" ]; then echo "Error: KeyFile and CertFile must both be present[key: $key, cert: $cert]" >&2; return 128; fi
+  if [ -n "$cacert" ]; then echo "Error: open $cacert: no such file or directory" >&2; return 128; fi
+  echo "etcdctl in a workload's container without TLS flags is not emulated (lab)" >&2
+  return 1
+}
+
 rc_date() { date -u -d "$1" +%Y%m%d%H%M%SZ; }
 
 # One scratch dir per shell (few forks per certificate matters: a node setup issues ~15).
