@@ -39,8 +39,9 @@ export function factsFrom(report: CheckReport): PlanFacts {
   return { gatheredAt: report.checkedAt, certificates };
 }
 
+/** Every certificate, read over the caller's connector, which stays open: its owner closes it (a pool is used again after). */
 export async function gatherReport(inv: Inventory, profiles: ProfileSet, connector: Connector, warnDays: number, concurrency: number): Promise<CheckReport> {
-  return runCheck(inv, planCheck(inv, profiles, loadCheckRunbook()), { connector, clock: { now: () => new Date() }, concurrency, warnDays });
+  return runCheck(inv, planCheck(inv, profiles, loadCheckRunbook()), { connector, clock: { now: () => new Date() }, concurrency, warnDays, keepConnectorOpen: true });
 }
 
 export interface PreflightInput {

@@ -86,9 +86,11 @@ function hostKeyQuestion(prompter: Prompter, io: CliIo): HostKeyQuestion {
   let trustAll = false;
   return (key) => {
     const answer = queue.then(async () => {
-      if (trustAll) return true;
+      // "all" is for new hosts: a new key type of a known host is always asked about.
+      if (trustAll && !key.otherTypes) return true;
+      const held = key.otherTypes ? `, a new type: ${key.knownHostsFile} holds only ${key.otherTypes.join(', ')} for it (a rebuilt node, or something else answering in its place)` : `, which ${key.knownHostsFile} does not hold`;
       io.err(
-        `\n${key.node} (${key.host}:${key.port}) presents host key ${key.fingerprint}, which ${key.knownHostsFile} does not hold.\n` +
+        `\n${key.node} (${key.host}:${key.port}) presents host key ${key.fingerprint}${held}.\n` +
           `Compare it with the node's own: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub (on the node's console).\n`,
       );
       const a = await prompter.select({

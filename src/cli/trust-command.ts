@@ -34,7 +34,8 @@ export interface TrustEnv {
 }
 
 export async function trustCommand(flags: TrustFlags, io: CliIo, env: TrustEnv = {}): Promise<number> {
-  const asks = env.interactive && !flags.yes && !flags.acceptNew;
+  // --accept-new asks too, about what it does not take: a new key type of a known host.
+  const asks = env.interactive && !flags.yes;
   const prompter = asks ? await terminalPrompter() : noPrompter;
   try {
     return await trust(flags, io, prompter);
@@ -137,7 +138,7 @@ async function settle(rows: TrustRow[], all: TrustTarget[], flags: TrustFlags, i
   for (const r of rows.filter((x) => x.otherTypes)) {
     io.err(
       `rotate-certs: ${r.target.label}: presents a ${describeKey(r.key!).split(' ')[0]} host key, while ${r.target.knownHostsFile} holds only ${r.otherTypes!.join(', ')} for ${hostKeyName(r.target.host, r.target.port)}: ` +
-        `a rebuilt node, or something else answering in its place; --accept-new does not record it, compare it on the node's console first\n`,
+        `a rebuilt node, or something else answering in its place; compare it on the node's console before recording it${flags.acceptNew && !flags.yes ? ' (--accept-new does not record it)' : ''}\n`,
     );
   }
   // A key of a new type for a host already known is no new host: like a changed key, it is checked by a person.
@@ -151,7 +152,7 @@ async function settle(rows: TrustRow[], all: TrustTarget[], flags: TrustFlags, i
       const why = flags.acceptNew ? 'a host known_hosts already holds another type for is not new to --accept-new' : `no terminal to confirm ${unconfirmed.length === 1 ? 'it' : 'them'}`;
       io.err(
         `rotate-certs: ${keys} not recorded: ${why}; compare the fingerprints above with each node's own ` +
-          `(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on its console), then run again with --yes${flags.acceptNew ? '' : ' (or --accept-new to record new keys unchecked)'}\n`,
+          `(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on its console), then run again with --yes${flags.acceptNew || unconfirmed.every((r) => r.otherTypes) ? '' : ' (or --accept-new to record new keys unchecked)'}\n`,
       );
       exit = Math.max(exit, ExitCode.usage);
     } else {

@@ -65,7 +65,8 @@ function compileStep(step: RunbookStep, node: InventoryNode, profile: OsProfile,
     if (missing.length > 0) {
       throw new CompileError(`${where}: command ${key} in ${profile.file} uses {{${missing.join('}}, {{')}}}, which neither the step's with nor the profile gives`);
     }
-    return renderDisplay(template, { ...all, ...extra });
+    // An action's placeholders (<Node name>) stand only where the plan knows no value: a node's real one wins.
+    return renderDisplay(template, { ...extra, ...all });
   };
   if (step.action) {
     const { commands: keys = [], vars: own = {} } = actionDeclaration(step.action);

@@ -45,22 +45,25 @@ export async function restoreNode(source: RestoreSource, node: string, opts: { c
   const { journal, runId, plan, inv } = source;
   await opts.connector.prepare?.(inv);
   journal.lock(runId);
-  const applier = new Applier(plan, {
-    inventory: inv,
-    connector: opts.connector,
-    journal,
-    reporter: opts.reporter,
-    profiles: new ProfileSet(),
-    timeouts: timeoutsOf(opts.timeouts ? { timeouts: opts.timeouts } : {}),
-    now: () => Date.now(),
-    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-    stopRequested: () => false,
-    refreshKubeconfig: async () => false,
-  });
   try {
-    return await applier.restoreNode(node);
+    const applier = new Applier(plan, {
+      inventory: inv,
+      connector: opts.connector,
+      journal,
+      reporter: opts.reporter,
+      profiles: new ProfileSet(),
+      timeouts: timeoutsOf(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+      now: () => Date.now(),
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      stopRequested: () => false,
+      refreshKubeconfig: async () => false,
+    });
+    try {
+      return await applier.restoreNode(node);
+    } finally {
+      await applier.close();
+    }
   } finally {
-    await applier.close();
     journal.unlock();
   }
 }

@@ -90,10 +90,8 @@ export async function runRotation(plan: Plan, inv: Inventory, opts: RotationOpti
 async function runWith(connector: PooledConnector, plan: Plan, inv: Inventory, opts: RotationOptions, ui: RotationUi): Promise<RotationRun> {
   await connector.prepare?.(inv);
   const journal = new Journal(opts.stateDir, plan.cluster);
-  journal.lock(plan.runId);
-  // Keep the plan beside the journal so --resume and restore work after `rotate` too.
   const planCopy = join(journal.dir, `plan-${plan.runId}.yaml`);
-  if (!existsSync(planCopy)) writePlan(planCopy, plan);
+  journal.lock(plan.runId);
   const notes: string[] = [];
   const warnings: string[] = [];
   const profiles = new ProfileSet();
@@ -101,6 +99,8 @@ async function runWith(connector: PooledConnector, plan: Plan, inv: Inventory, o
   let before: CheckReport | undefined;
   let retention: RetentionReport | undefined;
   try {
+    // Keep the plan beside the journal so --resume and restore work after `rotate` too.
+    if (!existsSync(planCopy)) writePlan(planCopy, plan);
     if (opts.resume && !journal.runs().includes(plan.runId)) throw new UsageError(`--resume: the journal ${journal.file} has no run ${plan.runId}; run without --resume`);
     if (!opts.resume && journal.entries(plan.runId).some((e) => e.event === 'run-start')) {
       throw new UsageError(`plan ${plan.runId} was already applied (see ${journal.file}); use --resume to continue it, or make a new plan`);
@@ -130,11 +130,16 @@ async function runWith(connector: PooledConnector, plan: Plan, inv: Inventory, o
       parallel: opts.parallel ?? FlagDefault.parallel,
       refreshKubeconfig: () => ui.refreshKubeconfig(inv.kubeconfig),
     });
+    let ended = false;
     try {
       result = await applier.run(Boolean(opts.resume));
+      ended = true;
     } finally {
       await applier.close();
-      warnings.push(...(await progress.finish()));
+      const finished = await progress.finish();
+      // An engine that threw returns no run to print them with: they go out now.
+      if (ended) warnings.push(...finished);
+      else for (const w of finished) ui.reporter.warn(w);
     }
     // Still holding the lock: the retention may rewrite the journal.
     retention = await retainAfterRun({ plan, inventory: inv, journal, connector, profiles, keep: opts.keepBackups ?? FlagDefault.keepBackups, concurrency: opts.concurrency });

@@ -36,6 +36,11 @@ export interface UnknownHostKey {
   /** The public key blob itself, for `rotate-certs trust` to record once it is confirmed. */
   key: Buffer;
   knownHostsFile: string;
+  /**
+   * The key types known_hosts holds for this host when it presents another: no new host, but a
+   * rebuilt node or something else answering at its address.
+   */
+  otherTypes?: string[];
 }
 export type HostKeyQuestion = (key: UnknownHostKey) => Promise<boolean>;
 
@@ -129,7 +134,7 @@ export class SshConnector implements Connector {
         // Asked outside the handshake, so no connect timeout runs while a person reads the fingerprint.
         if (err instanceof UnknownHostKeyError && this.opts.unknownHostKey && attempt === 0) {
           const kh = this.hostsFile(node.ssh);
-          if (await this.opts.unknownHostKey({ node: node.name, host: node.host, port: node.ssh.port, fingerprint: err.fingerprint, key: err.key, knownHostsFile: kh.file })) {
+          if (await this.opts.unknownHostKey({ node: node.name, host: node.host, port: node.ssh.port, fingerprint: err.fingerprint, key: err.key, knownHostsFile: kh.file, ...(err.otherTypes.length > 0 ? { otherTypes: err.otherTypes } : {}) })) {
             kh.record(node.host, node.ssh.port, err.key);
             continue;
           }
@@ -248,17 +253,22 @@ export class SshConnector implements Connector {
         const verdict = kh.verify(host, port, key);
         const fp = describeKey(key);
         if (verdict === 'match') return true;
-        if (verdict === 'unknown' && settings.hostKeyPolicy === 'accept-new') {
+        // A key of a type known_hosts does not hold, while it holds another, is no new host: accept-new leaves it to a person.
+        const otherTypes = verdict === 'unknown' ? kh.knownTypes(host, port) : [];
+        if (verdict === 'unknown' && otherTypes.length === 0 && settings.hostKeyPolicy === 'accept-new') {
           kh.record(host, port, key);
           return true;
         }
+        const trust = this.trustCommands.get(settings) ?? 'rotate-certs trust';
         const message =
           verdict === 'mismatch'
             ? changedHostKeyMessage(host, port, fp, kh)
             : verdict === 'revoked'
               ? `host key ${fp} of ${host} is marked @revoked in ${kh.file}`
-              : `unknown host key for ${host}:${port} (${fp}), not in ${kh.file}: check and record it with ${this.trustCommands.get(settings) ?? 'rotate-certs trust'} (or set ssh.hostKeyPolicy: accept-new)`;
-        refusal = verdict === 'unknown' ? new UnknownHostKeyError(message, fp, key) : new Error(message);
+              : otherTypes.length > 0
+                ? `${host}:${port} presents a host key of a new type (${fp}) while ${kh.file} holds only ${otherTypes.join(', ')} for it: a rebuilt node, or something else answering in its place; compare it on the node's console, then record it with ${trust} --yes`
+                : `unknown host key for ${host}:${port} (${fp}), not in ${kh.file}: check and record it with ${trust} (or set ssh.hostKeyPolicy: accept-new)`;
+        refusal = verdict === 'unknown' ? new UnknownHostKeyError(message, fp, key, otherTypes) : new Error(message);
         return false;
       },
       ...(creds.privateKey ? { privateKey: creds.privateKey } : {}),
@@ -318,6 +328,7 @@ class UnknownHostKeyError extends Error {
     message: string,
     readonly fingerprint: string,
     readonly key: Buffer,
+    readonly otherTypes: string[],
   ) {
     super(message);
   }
@@ -391,33 +402,39 @@ class SshSession implements NodeSession {
         stream?.close();
         reject(new CommandTimeoutError(command, timeoutMs));
       }, timeoutMs);
-      this.client.exec(command, (err, opened) => {
-        if (timedOut) {
-          opened?.close();
-          return;
-        }
-        if (err) {
-          clearTimeout(timer);
-          return reject(new NodeError(this.node.name, `cannot start a command: ${err.message}`));
-        }
-        stream = opened;
-        const out: Buffer[] = [];
-        const errOut: Buffer[] = [];
-        opened.on('data', (d: Buffer) => out.push(d));
-        opened.stderr.on('data', (d: Buffer) => errOut.push(d));
-        opened.on('close', (code: number | null, signal?: string) => {
-          clearTimeout(timer);
-          if (timedOut) return;
-          resolve({
-            code: code ?? null,
-            ...(signal ? { signal } : {}),
-            stdout: Buffer.concat(out).toString('utf8'),
-            stderr: Buffer.concat(errOut).toString('utf8'),
+      // ssh2 throws at once ("Not connected") when the socket is gone but 'close' has not come yet.
+      try {
+        this.client.exec(command, (err, opened) => {
+          if (timedOut) {
+            opened?.close();
+            return;
+          }
+          if (err) {
+            clearTimeout(timer);
+            return reject(new NodeError(this.node.name, `cannot start a command: ${err.message}`));
+          }
+          stream = opened;
+          const out: Buffer[] = [];
+          const errOut: Buffer[] = [];
+          opened.on('data', (d: Buffer) => out.push(d));
+          opened.stderr.on('data', (d: Buffer) => errOut.push(d));
+          opened.on('close', (code: number | null, signal?: string) => {
+            clearTimeout(timer);
+            if (timedOut) return;
+            resolve({
+              code: code ?? null,
+              ...(signal ? { signal } : {}),
+              stdout: Buffer.concat(out).toString('utf8'),
+              stderr: Buffer.concat(errOut).toString('utf8'),
+            });
           });
+          if (opts.stdin !== undefined) opened.end(opts.stdin);
+          else opened.end();
         });
-        if (opts.stdin !== undefined) opened.end(opts.stdin);
-        else opened.end();
-      });
+      } catch (err) {
+        clearTimeout(timer);
+        reject(new NodeError(this.node.name, `cannot start a command: ${errorMessage(err)}`));
+      }
     });
   }
 
@@ -432,6 +449,8 @@ class SshSession implements NodeSession {
  */
 function endClient(client: SshClient): Promise<void> {
   return new Promise((resolve) => {
+    // A connection that dropped already emits no 'close' again.
+    if ((client as unknown as { _sock?: { destroyed?: boolean } })._sock?.destroyed) return resolve();
     // ssh2's destroy() does nothing once end() made its socket unwritable: the socket is cut itself.
     // Resolved then whatever happens: a connection that had closed already emits no 'close' again.
     const timer = setTimeout(() => {

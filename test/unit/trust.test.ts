@@ -314,6 +314,19 @@ describe('rotate-certs trust and a host whose key type known_hosts does not hold
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('a real connection with ssh.hostKeyPolicy: accept-new does not record a new key type of a known host either', async () => {
+    const before = readFileSync(kh(), 'utf8');
+    writeFileSync(join(dir, 'accept-new.yaml'), readFileSync(join(dir, 'inv.yaml'), 'utf8').replace('connectTimeoutSeconds: 5 }', 'connectTimeoutSeconds: 5, hostKeyPolicy: accept-new }'));
+    const r = await run(['check', '-i', 'accept-new.yaml', '-o', 'json']);
+    const errors = (JSON.parse(r.out) as { errors: Array<{ node: string; message: string }> }).errors;
+    expect(errors.find((e) => e.node === 'lab-md-1')?.message).toMatch(
+      new RegExp(`presents a host key of a new type \\(ssh-ed25519 SHA256:\\S+\\) while ${kh().replace(/[/.]/g, '\\$&')} holds only ecdsa-sha2-nistp256 for it: a rebuilt node, or something else answering in its place; compare it on the node's console, then record it with rotate-certs trust --inventory \\S+accept-new\\.yaml --yes$`),
+    );
+    // lab-cp-1's recorded ECDSA key matched: it got as far as the login (which these servers refuse).
+    expect(errors.find((e) => e.node === 'lab-cp-1')?.message).not.toMatch(/host key/);
+    expect(readFileSync(kh(), 'utf8')).toBe(before);
+  });
+
   it('asks for the recorded type first (known, not a new ed25519 key); a host offering only another type is not recorded by --accept-new (64)', async () => {
     const before = readFileSync(kh(), 'utf8');
     const r = await run(['trust', '-i', 'inv.yaml', '--accept-new']);
