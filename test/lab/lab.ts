@@ -1,8 +1,8 @@
 /**
  * Emulated EKS Anywhere / kubeadm cluster for end-to-end tests ("lab").
  *
- * A node = a network namespace (veth on a per-lab bridge) + a private mount namespace whose /etc, /var,
- * /root and /usr/local/bin are overlays on the host's, held open by a `sleep` process. Inside: a real
+ * A node = a network namespace (veth on a per-lab bridge) + a private mount namespace whose /etc, /var
+ * and /usr/local/bin are overlays on the host's (/root and /run are its own), held open by a `sleep` process. Inside: a real
  * sshd, certificates made by openssl, shims for kubeadm/etcdadm/sheltie/apiclient/ctr/systemctl, and
  * with services: a real TLS etcd cluster on etcd nodes and agent/kubelet-agent.mjs (static-pod watcher
  * + tiny kube-apiserver) on control-plane nodes. Requires root.
@@ -146,6 +146,11 @@ const NODE_SETUP = join(LAB_SRC, 'node-setup.sh');
 const AGENT = join(LAB_SRC, 'agent', 'kubelet-agent.mjs');
 export const REGISTRY_DIR = join(tmpdir(), 'rc-lab-registry');
 const PATH_ENV = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/**
+ * SHLVL=1: bash reads ~/.bashrc when its input is a socket and it is not nested, and node's pipes are
+ * sockets; the host's runs pyenv init here, which rehashes under a lock both test workers share.
+ */
+const BASE_ENV: NodeJS.ProcessEnv = { PATH: PATH_ENV, HOME: '/root', LANG: 'C', SHLVL: '1' };
 const SETUP_CONCURRENCY = 6;
 const HOLDER_CONCURRENCY = 16;
 const t0 = () => Date.now();
@@ -180,7 +185,7 @@ interface RunResult {
 
 function run(cmd: string, args: string[], opts: RunOpts = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: '/', env: opts.env ?? { PATH: PATH_ENV, HOME: '/root', LANG: 'C' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: '/', env: opts.env ?? BASE_ENV, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
@@ -207,7 +212,7 @@ async function must(cmd: string, args: string[], opts: RunOpts = {}): Promise<st
 
 /** Starts a long-lived process in its own session, stdio to a file or nowhere; resolves with its pid. */
 function spawnDetached(cmd: string, args: string[], env?: NodeJS.ProcessEnv): number {
-  const child = spawn(cmd, args, { cwd: '/', detached: true, stdio: 'ignore', env: env ?? { PATH: PATH_ENV, HOME: '/root', LANG: 'C' } });
+  const child = spawn(cmd, args, { cwd: '/', detached: true, stdio: 'ignore', env: env ?? BASE_ENV });
   child.on('error', () => undefined);
   child.unref();
   if (!child.pid) throw new Error(`could not start ${cmd}`);
@@ -878,19 +883,22 @@ async function makeCas(caDir: string): Promise<void> {
   for (const f of readdirSync(caDir)) await chmod(join(caDir, f), f.endsWith('.key') ? 0o600 : 0o644);
 }
 
-/** The node's mount namespace: overlays over /etc /var /root /usr/local/bin, fresh /run, held by `sleep`. */
+/** The node's mount namespace: overlays over /etc /var /usr/local/bin, a fresh /run and /root, held by `sleep`. */
 function startHolder(dir: string, n: NodeRt): Promise<void> {
   const nd = join(dir, 'nodes', n.spec.name);
   const layers = [
     ['etc', '/etc'],
     ['var', '/var'],
-    ['root', '/root'],
     ['bin', '/usr/local/bin'],
   ] as const;
   const script = [
     'set -e',
     ...layers.map(([k, target]) => `mkdir -p ${nd}/${k}.upper ${nd}/${k}.work && mount -t overlay overlay -o lowerdir=${target},upperdir=${nd}/${k}.upper,workdir=${nd}/${k}.work ${target}`),
     'mount -t tmpfs -o mode=0755 tmpfs /run',
+    // Root's own home, as on a real node: the host's /root/.bashrc (here: pyenv init, which rehashes
+    // its shims under a lock) ran in every root script, since bash reads ~/.bashrc when its input is a
+    // socket (sshd's channel, node's pipes); with two test files at once those waits ran to minutes.
+    'mount -t tmpfs -o mode=0700 tmpfs /root',
     'mkdir -p /run/sshd',
     `hostname ${n.spec.name}`,
     'echo ready',
@@ -902,7 +910,7 @@ function startHolder(dir: string, n: NodeRt): Promise<void> {
       cwd: '/',
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: PATH_ENV, HOME: '/root', LANG: 'C' },
+      env: BASE_ENV,
     });
     n.holderPid = child.pid ?? 0;
     let out = '';
