@@ -47,6 +47,23 @@ async function sshServer(host: string, port = 0): Promise<Host> {
 
 const closeServer = (h: Host) => new Promise<void>((resolve) => h.server.close(() => resolve()));
 
+/** In `dir`: a user key, and an inventory of lab-cp-1 and lab-md-1 at these SSH servers. */
+function writeClusterFiles(dir: string, cp: { host: string; port: number }, md: { host: string; port: number }): void {
+  const key = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  writeFileSync(join(dir, 'id_rsa'), key.privateKey, { mode: 0o600 });
+  writeFileSync(
+    join(dir, 'inv.yaml'),
+    [
+      'cluster: lab',
+      'ssh: { user: capv, identityFile: id_rsa, knownHostsFile: known_hosts, connectTimeoutSeconds: 5 }',
+      'os: ubuntu',
+      `controlPlane: [{ name: lab-cp-1, host: ${cp.host}, ssh: { port: ${cp.port} } }]`,
+      `workers: [{ name: lab-md-1, host: ${md.host}, ssh: { port: ${md.port} } }]`,
+      '',
+    ].join('\n'),
+  );
+}
+
 describe('known_hosts lines and what trust does with each verdict (pure)', () => {
   const blob = Buffer.from(ssh2.utils.generateKeyPairSync('ed25519').public.split(' ')[1]!, 'base64');
 
@@ -134,19 +151,7 @@ describe('rotate-certs trust against SSH servers', () => {
     const base = `127.${2 + Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`;
     cp = await sshServer(`${base}.21`);
     md = await sshServer(`${base}.31`);
-    const key = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-    writeFileSync(join(dir, 'id_rsa'), key.privateKey, { mode: 0o600 });
-    writeFileSync(
-      join(dir, 'inv.yaml'),
-      [
-        'cluster: lab',
-        'ssh: { user: capv, identityFile: id_rsa, knownHostsFile: known_hosts, connectTimeoutSeconds: 5 }',
-        'os: ubuntu',
-        `controlPlane: [{ name: lab-cp-1, host: ${cp.host}, ssh: { port: ${cp.port} } }]`,
-        `workers: [{ name: lab-md-1, host: ${md.host}, ssh: { port: ${md.port} } }]`,
-        '',
-      ].join('\n'),
-    );
+    writeClusterFiles(dir, cp, md);
     process.env = { ...savedEnv, SSH_AUTH_SOCK: '', ROTATE_CERTS_SSH_PASSPHRASE: '' };
   });
   afterAll(async () => {
@@ -289,19 +294,7 @@ describe('rotate-certs trust and a host whose key type known_hosts does not hold
     await new Promise<void>((resolve) => server.listen(0, `${base}.21`, () => resolve()));
     both = { host: `${base}.21`, port: (server.address() as AddressInfo).port, ecdsa: blobOf(ecdsa.public), ed25519: blobOf(ed.public), server };
     edOnly = await sshServer(`${base}.31`);
-    const key = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-    writeFileSync(join(dir, 'id_rsa'), key.privateKey, { mode: 0o600 });
-    writeFileSync(
-      join(dir, 'inv.yaml'),
-      [
-        'cluster: lab',
-        'ssh: { user: capv, identityFile: id_rsa, knownHostsFile: known_hosts, connectTimeoutSeconds: 5 }',
-        'os: ubuntu',
-        `controlPlane: [{ name: lab-cp-1, host: ${both.host}, ssh: { port: ${both.port} } }]`,
-        `workers: [{ name: lab-md-1, host: ${edOnly.host}, ssh: { port: ${edOnly.port} } }]`,
-        '',
-      ].join('\n'),
-    );
+    writeClusterFiles(dir, both, edOnly);
     // Both hosts recorded with an ECDSA key: lab-cp-1's own, and for lab-md-1 one it does not even have.
     const otherEcdsa = blobOf(ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256 }).public);
     writeFileSync(kh(), `${knownHostsLine(both.host, both.port, both.ecdsa)}\n${knownHostsLine(edOnly.host, edOnly.port, otherEcdsa)}\n`, { mode: 0o600 });
