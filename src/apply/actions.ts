@@ -8,12 +8,9 @@
  * ActionContext) and add it to RUNNERS.
  */
 import { pemCertificates } from '../certs/inspect.js';
-import type { Inventory } from '../inventory/types.js';
 import type { PlanNode, PlanStep } from '../plan/types.js';
-import type { ProfileSet } from '../profiles/profile.js';
 import type { Action } from '../runbook/actions.js';
 import type { Capture } from '../runbook/runbook.js';
-import type { NodeSession } from '../transport/session.js';
 import { restartEtcdadmController } from './etcdadm-controller.js';
 import { pairMatches } from './gate-judgements.js';
 import {
@@ -30,27 +27,15 @@ import {
   staticPodsStopped,
   type GateContext,
 } from './gates.js';
-import { issueKubeletClient, kubeletRenewed, nodeReady } from './kubelet.js';
-import { kcpNotPaused, updateEtcdClientSecret } from './management.js';
-import type { Reporter } from './reporter.js';
+import { issueKubeletClient, kubeletRenewed, nodeReady, type KubeletContext } from './kubelet.js';
+import { kcpNotPaused, updateEtcdClientSecret, type ManagementContext } from './management.js';
 
 /**
  * What any action may use: the gates' context (one object per node and pass, so what one step
- * leaves, the snapshot or endpoint-down's downSince, the next one reads), plus what the kubelet
- * and management-cluster steps need. It satisfies KubeletContext and ManagementContext as it is.
+ * leaves, the snapshot or endpoint-down's downSince, the next one reads), and what the kubelet and
+ * management-cluster steps need, each declared where those steps live.
  */
-export interface ActionContext extends GateContext {
-  inventory: Inventory;
-  profiles: ProfileSet;
-  runId: string;
-  reporter: Reporter;
-  /** A session to another node (the kubelet client's signer). */
-  sessionTo(name: string): Promise<NodeSession>;
-  /** This node's own secrets (its issued kubelet client): written by one step, read by its later ones. */
-  nodeSecrets: Record<string, string>;
-  /** Replace the local kubeconfig with the renewed admin.conf when the old one is refused. */
-  refreshKubeconfig(): Promise<boolean>;
-}
+export type ActionContext = GateContext & KubeletContext & ManagementContext;
 
 /** Runs one step of an action; resolves with a one-line summary, or throws with the node's own words. */
 export type ActionRunner = (step: PlanStep, ctx: ActionContext) => Promise<string>;
